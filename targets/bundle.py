@@ -1,0 +1,273 @@
+"""The bundle: a compiled network in the chip's integer formats, self-describing and checksummed.
+
+A bundle is what every back end (bitsim, lava, loihi2) runs. It holds integers only for the
+dynamics, the names of the NIR nodes each block came from, the placement on cores and the
+compile report. On disk it is one ``.npz`` (no pickle): a JSON manifest plus integer arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "snn-deploy-bundle"
+FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle file that is missing, corrupt or of an unknown format."""
+
+
+def _frozen(array, dtype) -> np.ndarray:
+    out = np.array(array, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    """The spike source feeding the network: ``size`` channels of binary spikes."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class LifPopulation:
+    """A population of Loihi current-based LIF neurons (Lava ``LIF``, bit-accurate model).
+
+    u' = T(u (4096 - (du + 1))) + (a << 6), wrapped to 24 bits;
+    v' = clip(T(v (4096 - dv)) + u' + (bias_mant << bias_exp), +-(2**23 - 1));
+    spike when v' > vth << 6, then v = 0.
+    ``fire_once``: after its first spike the neuron holds v = 0 and stays silent (a refractory
+    period longer than the run), which is how a time-to-first-spike neuron runs on the chip.
+    """
+
+    name: str
+    size: int
+    du: np.ndarray  # (size,) int, 12-bit
+    dv: np.ndarray  # (size,) int, 12-bit
+    vth: np.ndarray  # (size,) int, 17-bit mantissa
+    bias_mant: np.ndarray  # (size,) int, 13-bit signed
+    bias_exp: int = 0
+    fire_once: bool = False
+
+    def __post_init__(self):
+        for name in ("du", "dv", "vth", "bias_mant"):
+            value = np.broadcast_to(np.asarray(getattr(self, name)), (self.size,))
+            object.__setattr__(self, name, _frozen(value, np.int32))
+
+
+@dataclass(frozen=True)
+class DenseConnection:
+    """A Lava ``Dense`` block: a = (W s) << weight_exp, delivered one step later.
+
+    ``weights`` has shape (target size, source size) and holds the stored integers (already
+    clipped and truncated as the hardware keeps them).
+    """
+
+    name: str
+    source: str
+    target: str
+    weights: np.ndarray
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    num_message_bits: int = 0  # 0: binary spikes
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", _frozen(self.weights, np.int32))
+
+
+@dataclass(frozen=True)
+class IntNetwork:
+    """The integer network: one input, LIF populations, Dense connections, one output."""
+
+    input: InputLayer
+    populations: tuple[LifPopulation, ...]
+    connections: tuple[DenseConnection, ...]
+    output: str
+
+    def population(self, name: str) -> LifPopulation:
+        for pop in self.populations:
+            if pop.name == name:
+                return pop
+        raise KeyError(name)
+
+    def layer_depth(self) -> dict[str, int]:
+        """Dense stages between the input and each population (its fixed pipeline delay)."""
+        depth = {self.input.name: 0}
+        pending = list(self.connections)
+        while pending:
+            progressed = False
+            for conn in list(pending):
+                if conn.source in depth:
+                    depth.setdefault(conn.target, depth[conn.source] + 1)
+                    pending.remove(conn)
+                    progressed = True
+            if not progressed:
+                break
+        return depth
+
+
+@dataclass(frozen=True)
+class CoreAssignment:
+    """Neurons [start, stop) of one population placed on one core."""
+
+    core: int
+    population: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    target: str
+    cores: tuple[CoreAssignment, ...]
+
+    @property
+    def cores_used(self) -> int:
+        return len({c.core for c in self.cores})
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How continuous time maps to chip steps.
+
+    ``steps_per_tau`` steps make one time unit of the source model; a run lasts ``num_steps``.
+    Input spike time t (in source time units) is sent in step round(t * steps_per_tau), at least 1.
+    """
+
+    steps_per_tau: int
+    num_steps: int
+    time_unit: str = "tau"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    target: str
+    network: IntNetwork
+    placement: Placement
+    timing: Timing
+    encoding: dict[str, Any] = field(default_factory=dict)  # input encoding, copied from NIR
+    decoding: str = "first_spike"  # how the output population's spikes give a decision
+    source: dict[str, Any] = field(default_factory=dict)  # NIR file checksum, node names
+    report: dict[str, Any] = field(default_factory=dict)  # compile report (quantization, placement)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the canonical content: identical for identical bundles."""
+        manifest, arrays = _to_manifest(self)
+        digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
+        for key in sorted(arrays):
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+        return digest.hexdigest()
+
+
+def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
+    arrays: dict[str, np.ndarray] = {}
+    pops = []
+    for pop in bundle.network.populations:
+        entry = {"name": pop.name, "size": pop.size, "bias_exp": int(pop.bias_exp),
+                 "fire_once": bool(pop.fire_once)}
+        for key in ("du", "dv", "vth", "bias_mant"):
+            arrays[f"population/{pop.name}/{key}"] = pop.__dict__[key]
+        pops.append(entry)
+    conns = []
+    for conn in bundle.network.connections:
+        conns.append({"name": conn.name, "source": conn.source, "target": conn.target,
+                      "weight_exp": int(conn.weight_exp), "num_weight_bits": int(conn.num_weight_bits),
+                      "num_message_bits": int(conn.num_message_bits)})
+        arrays[f"connection/{conn.name}/weights"] = conn.weights
+    manifest = {
+        "format": FORMAT,
+        "format_version": bundle.format_version,
+        "target": bundle.target,
+        "input": dataclasses.asdict(bundle.network.input),
+        "populations": pops,
+        "connections": conns,
+        "output": bundle.network.output,
+        "placement": {"target": bundle.placement.target,
+                      "cores": [dataclasses.asdict(c) for c in bundle.placement.cores]},
+        "timing": dataclasses.asdict(bundle.timing),
+        "encoding": bundle.encoding,
+        "decoding": bundle.decoding,
+        "source": bundle.source,
+        "report": bundle.report,
+    }
+    return manifest, arrays
+
+
+def save(bundle: Bundle, path: str | os.PathLike) -> None:
+    """Write the bundle atomically: a temp file in the same folder, then a rename."""
+    manifest, arrays = _to_manifest(bundle)
+    manifest["checksum"] = bundle.checksum
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, manifest=np.array(json.dumps(manifest)), **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to ``path`` through a temp file and ``os.replace``: never a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike) -> Bundle:
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"bundle file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            manifest = json.loads(str(data["manifest"]))
+            arrays = {key: np.array(data[key]) for key in data.files if key != "manifest"}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not a readable snn-deploy bundle ({exc.__class__.__name__})") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path} is not an snn-deploy bundle (format {manifest.get('format')!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path} has bundle format version {manifest.get('format_version')}; "
+                          f"this snn-deploy reads version {FORMAT_VERSION}")
+    try:
+        bundle = _from_manifest(manifest, arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{path} is a corrupt bundle: {exc}") from None
+    if bundle.checksum != manifest.get("checksum"):
+        raise BundleError(f"{path} is corrupt: its checksum does not match its content")
+    return bundle
+
+
+def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
+    pops = tuple(
+        LifPopulation(name=p["name"], size=p["size"], bias_exp=p["bias_exp"], fire_once=p["fire_once"],
+                      **{key: arrays[f"population/{p['name']}/{key}"] for key in ("du", "dv", "vth", "bias_mant")})
+        for p in manifest["populations"])
+    conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"], **c)
+                  for c in manifest["connections"])
+    network = IntNetwork(input=InputLayer(**manifest["input"]), populations=pops,
+                         connections=conns, output=manifest["output"])
+    placement = Placement(target=manifest["placement"]["target"],
+                          cores=tuple(CoreAssignment(**c) for c in manifest["placement"]["cores"]))
+    return Bundle(target=manifest["target"], network=network, placement=placement,
+                  timing=Timing(**manifest["timing"]), encoding=manifest["encoding"],
+                  decoding=manifest["decoding"], source=manifest["source"], report=manifest["report"],
+                  format_version=manifest["format_version"])

@@ -1,0 +1,81 @@
+"""What goes into a back end and what comes out: input spikes and the spike record.
+
+Both are compact: spikes are stored as events (sample, step, neuron), not as dense
+samples x steps x neurons arrays, so long runs over large data sets stay small.
+Steps count from 1, as in Lava.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _events(sample, step, neuron) -> np.ndarray:
+    events = np.stack([np.asarray(sample), np.asarray(step), np.asarray(neuron)]).astype(np.int32)
+    order = np.lexsort((events[2], events[1], events[0]))
+    events = np.ascontiguousarray(events[:, order])
+    events.setflags(write=False)
+    return events
+
+
+@dataclass(frozen=True)
+class SpikeEvents:
+    """Spikes of one population as a (3, n) int32 array of rows sample, step, neuron."""
+
+    events: np.ndarray
+    num_samples: int
+    num_steps: int
+    size: int
+
+    @classmethod
+    def from_arrays(cls, sample, step, neuron, num_samples: int, num_steps: int, size: int) -> "SpikeEvents":
+        return cls(_events(sample, step, neuron), num_samples, num_steps, size)
+
+    @classmethod
+    def from_raster(cls, raster: np.ndarray) -> "SpikeEvents":
+        """From a boolean (samples, steps, neurons) raster whose index 0 is step 1."""
+        sample, step, neuron = np.nonzero(raster)
+        return cls.from_arrays(sample, step + 1, neuron, *raster.shape)
+
+    def first_spike_steps(self) -> np.ndarray:
+        """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""
+        first = np.full((self.num_samples, self.size), -1, dtype=np.int32)
+        sample, step, neuron = self.events
+        # Events are sorted by step within a sample, so writing in reverse leaves the earliest.
+        first[sample[::-1], neuron[::-1]] = step[::-1]
+        return first
+
+    def counts(self) -> np.ndarray:
+        """(samples, neurons) number of spikes."""
+        counts = np.zeros((self.num_samples, self.size), dtype=np.int32)
+        np.add.at(counts, (self.events[0], self.events[2]), 1)
+        return counts
+
+    def raster(self, samples: slice = slice(None)) -> np.ndarray:
+        """Dense boolean (samples, steps, neurons) raster of a slice of samples."""
+        start, stop, _ = samples.indices(self.num_samples)
+        out = np.zeros((stop - start, self.num_steps, self.size), dtype=bool)
+        sample, step, neuron = self.events
+        keep = (sample >= start) & (sample < stop)
+        out[sample[keep] - start, step[keep] - 1, neuron[keep]] = True
+        return out
+
+
+@dataclass(frozen=True)
+class SpikeRecord:
+    """The output of one back-end run over a set of samples.
+
+    ``spikes`` maps each population name to its events; ``counters`` maps it to the hardware
+    events counted during the run (24-bit current wraps, voltage saturations), never silent.
+    ``traces`` optionally holds the (samples, steps, neurons) u and v of each population.
+    """
+
+    backend: str
+    bundle_checksum: str
+    num_samples: int
+    num_steps: int
+    spikes: dict[str, SpikeEvents]
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
