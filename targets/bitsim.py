@@ -1,12 +1,7 @@
 """bitsim: the bit-accurate integer simulator of a bundle, batched over samples.
 
-One step of the chip, as Lava 0.10.0 runs it with ``fixed_pt`` models:
-  1. every Dense block delivers what it accumulated in the previous step
-     (so each Dense stage adds one step of delay, and recurrent loops cannot deadlock);
-  2. every LIF population integrates that input (current, then voltage with the new current),
-     fires where v > vth << 6, and resets v to 0;
-  3. every Dense block accumulates this step's spikes of its source for the next step.
-The arithmetic of each stage is in ``fixed_point``.
+It runs the chip's step schedule (``schedule``) with the integer stages of ``fixed_point``,
+matching Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` bit for bit.
 """
 
 from __future__ import annotations
@@ -17,8 +12,10 @@ from typing import Callable
 import numpy as np
 
 from . import fixed_point as fx
-from .bundle import Bundle, LifPopulation
+from . import schedule
+from .bundle import Bundle, DenseConnection, LifPopulation
 from .record import SpikeEvents, SpikeRecord
+from .schedule import Arithmetic, NeuronStep
 
 BACKEND = "bitsim"
 
@@ -60,78 +57,29 @@ def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> Lif
     return LifStep(LifState(u, v, state.fired | spikes), spikes, wrapped, saturated)
 
 
+def _init_state(pop: LifPopulation, num_samples: int) -> LifState:
+    return LifState.zeros(num_samples, pop.size)
+
+
+def _neuron_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> NeuronStep:
+    step = lif_step(pop, state, activation)
+    return NeuronStep(step.state, step.spikes,
+                      events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated},
+                      trace={"u": step.state.u, "v": step.state.v})
+
+
+def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
+    return fx.dense_activation(conn.weights, conn.weight_exp, spikes, conn.num_message_bits)
+
+
+INTEGER_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=_neuron_step, synapse=_synapse,
+                                activation_dtype=np.int64)
+
+
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = 1024,
         progress: Callable[[int], None] | None = None) -> SpikeRecord:
     """Run every sample of ``inputs`` through the bundle; ``progress(n)`` is told of finished samples."""
-    net = bundle.network
-    if inputs.size != net.input.size:
-        raise ValueError(f"input has {inputs.size} channels; the bundle's input "
-                         f"{net.input.name!r} has {net.input.size}")
-    num_steps = bundle.timing.num_steps
-    events = {pop.name: [] for pop in net.populations}
-    counters = {pop.name: {"current_wraps": 0, "voltage_saturations": 0} for pop in net.populations}
-    traces = {pop.name: {"u": [], "v": []} for pop in net.populations} if record_state else {}
-
-    for start in range(0, inputs.num_samples, batch_size):
-        stop = min(start + batch_size, inputs.num_samples)
-        batch = _run_batch(bundle, inputs.raster(slice(start, stop)), num_steps, record_state)
-        for name, (raster, wraps, saturations, trace) in batch.items():
-            sample, step, neuron = np.nonzero(raster)
-            events[name].append((sample + start, step + 1, neuron))
-            counters[name]["current_wraps"] += wraps
-            counters[name]["voltage_saturations"] += saturations
-            if record_state:
-                traces[name]["u"].append(trace[0])
-                traces[name]["v"].append(trace[1])
-        if progress is not None:
-            progress(stop - start)
-
-    spikes = {}
-    for pop in net.populations:
-        parts = events[pop.name] or [(np.empty(0, int),) * 3]
-        spikes[pop.name] = SpikeEvents.from_arrays(*(np.concatenate(p) for p in zip(*parts)),
-                                                   num_samples=inputs.num_samples, num_steps=num_steps,
-                                                   size=pop.size)
-    if record_state:
-        traces = {name: {key: np.concatenate(parts) for key, parts in trace.items()}
-                  for name, trace in traces.items()}
+    spikes, counters, traces = schedule.run(bundle.network, INTEGER_ARITHMETIC, inputs, bundle.timing.num_steps,
+                                            record_state=record_state, batch_size=batch_size, progress=progress)
     return SpikeRecord(backend=BACKEND, bundle_checksum=bundle.checksum, num_samples=inputs.num_samples,
-                       num_steps=num_steps, spikes=spikes, counters=counters, traces=traces)
-
-
-def _run_batch(bundle: Bundle, input_raster: np.ndarray, num_steps: int, record_state: bool) -> dict:
-    net = bundle.network
-    num_samples = input_raster.shape[0]
-    states = {pop.name: LifState.zeros(num_samples, pop.size) for pop in net.populations}
-    spikes_prev = {pop.name: np.zeros((num_samples, pop.size), bool) for pop in net.populations}
-    spikes_prev[net.input.name] = np.zeros((num_samples, net.input.size), bool)
-    rasters = {pop.name: np.zeros((num_samples, num_steps, pop.size), bool) for pop in net.populations}
-    wraps = {pop.name: 0 for pop in net.populations}
-    saturations = {pop.name: 0 for pop in net.populations}
-    trace = {pop.name: (np.zeros((num_samples, num_steps, pop.size), np.int32),
-                        np.zeros((num_samples, num_steps, pop.size), np.int32))
-             for pop in net.populations} if record_state else {}
-
-    for t in range(num_steps):
-        # Stage 1: Dense blocks deliver last step's accumulation.
-        activation = {pop.name: np.zeros((num_samples, pop.size), np.int64) for pop in net.populations}
-        for conn in net.connections:
-            activation[conn.target] += fx.dense_activation(conn.weights, conn.weight_exp,
-                                                           spikes_prev[conn.source], conn.num_message_bits)
-        # Stage 2: neurons integrate and fire.
-        spikes_now = {net.input.name: input_raster[:, t]}
-        for pop in net.populations:
-            step = lif_step(pop, states[pop.name], activation[pop.name])
-            states[pop.name] = step.state
-            spikes_now[pop.name] = step.spikes
-            rasters[pop.name][:, t] = step.spikes
-            wraps[pop.name] += int(step.wrapped.sum())
-            saturations[pop.name] += int(step.saturated.sum())
-            if record_state:
-                trace[pop.name][0][:, t] = step.state.u
-                trace[pop.name][1][:, t] = step.state.v
-        # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step.
-        spikes_prev = spikes_now
-
-    return {pop.name: (rasters[pop.name], wraps[pop.name], saturations[pop.name], trace.get(pop.name))
-            for pop in net.populations}
+                       num_steps=bundle.timing.num_steps, spikes=spikes, counters=counters, traces=traces)

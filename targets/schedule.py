@@ -1,0 +1,132 @@
+"""The chip's step schedule, independent of its arithmetic.
+
+One step, as Lava 0.10.0 runs it (and Loihi 2 executes it):
+  1. every Dense block delivers what it accumulated in the previous step
+     (so each Dense stage adds one step of delay, and recurrent loops cannot deadlock);
+  2. every neuron population integrates that input and fires;
+  3. every Dense block accumulates this step's spikes of its source for the next step.
+
+``bitsim`` runs this schedule with the integer stages of ``fixed_point``; the float
+discrete-time reference runs it with float64 stages. Sharing the schedule guarantees that the
+two differ only in arithmetic, which is what splits discretization error from quantization error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .record import SpikeEvents
+
+
+class Population(Protocol):
+    name: str
+    size: int
+
+
+class Connection(Protocol):
+    source: str
+    target: str
+
+
+class Network(Protocol):
+    @property
+    def input(self) -> Any: ...
+    populations: Sequence[Population]
+    connections: Sequence[Connection]
+
+
+@dataclass(frozen=True)
+class NeuronStep:
+    """What a neuron stage returns: the new state, the spikes, and counted hardware events."""
+
+    state: Any
+    spikes: np.ndarray
+    events: dict[str, np.ndarray] = field(default_factory=dict)
+    trace: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """The stages of one kind of arithmetic: integer (the chip) or float (the reference)."""
+
+    init_state: Callable[[Population, int], Any]
+    neuron_step: Callable[[Population, Any, np.ndarray], NeuronStep]
+    synapse: Callable[[Connection, np.ndarray], np.ndarray]  # (samples, n_in) -> (samples, n_out)
+    activation_dtype: Any
+
+
+@dataclass
+class BatchResult:
+    rasters: dict[str, np.ndarray]
+    events: dict[str, dict[str, int]]
+    traces: dict[str, dict[str, np.ndarray]]
+
+
+def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray, num_steps: int,
+              record_state: bool = False) -> BatchResult:
+    """Run one batch of samples, ``input_raster`` being (samples, steps, input channels)."""
+    num_samples = input_raster.shape[0]
+    pops = network.populations
+    states = {p.name: arithmetic.init_state(p, num_samples) for p in pops}
+    spikes_prev = {p.name: np.zeros((num_samples, p.size), bool) for p in pops}
+    spikes_prev[network.input.name] = np.zeros((num_samples, network.input.size), bool)
+    rasters = {p.name: np.zeros((num_samples, num_steps, p.size), bool) for p in pops}
+    events: dict[str, dict[str, int]] = {p.name: {} for p in pops}
+    traces: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in pops}
+
+    for t in range(num_steps):
+        # Stage 1: Dense blocks deliver last step's accumulation.
+        activation = {p.name: np.zeros((num_samples, p.size), arithmetic.activation_dtype) for p in pops}
+        for conn in network.connections:
+            activation[conn.target] += arithmetic.synapse(conn, spikes_prev[conn.source])
+        # Stage 2: neurons integrate and fire.
+        spikes_now = {network.input.name: input_raster[:, t]}
+        for p in pops:
+            step = arithmetic.neuron_step(p, states[p.name], activation[p.name])
+            states[p.name] = step.state
+            spikes_now[p.name] = step.spikes
+            rasters[p.name][:, t] = step.spikes
+            for key, mask in step.events.items():
+                events[p.name][key] = events[p.name].get(key, 0) + int(mask.sum())
+            if record_state:
+                for key, value in step.trace.items():
+                    traces[p.name].setdefault(key, np.zeros((num_samples, num_steps, p.size), value.dtype))
+                    traces[p.name][key][:, t] = value
+        # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step.
+        spikes_prev = spikes_now
+    return BatchResult(rasters, events, traces)
+
+
+def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
+        record_state: bool = False, batch_size: int = 1024,
+        progress: Callable[[int], None] | None = None) -> tuple[dict, dict, dict]:
+    """Run all samples in batches. Returns (spike events, event counters, traces) per population."""
+    if inputs.size != network.input.size:
+        raise ValueError(f"input has {inputs.size} channels; the network's input "
+                         f"{network.input.name!r} has {network.input.size}")
+    parts: dict[str, list] = {p.name: [] for p in network.populations}
+    counters: dict[str, dict[str, int]] = {p.name: {} for p in network.populations}
+    trace_parts: dict[str, dict[str, list]] = {p.name: {} for p in network.populations}
+    for start in range(0, inputs.num_samples, batch_size):
+        stop = min(start + batch_size, inputs.num_samples)
+        batch = run_batch(network, arithmetic, inputs.raster(slice(start, stop)), num_steps, record_state)
+        for name, raster in batch.rasters.items():
+            sample, step, neuron = np.nonzero(raster)
+            parts[name].append((sample + start, step + 1, neuron))
+            for key, count in batch.events[name].items():
+                counters[name][key] = counters[name].get(key, 0) + count
+            for key, trace in batch.traces[name].items():
+                trace_parts[name].setdefault(key, []).append(trace)
+        if progress is not None:
+            progress(stop - start)
+    spikes = {}
+    for p in network.populations:
+        arrays = [np.concatenate(a) for a in zip(*parts[p.name])] if parts[p.name] else [np.empty(0, int)] * 3
+        spikes[p.name] = SpikeEvents.from_arrays(*arrays, num_samples=inputs.num_samples,
+                                                 num_steps=num_steps, size=p.size)
+    traces = {name: {key: np.concatenate(chunks) for key, chunks in per.items()}
+              for name, per in trace_parts.items() if per}
+    return spikes, counters, traces
