@@ -79,3 +79,54 @@ class SpikeRecord:
     spikes: dict[str, SpikeEvents]
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+RECORD_FORMAT = "snn-deploy-record"
+RECORD_FORMAT_VERSION = 1
+
+
+def save(record: SpikeRecord, path) -> None:
+    """Write a spike record (.npz, no pickle) atomically, with the checksum of its bundle."""
+    import io
+    import json
+
+    from .bundle import write_atomic
+
+    header = {"format": RECORD_FORMAT, "format_version": RECORD_FORMAT_VERSION, "backend": record.backend,
+              "bundle_checksum": record.bundle_checksum, "num_samples": record.num_samples,
+              "num_steps": record.num_steps, "counters": record.counters,
+              "populations": {name: s.size for name, s in record.spikes.items()}}
+    arrays = {f"spikes/{name}": s.events for name, s in record.spikes.items()}
+    for name, per in record.traces.items():
+        arrays.update({f"traces/{name}/{key}": value for key, value in per.items()})
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, header=np.array(json.dumps(header)), **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def load(path) -> SpikeRecord:
+    import json
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"spike record not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            arrays = {key: np.array(data[key]) for key in data.files if key != "header"}
+        if header.get("format") != RECORD_FORMAT:
+            raise ValueError("not a spike record")
+        spikes = {name: SpikeEvents(arrays[f"spikes/{name}"], header["num_samples"], header["num_steps"], size)
+                  for name, size in header["populations"].items()}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable snn-deploy spike record ({exc})") from None
+    traces: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        if key.startswith("traces/"):
+            _, name, var = key.split("/")
+            traces.setdefault(name, {})[var] = value
+    return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],
+                       num_samples=header["num_samples"], num_steps=header["num_steps"], spikes=spikes,
+                       counters=header["counters"], traces=traces)

@@ -1,0 +1,346 @@
+"""snn-deploy: the command line, a thin layer over the pipeline functions.
+
+Exit codes: 0 success (verify: passed), 1 verify exceeded a tolerance, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+
+from ..targets import backends
+from ..targets import bundle as bundle_io
+from ..targets import description
+from ..targets import record as record_io
+from ..targets.backends import BackendUnavailable
+from ..targets.bundle import BundleError
+from ..targets.description import TargetError
+from .errors import DeployError
+
+EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _say(args, *lines: str) -> None:
+    if not getattr(args, "quiet", False):
+        for line in lines:
+            print(line)
+
+
+@contextmanager
+def _progress(args, total: int, what: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal; nothing when piped or with --quiet."""
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=what, unit="sample", leave=False) as bar:
+        yield bar.update
+
+
+def _output_path(path: str) -> Path:
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise DeployError(f"output folder does not exist: {out.parent}")
+    return out
+
+
+def _load_model(name_or_path: str):
+    from ..models import zoo
+
+    try:
+        return zoo.load(name_or_path)
+    except ValueError as exc:
+        raise DeployError(str(exc).splitlines()[0]) from None
+
+
+def _load_data(spec: str, samples: int | None):
+    from ..models import data
+
+    try:
+        dataset = data.load(spec)
+    except ValueError as exc:
+        raise DeployError(str(exc).splitlines()[0]) from None
+    if samples is not None:
+        if samples < 1:
+            raise DeployError(f"--samples must be at least 1, got {samples}")
+        dataset = type(dataset)(name=dataset.name, features=dataset.features[:samples],
+                                labels=dataset.labels[:samples], n_classes=dataset.n_classes)
+    return dataset
+
+
+def _load_bundle(path: str):
+    try:
+        return bundle_io.load(path)
+    except BundleError as exc:
+        raise DeployError(str(exc)) from None
+
+
+def _semantic_overrides(args) -> dict:
+    return {"time_unit": getattr(args, "time_unit", None), "reset": getattr(args, "reset", None),
+            "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None)}
+
+
+def _load_graph(path: str, args):
+    from .network import load
+
+    return load(path, _semantic_overrides(args))
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_zoo(args) -> int:
+    from ..models import zoo
+
+    for name in zoo.names():
+        model = zoo.load(name)
+        acc = model.meta.get("accuracy", {}).get("test")
+        print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
+    return EXIT_OK
+
+
+def cmd_targets(args) -> int:
+    for name in description.names():
+        target = description.load(name)
+        print(f"{name:12s} {target.description}")
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from ..models import zoo
+    from ..models.train import train_yinyang_ttfs
+
+    trainers = {"yinyang-ttfs": train_yinyang_ttfs}
+    if args.model not in trainers:
+        raise DeployError(f"no trainer for {args.model!r}; trainable models: {', '.join(trainers)}")
+    out = _output_path(args.output or f"{args.model}.npz")
+    kwargs = {"seed": args.seed, "progress": not args.quiet and sys.stderr.isatty()}
+    if args.epochs is not None:
+        kwargs["epochs"] = args.epochs
+    model = trainers[args.model](**kwargs)
+    zoo.save(model, out)
+    _say(args, f"test accuracy {model.meta['accuracy']['test']:.4f}; wrote {out}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    model = _load_model(args.model)
+    out = export(model, _output_path(args.output))
+    _say(args, f"wrote {out} (NIR graph of {model.name}: " + " -> ".join(
+        f"{w.shape[1]}" for w in model.weights) + f" -> {model.weights[-1].shape[0]})")
+    return EXIT_OK
+
+
+def _format_quantization(report: dict) -> list[str]:
+    lines = ["layer   sign       scale      w_exp  max|w|  clipped  w err max/rms     du   dv   "
+             "decay err  vth     vth err   headroom u/v"]
+    for name, r in report.items():
+        lines.append(
+            f"{name:7s} {r['sign_mode']:10s} {r['scale']:10.4g} {r['weight_exp']:5d}  {r['max_weight_mantissa']:6d}  "
+            f"{r['fraction_clipped']:7.2%}  {r['weight_error_max']:.2e}/{r['weight_error_rms']:.1e}  "
+            f"{r['du']:4d} {r['dv']:4d}  {max(r['decay_u_error'], r['decay_v_error']):.1e}    {r['vth']:6d}  "
+            f"{r['threshold_error']:.1e}   {r['u_headroom']:.1f}x/{r['v_headroom']:.1f}x")
+    return lines
+
+
+def cmd_compile(args) -> int:
+    from .compile import compile_network
+
+    try:
+        target = description.load(args.target)
+    except TargetError as exc:
+        raise DeployError(str(exc)) from None
+    out = _output_path(args.output)
+    net = _load_graph(args.graph, args)
+    compiled = compile_network(net, target, args.steps_per_tau)
+    bundle_io.save(compiled, out)
+    sem = net.semantics
+    _say(args,
+         f"compiled {args.graph} for {target.name}: {len(net.layers)} layers, "
+         f"{sum(p.size for p in compiled.network.populations)} neurons on {compiled.placement.cores_used} cores",
+         f"semantics: time unit {sem.time_unit}, fire_once={sem.fire_once}, reset={sem.reset}, "
+         f"decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
+         f"time step: 1/{compiled.timing.steps_per_tau} {sem.time_unit}, {compiled.timing.num_steps} steps per sample",
+         *_format_quantization(compiled.report["quantization"]),
+         f"wrote {out}")
+    return EXIT_OK
+
+
+def _run_inputs(bundle, dataset):
+    from .encoding import input_times, to_steps
+
+    return to_steps(input_times(bundle.encoding, dataset.features), bundle.timing.steps_per_tau,
+                    bundle.timing.num_steps)
+
+
+def _backend(name: str):
+    try:
+        return backends.get(name)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
+
+
+def cmd_run(args) -> int:
+    bundle = _load_bundle(args.bundle)
+    dataset = _load_data(args.data, args.samples)
+    out = _output_path(args.output)
+    backend = _backend(args.backend)
+    inputs = _run_inputs(bundle, dataset)
+    with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
+        result = backend.run(bundle, inputs, record_state=args.record_state, progress=progress)
+    record_io.save(result, out)
+    _say(args, f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend}; wrote {out}")
+    return EXIT_OK
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:6.2f}%"
+
+
+def format_summary(verdict) -> list[str]:
+    m = verdict.metrics
+    acc = m["accuracy"]
+    lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
+             f"{m['num_steps']} steps of 1/{m['steps_per_tau']} tau)",
+             f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}",
+             f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
+             f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
+             "  first-spike-time error, steps (|chip - float| after pipeline delay; p95 by cause)",
+             "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
+    for layer, s in m["spike_time_error_steps"].items():
+        budget = m["error_budget_steps"][layer]
+        if s["count"] == 0:
+            lines.append(f"    {layer:8s} {0:6d}    (no neuron fired in both)")
+            continue
+        lines.append(f"    {layer:8s} {s['count']:6d}  {s['median']:7.2f} {s['p95']:6.2f} {s['max']:6.2f} "
+                     f"{s['mean']:+7.2f}   | {budget['discretization']['p95']:18.2f}  "
+                     f"{budget['quantization']['p95']:16.2f}")
+    act = m["activity"]
+    events = {k: sum(c.get(k, 0) for c in m["hardware_events"].values())
+              for k in ("current_wraps", "voltage_saturations")}
+    lines.append(f"  activity   {act['synaptic_ops_per_inference']:.0f} synaptic ops, "
+                 f"{act['neuron_updates_per_inference']} neuron updates per inference; "
+                 f"{events['current_wraps']} current wraps, {events['voltage_saturations']} voltage saturations")
+    lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
+    return lines
+
+
+def cmd_verify(args) -> int:
+    from .verify import Tolerances, verify
+
+    net = _load_graph(args.graph, args)
+    bundle = _load_bundle(args.bundle)
+    dataset = _load_data(args.data, args.samples)
+    json_out = _output_path(args.json) if args.json else None
+    tolerances = Tolerances(max_accuracy_drop=args.max_accuracy_drop, min_agreement=args.min_agreement,
+                            max_spike_time_error_p95=args.max_spike_time_error_p95)
+    for name, value in (("--max-accuracy-drop", args.max_accuracy_drop), ("--min-agreement", args.min_agreement)):
+        if not 0 <= value <= 1:
+            raise DeployError(f"{name} must be in [0, 1], got {value}")
+    backend = _backend(args.backend)  # reject an unknown name before any work
+    del backend
+    with _progress(args, len(dataset.labels), f"verify on {args.backend}") as progress:
+        verdict = verify(net, bundle, dataset.features, dataset.labels, backend=args.backend, dataset=dataset.name,
+                         tolerances=tolerances, progress=progress)
+    if json_out:
+        bundle_io.write_atomic(json_out, verdict.to_json().encode())
+    _say(args, *format_summary(verdict))
+    if json_out:
+        _say(args, f"  wrote {json_out}")
+    return EXIT_OK if verdict.passed else EXIT_TOLERANCE
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), samples=args.samples, quiet=args.quiet)
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def _add_semantic_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("semantics NIR leaves open (override the graph's metadata)")
+    g.add_argument("--time-unit", choices=["tau", "s"], help="unit of time constants and spike times")
+    g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
+    g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
+    g.add_argument("--duration", type=float, help="run length of one sample, in time units")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snn-deploy", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+        p.set_defaults(func=func)
+        return p
+
+    command("zoo", cmd_zoo, "list the trained models shipped in the zoo")
+    command("targets", cmd_targets, "list the target descriptions")
+
+    p = command("train", cmd_train, "train a zoo model (seeded, deterministic)")
+    p.add_argument("model", help="zoo model name, e.g. yinyang-ttfs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("-o", "--output", help="checkpoint to write (.npz; a .json sidecar is written beside it)")
+
+    p = command("export", cmd_export, "write a model as a NIR graph with explicit semantics")
+    p.add_argument("model", help="zoo model name or checkpoint .npz")
+    p.add_argument("-o", "--output", required=True, help="NIR file to write")
+
+    p = command("compile", cmd_compile, "quantize and place a NIR graph for a target, writing a bundle")
+    p.add_argument("graph", help="NIR file")
+    p.add_argument("--target", default="loihi2", help="target name or .toml description (default loihi2)")
+    p.add_argument("--steps-per-tau", type=int, default=64, help="chip steps per time unit (default 64)")
+    p.add_argument("-o", "--output", required=True, help="bundle file to write")
+    _add_semantic_options(p)
+
+    p = command("run", cmd_run, "run a bundle on a back end, writing the spike record")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help="data set and split, e.g. yinyang:test")
+    p.add_argument("--samples", type=int, help="use the first N samples")
+    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
+    p.add_argument("-o", "--output", required=True, help="spike record to write (.npz)")
+
+    p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
+    p.add_argument("graph", help="the NIR file the bundle was compiled from")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help="data set and split, e.g. yinyang:test")
+    p.add_argument("--samples", type=int, help="use the first N samples")
+    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--json", help="write the metrics as JSON here")
+    p.add_argument("--max-accuracy-drop", type=float, default=0.01, help="float - chip accuracy (default 0.01)")
+    p.add_argument("--min-agreement", type=float, default=0.98, help="chip/float decision agreement (default 0.98)")
+    p.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
+    _add_semantic_options(p)
+
+    p = command("demo", cmd_demo, "the shipped Yin-Yang TTFS model through export, compile, bitsim and verify")
+    p.add_argument("--out", default="demo-out", help="folder for the demo's files (default ./demo-out)")
+    p.add_argument("--samples", type=int, help="verify on the first N test samples (default: all 1000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DeployError, BackendUnavailable) as exc:
+        print(f"snn-deploy {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"snn-deploy {args.command}: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

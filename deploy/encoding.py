@@ -1,0 +1,33 @@
+"""Data -> input spikes: continuous spike times by the graph's encoding, then chip steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..targets.record import SpikeEvents
+from .errors import DeployError
+
+
+def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
+    """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit."""
+    if encoding.get("kind") != "ttfs_linear":
+        raise DeployError(f"input encoding {encoding.get('kind')!r} is not supported; known: ttfs_linear")
+    from ..models.ttfs import TTFSEncoding
+
+    (t_bias,) = encoding["bias_times"]
+    features = np.asarray(features, dtype=np.float64)
+    if not np.all(np.isfinite(features)):
+        raise DeployError("input features contain NaN or infinity")
+    return TTFSEncoding(t_early=encoding["t_early"], t_late=encoding["t_late"], t_bias=t_bias).encode(features)
+
+
+def to_steps(times: np.ndarray, steps_per_tau: int, num_steps: int) -> SpikeEvents:
+    """Spike time t is sent in step round(t * steps_per_tau), at least step 1; +inf means no spike.
+
+    Spikes that would fall after the last step are dropped.
+    """
+    steps = np.floor(np.asarray(times) * steps_per_tau + 0.5)
+    sample, channel = np.nonzero(np.isfinite(steps) & (steps <= num_steps))
+    step = np.maximum(steps[sample, channel], 1).astype(np.int64)
+    return SpikeEvents.from_arrays(sample, step, channel, num_samples=times.shape[0], num_steps=num_steps,
+                                   size=times.shape[1])

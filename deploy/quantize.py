@@ -1,0 +1,190 @@
+"""quantize: a float network -> the chip's integer network, with a report of what rounding cost.
+
+Discretization. With dt = 1 / steps_per_tau (in the network's time unit), each CubaLIF layer
+becomes the chip's current-based LIF:
+    u[n] = a_u u[n-1] + sum_j g_ij s_j[n-1],   a_u = exp(-dt / tau_syn)
+    v[n] = a_v v[n-1] + u[n] + c,               a_v = exp(-dt / tau_mem)
+    g_ij = (dt / tau_mem) r w_in W_ij / tau_syn    (the jump of u per input spike, in v units)
+    c    = (dt / tau_mem) v_leak                   (a constant drive: the chip's bias)
+That is Euler integration of v with the current integrated exactly, and it is what
+``reference.discrete`` simulates in float64.
+
+Quantization. One scale S per layer maps float v units to chip units: u_chip = S u, and
+  w_int << (6 + weight_exp) = S g,   vth << 6 = S theta,   bias = S c,
+  du = round(4096 (1 - a_u)) - 1,   dv = round(4096 (1 - a_v))      (Lava's decay offsets)
+S is as large as the 8-bit weight mantissa allows, then capped so that the threshold fits its
+17 bits and the worst-case u and v fit their 24 bits; weight_exp is chosen to make that S
+representable with full weight precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..targets import fixed_point as fx
+from ..targets.bundle import DenseConnection, InputLayer, IntNetwork, LifPopulation
+from ..targets.description import Target
+from .errors import DeployError
+from .network import FloatLayer, FloatNetwork
+
+
+@dataclass(frozen=True)
+class Discretization:
+    """The float discrete-time form of one layer: what the integers approximate."""
+
+    name: str
+    source: str
+    gain: np.ndarray  # g, (size, source size)
+    alpha_u: np.ndarray
+    alpha_v: np.ndarray
+    drive: np.ndarray  # c
+    threshold: np.ndarray
+    reset: str
+    fire_once: bool
+
+
+@dataclass(frozen=True)
+class QuantizedNetwork:
+    network: IntNetwork
+    discrete: tuple[Discretization, ...]
+    steps_per_tau: int
+    report: dict
+
+
+def discretize(layer: FloatLayer, dt: float, fire_once: bool, reset: str) -> Discretization:
+    if np.any(layer.bias != 0):
+        raise DeployError(f"node {layer.synapse}: a non-zero Affine bias (a constant input current) is not "
+                          "supported by this compiler yet; fold it into v_leak or remove it")
+    if reset == "zero" and np.any(layer.v_reset != 0):
+        raise DeployError(f"node {layer.name}: v_reset must be 0 on Loihi (got {float(layer.v_reset.max()):g})")
+    if reset == "subtract" and not fire_once:
+        raise DeployError(f"node {layer.name}: subtractive reset is not available on the Loihi LIF "
+                          "(it resets v to 0); use --reset zero or a fire-once network")
+    gain = (dt / layer.tau_mem * layer.r * layer.w_in / layer.tau_syn)[:, None] * layer.weight
+    return Discretization(name=layer.name, source=layer.source, gain=gain,
+                          alpha_u=np.exp(-dt / layer.tau_syn), alpha_v=np.exp(-dt / layer.tau_mem),
+                          drive=dt / layer.tau_mem * layer.v_leak, threshold=layer.v_threshold,
+                          reset=reset, fire_once=fire_once)
+
+
+def _impulse_peak(alpha_u: float, alpha_v: float, horizon_steps: int) -> float:
+    """max_n v[n] for a unit jump of u at n = 0: the largest v one input spike can cause."""
+    n = np.arange(horizon_steps + 1)
+    u = alpha_u ** n
+    v = np.zeros_like(u)
+    acc = 0.0
+    for k in range(len(n)):
+        acc = alpha_v * acc + u[k]
+        v[k] = acc
+    return float(v.max())
+
+
+def _decays(disc: Discretization) -> tuple[np.ndarray, np.ndarray]:
+    du = np.rint(fx.DECAY_UNITY * (1 - disc.alpha_u)).astype(np.int64) - fx.CURRENT_DECAY_OFFSET
+    dv = np.rint(fx.DECAY_UNITY * (1 - disc.alpha_v)).astype(np.int64) - fx.VOLTAGE_DECAY_OFFSET
+    max_decay = fx.DECAY_UNITY - 1
+    return np.clip(du, 0, max_decay), np.clip(dv, 0, max_decay)
+
+
+def _bias_fields(bias: np.ndarray, layer_name: str) -> tuple[np.ndarray, int]:
+    """Split a chip bias into a 13-bit signed mantissa and one exponent."""
+    limit = (1 << (fx.BIAS_MANTISSA_BITS - 1)) - 1
+    largest = float(np.max(np.abs(bias))) if bias.size else 0.0
+    exponent = max(0, math.ceil(math.log2(largest / limit))) if largest > limit else 0
+    mant = np.rint(bias / (1 << exponent)).astype(np.int64)
+    if np.any(np.abs(mant) > limit):
+        raise DeployError(f"node {layer_name}: bias {largest:g} does not fit a 13-bit mantissa")
+    return mant, exponent
+
+
+def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool, horizon_steps: int) -> tuple[
+        LifPopulation, DenseConnection, dict]:
+    weight_bits = int(target.value("synapse", "weight_bits"))
+    exp_min, exp_max = int(target.value("synapse", "weight_exp_min")), int(target.value("synapse", "weight_exp_max"))
+    vth_max = (1 << int(target.value("neuron", "threshold_bits"))) - 1
+    state_max = (1 << (int(target.value("neuron", "state_bits")) - 1)) - 1
+    unit = 1 << fx.ACTIVATION_SHIFT  # chip u per unit of weight mantissa at weight_exp 0
+
+    mode = fx.sign_mode(disc.gain)
+    mixed = mode == fx.MIXED
+    w_max = (1 << weight_bits) - 2 if mixed else (1 << weight_bits) - 1  # mixed 8-bit weights are even
+    g_max = float(np.max(np.abs(disc.gain)))
+    if g_max == 0:
+        raise DeployError(f"node {disc.name}: all weights are zero")
+
+    # Worst-case |u| and |v| per unit of scale: each source spikes at most once (fire-once or
+    # input) or, otherwise, every step.
+    fan_in = np.abs(disc.gain).sum(axis=1).max()
+    a_u, a_v = float(disc.alpha_u.max()), float(disc.alpha_v.max())
+    if sources_fire_once:
+        u_peak = fan_in
+        v_peak = fan_in * _impulse_peak(a_u, a_v, horizon_steps)
+    else:
+        u_peak = fan_in / (1 - a_u)
+        v_peak = u_peak / max(1 - a_v, 1.0 / horizon_steps)
+    v_peak += float(np.abs(disc.drive).max()) * horizon_steps
+    theta_max = float(disc.threshold.max())
+    scale_cap = min(vth_max * (1 << fx.THRESHOLD_SHIFT) / theta_max, state_max / u_peak, state_max / v_peak)
+
+    # The largest weight exponent whose full-precision scale is still within the cap.
+    weight_exp = math.floor(math.log2(scale_cap * g_max / (w_max * unit)))
+    weight_exp = min(max(weight_exp, exp_min), exp_max)
+    scale = min(w_max * unit * 2.0 ** weight_exp / g_max, scale_cap)
+
+    step = 2 if mixed else 1
+    ideal = scale * disc.gain / (unit * 2.0 ** weight_exp)
+    w_int = (step * np.rint(ideal / step)).astype(np.int64)
+    stored = fx.stored_weights(w_int, weight_bits)
+    clipped = float(np.mean(stored != w_int))
+    vth = np.rint(scale * disc.threshold / (1 << fx.THRESHOLD_SHIFT)).astype(np.int64)
+    if np.any(vth < 1) or np.any(vth > vth_max):
+        raise DeployError(f"node {disc.name}: threshold maps to vth {int(vth.max())}, outside [1, {vth_max}]")
+    du, dv = _decays(disc)
+    bias_mant, bias_exp = _bias_fields(scale * disc.drive, disc.name)
+
+    realized = stored * unit * 2.0 ** weight_exp / scale
+    weight_error = np.abs(realized - disc.gain) / g_max
+    chip_alpha_u = (fx.DECAY_UNITY - (du + fx.CURRENT_DECAY_OFFSET)) / fx.DECAY_UNITY
+    chip_alpha_v = (fx.DECAY_UNITY - (dv + fx.VOLTAGE_DECAY_OFFSET)) / fx.DECAY_UNITY
+    report = {
+        "scale": scale, "weight_exp": weight_exp, "sign_mode": {1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
+        "max_weight_mantissa": int(np.abs(stored).max()), "fraction_clipped": clipped,
+        "weight_error_max": float(weight_error.max()), "weight_error_rms": float(np.sqrt(np.mean(weight_error ** 2))),
+        "du": int(du.max()), "dv": int(dv.max()),
+        "decay_u_error": float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
+        "decay_v_error": float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
+        "vth": int(vth.max()),
+        "threshold_error": float(np.max(np.abs(vth * (1 << fx.THRESHOLD_SHIFT) / scale - disc.threshold)
+                                        / disc.threshold)),
+        "u_headroom": float(state_max / (scale * u_peak)), "v_headroom": float(state_max / (scale * v_peak)),
+    }
+    pop = LifPopulation(name=disc.name, size=disc.gain.shape[0], du=du, dv=dv, vth=vth, bias_mant=bias_mant,
+                        bias_exp=bias_exp, fire_once=disc.fire_once)
+    conn = DenseConnection(name=f"{disc.source}->{disc.name}", source=disc.source, target=disc.name,
+                           weights=stored, weight_exp=weight_exp, num_weight_bits=weight_bits)
+    return pop, conn, report
+
+
+def quantize(net: FloatNetwork, target: Target, steps_per_tau: int) -> QuantizedNetwork:
+    if not 1 <= steps_per_tau <= 100_000:
+        raise DeployError(f"steps per time unit must be in [1, 100000], got {steps_per_tau}")
+    dt = 1.0 / steps_per_tau
+    sem = net.semantics
+    horizon_steps = int(math.ceil(sem.horizon * steps_per_tau))
+    populations, connections, discrete, report = [], [], [], {}
+    for layer in net.layers:
+        disc = discretize(layer, dt, sem.fire_once, sem.reset)
+        # Each source spikes at most once if its neurons fire once, or if it is a TTFS-encoded input.
+        sources_fire_once = sem.fire_once or (layer.source == net.input_name
+                                              and sem.encoding.get("kind") == "ttfs_linear")
+        pop, conn, layer_report = quantize_layer(disc, target, sources_fire_once, horizon_steps)
+        populations.append(pop)
+        connections.append(conn)
+        discrete.append(disc)
+        report[layer.name] = {"synapse": layer.synapse, **layer_report}
+    network = IntNetwork(input=InputLayer(net.input_name, net.input_size), populations=tuple(populations),
+                         connections=tuple(connections), output=net.output)
+    return QuantizedNetwork(network=network, discrete=tuple(discrete), steps_per_tau=steps_per_tau, report=report)

@@ -1,0 +1,111 @@
+"""Float references that the chip is verified against.
+
+1. ``continuous``: the trained model itself, exact in continuous time (the Fast & Deep closed form
+   for fire-once CubaLIF neurons with tau_syn = tau_mem).
+2. ``discrete``: the same chip dynamics and step schedule as bitsim, in float64 and unquantized
+   (see ``quantize`` for the equations). continuous -> discrete is the time-discretization
+   error; discrete -> chip is the quantization error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..targets import schedule
+from ..targets.bundle import InputLayer
+from ..targets.record import SpikeEvents
+from ..targets.schedule import Arithmetic, NeuronStep
+from .network import FloatNetwork
+from .quantize import Discretization, discretize
+
+
+def supports_continuous(net: FloatNetwork) -> bool:
+    """The closed form holds for fire-once layers with tau_syn = tau_mem = one tau and no leak drive."""
+    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+    return (net.semantics.fire_once and np.all(taus == taus[0])
+            and all(np.all(layer.v_leak == 0) and np.all(layer.bias == 0) for layer in net.layers))
+
+
+def continuous(net: FloatNetwork, input_times: np.ndarray) -> list[np.ndarray]:
+    """Exact first-spike times of every layer, (samples, neurons) each, +inf where silent.
+
+    In units of tau the CubaLIF membrane is v = sum_i (r w_in W_i / tau) (t - t_i) e^{-(t - t_i)};
+    dividing by each neuron's threshold gives the closed form's unit threshold.
+    """
+    from ..models.ttfs import network_spike_times_numpy
+
+    tau = float(net.layers[0].tau_mem[0])
+    weights = [(layer.r * layer.w_in / tau / layer.v_threshold)[:, None] * layer.weight for layer in net.layers]
+    times = network_spike_times_numpy(np.asarray(input_times) / tau, weights, 1.0)
+    return [t * tau for t in times]
+
+
+@dataclass(frozen=True)
+class FloatPopulation:
+    name: str
+    size: int
+    disc: Discretization
+
+
+@dataclass(frozen=True)
+class FloatConnection:
+    source: str
+    target: str
+    gain: np.ndarray
+
+
+@dataclass(frozen=True)
+class FloatChipNetwork:
+    input: InputLayer
+    populations: tuple[FloatPopulation, ...]
+    connections: tuple[FloatConnection, ...]
+
+
+@dataclass(frozen=True)
+class FloatState:
+    u: np.ndarray
+    v: np.ndarray
+    fired: np.ndarray
+
+
+def _init_state(pop: FloatPopulation, num_samples: int) -> FloatState:
+    zeros = np.zeros((num_samples, pop.size))
+    return FloatState(zeros, zeros.copy(), np.zeros((num_samples, pop.size), bool))
+
+
+def float_lif_step(pop: FloatPopulation, state: FloatState, activation: np.ndarray) -> NeuronStep:
+    """u' = a_u u + a;  v' = a_v v + u' + c;  spike where v' > theta; then reset."""
+    d = pop.disc
+    u = d.alpha_u * state.u + activation
+    v = d.alpha_v * state.v + u + d.drive
+    if d.fire_once:
+        v = np.where(state.fired, 0.0, v)
+    spikes = v > d.threshold
+    if d.fire_once:
+        spikes &= ~state.fired
+    v = np.where(spikes, v - d.threshold if d.reset == "subtract" else 0.0, v)
+    return NeuronStep(FloatState(u, v, state.fired | spikes), spikes, trace={"u": u, "v": v})
+
+
+FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step,
+                              synapse=lambda conn, spikes: spikes.astype(np.float64) @ conn.gain.T,
+                              activation_dtype=np.float64)
+
+
+def discrete_network(net: FloatNetwork, steps_per_tau: int) -> FloatChipNetwork:
+    dt = 1.0 / steps_per_tau
+    discs = [discretize(layer, dt, net.semantics.fire_once, net.semantics.reset) for layer in net.layers]
+    return FloatChipNetwork(
+        input=InputLayer(net.input_name, net.input_size),
+        populations=tuple(FloatPopulation(d.name, d.gain.shape[0], d) for d in discs),
+        connections=tuple(FloatConnection(d.source, d.name, d.gain) for d in discs))
+
+
+def discrete(net: FloatNetwork, steps_per_tau: int, inputs: SpikeEvents, num_steps: int,
+             record_state: bool = False) -> dict[str, SpikeEvents]:
+    """Spikes of every layer of the float discrete-time simulation."""
+    spikes, _, _ = schedule.run(discrete_network(net, steps_per_tau), FLOAT_ARITHMETIC, inputs, num_steps,
+                                record_state=record_state)
+    return spikes

@@ -1,0 +1,188 @@
+"""verify: run a bundle on a back end and compare it with the float references -> a verdict.
+
+Three models make the same decisions on the same samples:
+  float     the trained model in continuous time (exact closed form), when the neuron allows;
+  discrete  the float64 simulation of the chip's dynamics and step schedule, unquantized;
+  chip      the bundle on a back end (bitsim, lava, loihi2).
+Spike times are compared in steps after removing each layer's fixed pipeline delay (one step
+per Dense stage). float -> discrete is the time-discretization error; discrete -> chip is the
+quantization error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..targets import backends
+from ..targets.bundle import Bundle
+from ..targets.record import SpikeEvents, SpikeRecord
+from . import reference
+from .encoding import input_times, to_steps
+from .errors import DeployError
+from .network import FloatNetwork
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """When a verification fails (exit code 1). Spike-time tolerance is in chip steps."""
+
+    max_accuracy_drop: float = 0.01  # float accuracy - chip accuracy
+    min_agreement: float = 0.98  # fraction of samples where chip and float decide alike
+    max_spike_time_error_p95: float | None = None  # per layer, chip vs float, steps
+    max_hardware_events: int = 0  # 24-bit current wraps (silent corruption on the chip)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    metrics: dict
+    tolerances: Tolerances
+    failures: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, **self.metrics, "tolerances": asdict(self.tolerances),
+                "passed": self.passed, "failures": list(self.failures)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
+    """Chip decision per sample: the first output neuron to fire (ties: lowest index), or the
+    most spikes; -1 when no output neuron fired."""
+    if decoding == "first_spike":
+        first = spikes.first_spike_steps().astype(np.float64)
+        first[first < 0] = np.inf
+        decision = np.argmin(first, axis=1)
+        decision[~np.isfinite(first).any(axis=1)] = -1
+        return decision
+    counts = spikes.counts()
+    decision = np.argmax(counts, axis=1)
+    decision[counts.max(axis=1) == 0] = -1
+    return decision
+
+
+def _stats(errors: np.ndarray) -> dict:
+    if errors.size == 0:
+        return {"count": 0, "median": None, "p95": None, "max": None, "mean": None}
+    magnitude = np.abs(errors)
+    return {"count": int(errors.size), "median": float(np.median(magnitude)),
+            "p95": float(np.percentile(magnitude, 95)), "max": float(magnitude.max()), "mean": float(errors.mean())}
+
+
+def _spike_time_errors(a: np.ndarray, b: np.ndarray) -> dict:
+    """Compare two (samples, neurons) spike-time arrays in steps, +inf / NaN meaning silent."""
+    a_fired, b_fired = np.isfinite(a), np.isfinite(b)
+    both = a_fired & b_fired
+    return {**_stats((a - b)[both]), "only_first": int((a_fired & ~b_fired).sum()),
+            "only_second": int((~a_fired & b_fired).sum())}
+
+
+def _steps(spikes: SpikeEvents, delay: int) -> np.ndarray:
+    first = spikes.first_spike_steps().astype(np.float64) - delay
+    first[first < -delay] = np.inf
+    return first
+
+
+def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> dict:
+    """Synaptic operations (spikes x fan-out) and neuron updates, per inference."""
+    spikes = {bundle.network.input.name: inputs, **record.spikes}
+    synops = 0
+    per_connection = {}
+    for conn in bundle.network.connections:
+        fan_out = np.count_nonzero(conn.weights, axis=0)
+        ops = int(fan_out[spikes[conn.source].events[2]].sum())
+        per_connection[conn.name] = ops / max(record.num_samples, 1)
+        synops += ops
+    updates = sum(pop.size for pop in bundle.network.populations) * record.num_steps
+    return {"synaptic_ops_per_inference": synops / max(record.num_samples, 1),
+            "synaptic_ops_per_connection": per_connection,
+            "neuron_updates_per_inference": updates,
+            "spikes_per_inference": {name: s.events.shape[1] / max(record.num_samples, 1)
+                                     for name, s in record.spikes.items()}}
+
+
+def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
+    """The bundle must have been compiled from this graph."""
+    stored = bundle.source.get("nir_sha256")
+    if stored and net.source_sha256 and stored != net.source_sha256:
+        raise DeployError(f"the bundle was compiled from {bundle.source.get('nir_file')} "
+                          f"(sha256 {stored[:12]}), not from {net.source_file} (sha256 {net.source_sha256[:12]})")
+
+
+def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
+           backend: str = "bitsim", dataset: str = "", tolerances: Tolerances = Tolerances(),
+           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
+    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and judge it against the floats."""
+    check_pair(net, bundle)
+    k, num_steps = bundle.timing.steps_per_tau, bundle.timing.num_steps
+    times = input_times(bundle.encoding, features)
+    if times.shape[1] != bundle.network.input.size:
+        raise DeployError(f"the data set gives {times.shape[1]} input channels; the network takes "
+                          f"{bundle.network.input.size}")
+    inputs = to_steps(times, k, num_steps)
+    depth = bundle.network.layer_depth()
+    if record is None:
+        record = backends.get(backend).run(bundle, inputs, progress=progress)
+    discrete = reference.discrete(net, k, inputs, num_steps)
+    continuous = reference.continuous(net, times) if reference.supports_continuous(net) else None
+
+    out = bundle.network.output
+    decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
+    if continuous is not None:
+        from ..models.ttfs import predict
+        decisions["float"] = predict(continuous[-1])
+    else:
+        decisions["float"] = decisions["discrete"]
+    accuracy = {name: float(np.mean(d == labels)) for name, d in decisions.items()}
+
+    errors, budget = {}, {}
+    for index, layer in enumerate(net.layers):
+        chip_t = _steps(record.spikes[layer.name], depth[layer.name])
+        disc_t = _steps(discrete[layer.name], depth[layer.name])
+        float_t = continuous[index] * k if continuous is not None else disc_t
+        errors[layer.name] = _spike_time_errors(chip_t, float_t)
+        budget[layer.name] = {"discretization": _spike_time_errors(disc_t, float_t),
+                              "quantization": _spike_time_errors(chip_t, disc_t)}
+    metrics = {
+        "samples": int(len(labels)), "dataset": dataset, "backend": record.backend, "target": bundle.target,
+        "bundle_checksum": bundle.checksum, "nir_file": net.source_file,
+        "steps_per_tau": k, "num_steps": num_steps,
+        "accuracy": accuracy,
+        "agreement": float(np.mean(decisions["chip"] == decisions["float"])),
+        "decision_flips": {"float_to_discrete": int(np.sum(decisions["float"] != decisions["discrete"])),
+                           "discrete_to_chip": int(np.sum(decisions["discrete"] != decisions["chip"]))},
+        "spike_time_error_steps": errors,
+        "error_budget_steps": budget,
+        "activity": _activity(bundle, inputs, record),
+        "hardware_events": record.counters,
+        "float_reference": "continuous" if continuous is not None else "discrete",
+    }
+    return Verdict(metrics=metrics, tolerances=tolerances, failures=tuple(_failures(metrics, tolerances)))
+
+
+def _failures(metrics: dict, tol: Tolerances) -> list[str]:
+    failures = []
+    drop = metrics["accuracy"]["float"] - metrics["accuracy"]["chip"]
+    if drop > tol.max_accuracy_drop:
+        failures.append(f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}")
+    if metrics["agreement"] < tol.min_agreement:
+        failures.append(f"agreement {metrics['agreement']:.4f} < min_agreement {tol.min_agreement}")
+    if tol.max_spike_time_error_p95 is not None:
+        for layer, stats in metrics["spike_time_error_steps"].items():
+            if stats["p95"] is not None and stats["p95"] > tol.max_spike_time_error_p95:
+                failures.append(f"layer {layer}: spike-time error p95 {stats['p95']:.2f} steps > "
+                                f"max_spike_time_error_p95 {tol.max_spike_time_error_p95}")
+    wraps = sum(c.get("current_wraps", 0) for c in metrics["hardware_events"].values())
+    if wraps > tol.max_hardware_events:
+        failures.append(f"{wraps} 24-bit current wraps > max_hardware_events {tol.max_hardware_events}")
+    return failures
