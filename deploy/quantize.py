@@ -31,6 +31,10 @@ from .errors import DeployError
 from .network import FloatLayer, FloatNetwork
 
 
+# Fewer weight levels than this leave a layer meaningless: refuse it rather than run noise.
+MIN_WEIGHT_LEVELS = 4
+
+
 @dataclass(frozen=True)
 class Discretization:
     """The float discrete-time form of one layer: what the integers approximate."""
@@ -138,6 +142,11 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     ideal = scale * disc.gain / (unit * 2.0 ** weight_exp)
     w_int = (step * np.rint(ideal / step)).astype(np.int64)
     stored = fx.stored_weights(w_int, weight_bits)
+    if np.abs(stored).max() < MIN_WEIGHT_LEVELS:
+        raise DeployError(
+            f"node {disc.name}: threshold {theta_max:g} is too large for weights up to {g_max:g} (per step): with vth "
+            f"at most {vth_max} the largest weight mantissa would be {int(np.abs(stored).max())}, below "
+            f"{MIN_WEIGHT_LEVELS}")
     clipped = float(np.mean(stored != w_int))
     vth = np.rint(scale * disc.threshold / (1 << fx.THRESHOLD_SHIFT)).astype(np.int64)
     if np.any(vth < 1) or np.any(vth > vth_max):

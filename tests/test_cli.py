@@ -1,0 +1,140 @@
+"""The command line: exit codes, one-line errors, and no partial output on bad input."""
+
+import subprocess
+import sys
+
+import nir
+import numpy as np
+import pytest
+
+from snn_deploy.deploy.cli import main
+from snn_deploy.deploy.export import export, to_nir
+from snn_deploy.models.zoo import save
+
+from helpers import random_ttfs_model
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    model_path = root / "random.npz"
+    save(random_ttfs_model(), model_path)
+    assert main(["export", str(model_path), "-o", str(root / "m.nir"), "-q"]) == 0
+    assert main(["compile", str(root / "m.nir"), "-o", str(root / "m.bundle"), "-q"]) == 0
+    return root
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def _fails_cleanly(argv, capsys, out_path, expected_text):
+    code = main(argv)
+    assert code == 2
+    assert expected_text in _error_line(capsys)
+    assert not out_path.exists()
+    assert not list(out_path.parent.glob(f".{out_path.name}*"))  # no temp file left behind
+
+
+def test_missing_nir_file(files, tmp_path, capsys):
+    out = tmp_path / "x.bundle"
+    _fails_cleanly(["compile", str(tmp_path / "nope.nir"), "-o", str(out)], capsys, out, "NIR file not found")
+
+
+def test_corrupt_nir_file(files, tmp_path, capsys):
+    bad = tmp_path / "corrupt.nir"
+    bad.write_bytes(b"\x89HDF garbage" * 50)
+    out = tmp_path / "x.bundle"
+    _fails_cleanly(["compile", str(bad), "-o", str(out)], capsys, out, "is not a NIR file")
+
+
+def test_truncated_nir_file(files, tmp_path, capsys):
+    good = (files / "m.nir").read_bytes()
+    bad = tmp_path / "truncated.nir"
+    bad.write_bytes(good[: len(good) // 2])
+    out = tmp_path / "x.bundle"
+    _fails_cleanly(["compile", str(bad), "-o", str(out)], capsys, out, "truncated.nir")
+
+
+def test_nan_weight(tmp_path, capsys):
+    graph = to_nir(random_ttfs_model())
+    graph.nodes["fc1"].weight[1, 1] = np.nan
+    nir.write(tmp_path / "nan.nir", graph)
+    out = tmp_path / "x.bundle"
+    _fails_cleanly(["compile", str(tmp_path / "nan.nir"), "-o", str(out)], capsys, out,
+                   "node fc1: weight contains NaN")
+
+
+def test_negative_tau(tmp_path, capsys):
+    graph = to_nir(random_ttfs_model())
+    graph.nodes["lif2"].tau_syn[0] = -1.0
+    nir.write(tmp_path / "tau.nir", graph)
+    out = tmp_path / "x.bundle"
+    _fails_cleanly(["compile", str(tmp_path / "tau.nir"), "-o", str(out)], capsys, out,
+                   "node lif2: tau_syn must be > 0, got -1")
+
+
+def test_unknown_data_set_and_back_end(files, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "mnist:test",
+                    "--json", str(out)], capsys, out, "mnist")
+    _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
+                    "--backend", "spinnaker", "--json", str(out)], capsys, out, "unknown back end 'spinnaker'")
+
+
+def test_corrupt_bundle(files, tmp_path, capsys):
+    bad = tmp_path / "bad.bundle"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "r.npz"
+    _fails_cleanly(["run", str(bad), "--data", "yinyang:test", "-o", str(out)], capsys, out, "bad.bundle")
+
+
+def test_unknown_model_and_missing_output_folder(files, tmp_path, capsys):
+    out = tmp_path / "m.nir"
+    _fails_cleanly(["export", "no-such-model", "-o", str(out)], capsys, out, "no-such-model")
+    deep = tmp_path / "missing" / "m.nir"
+    _fails_cleanly(["export", str(files / "random.npz"), "-o", str(deep)], capsys, deep,
+                   "output folder does not exist")
+
+
+def test_bundle_from_another_graph_is_refused(files, tmp_path, capsys):
+    other = tmp_path / "other.nir"
+    export(random_ttfs_model(seed=1), other)
+    out = tmp_path / "v.json"
+    _fails_cleanly(["verify", str(other), str(files / "m.bundle"), "--data", "yinyang:test", "--json", str(out)],
+                   capsys, out, "the bundle was compiled from m.nir")
+
+
+def test_verify_exit_code_one_when_a_tolerance_is_exceeded(files, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    code = main(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
+                 "--samples", "40", "--min-agreement", "1.0", "--max-accuracy-drop", "0", "--json", str(out)])
+    summary = capsys.readouterr().out
+    import json
+    result = json.loads(out.read_text())
+    assert code == (0 if result["passed"] else 1)
+    assert ("PASS" in summary) == result["passed"]
+    assert result["samples"] == 40
+    code = main(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
+                 "--samples", "40", "--min-agreement", "0", "--max-accuracy-drop", "1", "-q"])
+    assert code == 0
+
+
+def test_run_writes_a_record_with_the_bundle_checksum(files, tmp_path):
+    from snn_deploy.targets import bundle, record
+
+    out = tmp_path / "r.npz"
+    assert main(["run", str(files / "m.bundle"), "--data", "yinyang:test", "--samples", "7", "-o", str(out),
+                 "-q"]) == 0
+    rec = record.load(out)
+    assert rec.num_samples == 7 and rec.bundle_checksum == bundle.load(files / "m.bundle").checksum
+    assert rec.spikes["lif2"].first_spike_steps().shape == (7, 3)
+
+
+def test_console_script_unknown_option_exits_2():
+    result = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.cli", "compile", "--bogus"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,71 @@
+"""The Loihi 2 / Lava 0.10.0 fixed-point rules, one by one, as the spec states them."""
+
+import numpy as np
+
+from snn_deploy.targets import fixed_point as fx
+
+
+def test_decay_rounds_toward_zero_for_both_signs():
+    x = np.array([[4097, -4097, 1, -1]], np.int32)
+    # (x * 4095) >> 12 with the sign taken off first
+    np.testing.assert_array_equal(fx.decay(x, 1), [[4095, -4095, 0, 0]])
+
+
+def test_current_decays_even_with_du_zero_but_voltage_does_not_with_dv_zero():
+    u, _ = fx.integrate_current(np.array([[4096]], np.int32), 0, np.zeros((1, 1), np.int64))
+    assert u[0, 0] == 4095
+    v, _ = fx.integrate_voltage(np.array([[4096]], np.int32), 0, np.zeros((1, 1), np.int32), 0)
+    assert v[0, 0] == 4096
+
+
+def test_activation_is_left_shifted_by_six():
+    u, wrapped = fx.integrate_current(np.zeros((1, 1), np.int32), 4095, np.array([[10]]))
+    assert u[0, 0] == 640 and not wrapped.any()
+
+
+def test_current_wraps_at_24_bits_with_lavas_quirk_at_minus_two_to_the_23():
+    limit = 1 << 23
+    # u = 2**23 - 64 plus one activation of 2 (<< 6 = 128) overshoots by 64 and wraps.
+    u, wrapped = fx.integrate_current(np.array([[limit - 64]], np.int32), -1, np.array([[2]]))
+    assert u[0, 0] == limit + 64 - 2 * limit and wrapped.all()
+    u, wrapped = fx.integrate_current(np.array([[-limit + 64]], np.int32), -1, np.array([[-1]]))
+    assert u[0, 0] == limit and wrapped.all()  # exactly -2**23 becomes +2**23
+
+
+def test_voltage_saturates_one_below_two_to_the_23():
+    limit = (1 << 23) - 1
+    v, saturated = fx.integrate_voltage(np.array([[limit]], np.int32), 0, np.array([[100]], np.int32), 0)
+    assert v[0, 0] == limit and saturated.all()
+    v, saturated = fx.integrate_voltage(np.array([[-limit]], np.int32), 0, np.array([[-100]], np.int32), 0)
+    assert v[0, 0] == -limit and saturated.all()
+
+
+def test_spike_is_strictly_above_vth_shifted_by_six():
+    assert not fx.fire(np.array([25 << 6]), 25)[0]
+    assert fx.fire(np.array([(25 << 6) + 1]), 25)[0]
+
+
+def test_bias_exponent_shifts_both_ways_arithmetically():
+    np.testing.assert_array_equal(fx.effective_bias(np.array([-5, 5]), 2), [-20, 20])
+    np.testing.assert_array_equal(fx.effective_bias(np.array([-5, 5]), -1), [-3, 2])
+
+
+def test_stored_weights_follow_lavas_clip_and_truncate():
+    mixed = np.array([-300, -255, -3, 3, 255, 300])
+    np.testing.assert_array_equal(fx.stored_weights(mixed, 8), [-256, -256, -4, 2, 254, 254])
+    excitatory = np.array([0, 3, 255, 300])
+    np.testing.assert_array_equal(fx.stored_weights(excitatory, 8), [0, 3, 255, 255])
+    inhibitory = np.array([0, -3, -255, -300])
+    np.testing.assert_array_equal(fx.stored_weights(inhibitory, 8), [0, -3, -255, -255])
+    np.testing.assert_array_equal(fx.stored_weights(np.array([7.9, 12.0]), 6), [4, 12])  # int() truncates first
+    np.testing.assert_array_equal(fx.stored_weights(np.array([-7.9, 12.0]), 6), [-8, 8])  # mixed: n = 3
+
+
+def test_dense_shift_applies_to_the_sum_not_to_each_weight():
+    weights = np.array([[1, 1, 1]])
+    spikes = np.array([[1, 1, 1]])
+    assert fx.dense_activation(weights, -1, spikes)[0, 0] == 1  # (1+1+1) >> 1, not 0+0+0
+    assert fx.dense_activation(weights, 2, spikes)[0, 0] == 12
+    graded = np.array([[3, 0, 2]])
+    assert fx.dense_activation(weights, 0, graded, num_message_bits=8)[0, 0] == 5
+    assert fx.dense_activation(weights, 0, graded, num_message_bits=0)[0, 0] == 2

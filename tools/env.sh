@@ -1,0 +1,39 @@
+# Shared by tools/demo and tools/test: create the environments when missing. Source it; don't run it.
+# The main environment is .venv (Python >= 3.10; python3 or $SNN_DEPLOY_PYTHON), with a CPU torch
+# installed first so that pip does not pull a multi-GB CUDA build.
+
+SNN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SNN_VENV="$SNN_ROOT/.venv"
+# torch 2.13.0 is the CPU wheel served locally on the project's machines; override elsewhere.
+SNN_TORCH_SPEC="${SNN_DEPLOY_TORCH_SPEC:-torch==2.13.0}"
+
+_snn_stamp() {
+  # Rebuild the environment when the project's dependencies change.
+  { cat "$SNN_ROOT/pyproject.toml"; echo "$SNN_TORCH_SPEC"; } | sha256sum | cut -c1-16
+}
+
+ensure_main_env() {
+  local stamp_file="$SNN_VENV/.snn-deploy-ready" stamp
+  stamp="$(_snn_stamp)"
+  if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
+    return 0
+  fi
+  local python="${SNN_DEPLOY_PYTHON:-python3}"
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "snn-deploy set-up: $python is missing or older than Python 3.10; set SNN_DEPLOY_PYTHON to a Python >= 3.10" >&2
+    return 2
+  fi
+  echo "snn-deploy set-up: creating $SNN_VENV (one time; about a minute)" >&2
+  local start=$SECONDS
+  rm -rf "$SNN_VENV"
+  "$python" -m venv "$SNN_VENV"
+  "$SNN_VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$SNN_VENV/bin/python" -m pip install --quiet "$SNN_TORCH_SPEC"
+  "$SNN_VENV/bin/python" -m pip install --quiet -e "$SNN_ROOT[torch,dev]"
+  echo "$stamp" > "$stamp_file"
+  echo "snn-deploy set-up: main environment ready in $((SECONDS - start)) s" >&2
+}
+
+ensure_lava_env() {
+  "$SNN_ROOT/tools/setup-lava"
+}
