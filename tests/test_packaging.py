@@ -21,7 +21,8 @@ def test_targets_import_without_torch(tmp_path):
             "import snn_deploy.targets.bitsim, snn_deploy.targets.bundle, snn_deploy.targets.record\n"
             "import snn_deploy.targets.schedule, snn_deploy.targets.fixed_point, snn_deploy.targets.backends\n"
             "import snn_deploy.targets.description\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tqdm', 'sklearn')))")
+            "print(sorted(m for m, mod in sys.modules.items() if mod is not None\n"
+            "             and m.split('.')[0] in ('torch', 'tqdm', 'sklearn')))")
     result = _python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
