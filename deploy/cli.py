@@ -197,7 +197,10 @@ def cmd_run(args) -> int:
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = backend.run(bundle, inputs, record_state=args.record_state, progress=progress)
     record_io.save(result, out)
-    _say(args, f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend}; wrote {out}")
+    events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
+                       f"voltage saturations" for name, c in result.counters.items())
+    _say(args, f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
+               f"wrote {out}")
     return EXIT_OK
 
 
