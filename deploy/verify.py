@@ -119,55 +119,90 @@ def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
                           f"(sha256 {stored[:12]}), not from {net.source_file} (sha256 {net.source_sha256[:12]})")
 
 
-def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
-           backend: str = "bitsim", dataset: str = "", tolerances: Tolerances = Tolerances(),
-           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
-    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and judge it against the floats."""
+@dataclass(frozen=True)
+class Comparison:
+    """Everything verify measured, per sample: the data behind the verdict (and the report).
+
+    ``times[model][layer]`` are first-spike times in chip steps after the pipeline delay, +inf
+    where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions.
+    """
+
+    labels: np.ndarray
+    decisions: dict[str, np.ndarray]
+    times: dict[str, dict[str, np.ndarray]]
+    inputs: SpikeEvents
+    record: SpikeRecord
+    float_reference: str  # "continuous" or "discrete"
+
+
+def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
+            backend: str = "bitsim", progress: Callable[[int], None] | None = None,
+            record: SpikeRecord | None = None) -> Comparison:
+    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references."""
     check_pair(net, bundle)
     k, num_steps = bundle.timing.steps_per_tau, bundle.timing.num_steps
-    times = input_times(bundle.encoding, features)
-    if times.shape[1] != bundle.network.input.size:
-        raise DeployError(f"the data set gives {times.shape[1]} input channels; the network takes "
+    times_in = input_times(bundle.encoding, features)
+    if times_in.shape[1] != bundle.network.input.size:
+        raise DeployError(f"the data set gives {times_in.shape[1]} input channels; the network takes "
                           f"{bundle.network.input.size}")
-    inputs = to_steps(times, k, num_steps)
+    inputs = to_steps(times_in, k, num_steps)
     depth = bundle.network.layer_depth()
     if record is None:
         record = backends.get(backend).run(bundle, inputs, progress=progress)
     discrete = reference.discrete(net, k, inputs, num_steps)
-    continuous = reference.continuous(net, times) if reference.supports_continuous(net) else None
+    continuous = reference.continuous(net, times_in) if reference.supports_continuous(net) else None
 
     out = bundle.network.output
     decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
+    times = {"chip": {}, "discrete": {}, "float": {}}
+    for index, layer in enumerate(net.layers):
+        times["chip"][layer.name] = _steps(record.spikes[layer.name], depth[layer.name])
+        times["discrete"][layer.name] = _steps(discrete[layer.name], depth[layer.name])
+        times["float"][layer.name] = (continuous[index] * k if continuous is not None
+                                      else times["discrete"][layer.name])
     if continuous is not None:
         from ..models.ttfs import predict
         decisions["float"] = predict(continuous[-1])
     else:
         decisions["float"] = decisions["discrete"]
-    accuracy = {name: float(np.mean(d == labels)) for name, d in decisions.items()}
+    return Comparison(labels=np.asarray(labels), decisions=decisions, times=times, inputs=inputs, record=record,
+                      float_reference="continuous" if continuous is not None else "discrete")
 
+
+def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
+          tolerances: Tolerances = Tolerances()) -> Verdict:
+    """Summarize a comparison into metrics and check them against the tolerances."""
+    c = comparison
+    accuracy = {name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
     errors, budget = {}, {}
-    for index, layer in enumerate(net.layers):
-        chip_t = _steps(record.spikes[layer.name], depth[layer.name])
-        disc_t = _steps(discrete[layer.name], depth[layer.name])
-        float_t = continuous[index] * k if continuous is not None else disc_t
+    for layer in net.layers:
+        chip_t, disc_t, float_t = (c.times[m][layer.name] for m in ("chip", "discrete", "float"))
         errors[layer.name] = _spike_time_errors(chip_t, float_t)
         budget[layer.name] = {"discretization": _spike_time_errors(disc_t, float_t),
                               "quantization": _spike_time_errors(chip_t, disc_t)}
     metrics = {
-        "samples": int(len(labels)), "dataset": dataset, "backend": record.backend, "target": bundle.target,
+        "samples": int(len(c.labels)), "dataset": dataset, "backend": c.record.backend, "target": bundle.target,
         "bundle_checksum": bundle.checksum, "nir_file": net.source_file,
-        "steps_per_tau": k, "num_steps": num_steps,
+        "steps_per_tau": bundle.timing.steps_per_tau, "num_steps": bundle.timing.num_steps,
         "accuracy": accuracy,
-        "agreement": float(np.mean(decisions["chip"] == decisions["float"])),
-        "decision_flips": {"float_to_discrete": int(np.sum(decisions["float"] != decisions["discrete"])),
-                           "discrete_to_chip": int(np.sum(decisions["discrete"] != decisions["chip"]))},
+        "agreement": float(np.mean(c.decisions["chip"] == c.decisions["float"])),
+        "decision_flips": {"float_to_discrete": int(np.sum(c.decisions["float"] != c.decisions["discrete"])),
+                           "discrete_to_chip": int(np.sum(c.decisions["discrete"] != c.decisions["chip"]))},
         "spike_time_error_steps": errors,
         "error_budget_steps": budget,
-        "activity": _activity(bundle, inputs, record),
-        "hardware_events": record.counters,
-        "float_reference": "continuous" if continuous is not None else "discrete",
+        "activity": _activity(bundle, c.inputs, c.record),
+        "hardware_events": c.record.counters,
+        "float_reference": c.float_reference,
     }
     return Verdict(metrics=metrics, tolerances=tolerances, failures=tuple(_failures(metrics, tolerances)))
+
+
+def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
+           backend: str = "bitsim", dataset: str = "", tolerances: Tolerances = Tolerances(),
+           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
+    """compare, then judge: the verdict of ``bundle`` on ``backend`` against the float references."""
+    comparison = compare(net, bundle, features, labels, backend=backend, progress=progress, record=record)
+    return judge(comparison, net, bundle, dataset=dataset, tolerances=tolerances)
 
 
 def _failures(metrics: dict, tol: Tolerances) -> list[str]:
