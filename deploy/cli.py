@@ -160,7 +160,7 @@ def cmd_compile(args) -> int:
         raise DeployError(str(exc)) from None
     out = _output_path(args.output)
     net = _load_graph(args.graph, args)
-    compiled = compile_network(net, target, args.steps_per_tau)
+    compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap)
     bundle_io.save(compiled, out)
     sem = net.semantics
     _say(args,
@@ -168,7 +168,9 @@ def cmd_compile(args) -> int:
          f"{sum(p.size for p in compiled.network.populations)} neurons on {compiled.placement.cores_used} cores",
          f"semantics: time unit {sem.time_unit}, fire_once={sem.fire_once}, reset={sem.reset}, "
          f"decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
-         f"time step: 1/{compiled.timing.steps_per_tau} {sem.time_unit}, {compiled.timing.num_steps} steps per sample",
+         f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
+         f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report['snapped_dt'] else ''}), "
+         f"{compiled.timing.num_steps} steps per sample",
          *_format_quantization(compiled.report["quantization"]),
          f"wrote {out}")
     return EXIT_OK
@@ -177,7 +179,7 @@ def cmd_compile(args) -> int:
 def _run_inputs(bundle, dataset):
     from .encoding import input_times, to_steps
 
-    return to_steps(input_times(bundle.encoding, dataset.features), bundle.timing.steps_per_tau,
+    return to_steps(input_times(bundle.encoding, dataset.features), bundle.timing.dt,
                     bundle.timing.num_steps)
 
 
@@ -212,11 +214,11 @@ def format_summary(verdict) -> list[str]:
     m = verdict.metrics
     acc = m["accuracy"]
     lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
-             f"{m['num_steps']} steps of 1/{m['steps_per_tau']} tau)",
+             f"{m['num_steps']} steps of {m['dt']:.4g} {m['time_unit']})",
              f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}",
              f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
              f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
-             "  first-spike-time error, steps (|chip - float| after pipeline delay; p95 by cause)",
+             "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
              "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
     for layer, s in m["spike_time_error_steps"].items():
         budget = m["error_budget_steps"][layer]
@@ -303,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("compile", cmd_compile, "quantize and place a NIR graph for a target, writing a bundle")
     p.add_argument("graph", help="NIR file")
     p.add_argument("--target", default="loihi2", help="target name or .toml description (default loihi2)")
-    p.add_argument("--steps-per-tau", type=int, default=64, help="chip steps per time unit (default 64)")
+    p.add_argument("--steps-per-tau", type=float, default=128,
+                   help="chip steps per time unit, approximately (default 128)")
+    p.add_argument("--no-snap", action="store_true",
+                   help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p)
 

@@ -5,29 +5,35 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 from ..targets.bundle import Bundle, Timing
 from ..targets.description import Target
 from .network import FloatNetwork
 from .place import place
-from .quantize import quantize
+from .errors import DeployError
+from .quantize import quantize, snapped_dt
 
-# 64 steps per tau keeps the time-discretization error of a spike at 1/64 tau while a Yin-Yang
-# sample (4 tau) runs in about 260 steps.
-DEFAULT_STEPS_PER_TAU = 64
+# About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
+# (4 tau) runs in about 510 steps, and the weight mantissa still spans the threshold finely.
+DEFAULT_STEPS_PER_TAU = 128
 
 
-def compile_network(net: FloatNetwork, target: Target, steps_per_tau: int = DEFAULT_STEPS_PER_TAU) -> Bundle:
-    quantized = quantize(net, target, steps_per_tau)
+def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
+                    snap_decay: bool = True) -> Bundle:
+    if not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
+        raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
+    dt = snapped_dt(net, steps_per_tau) if snap_decay else 1.0 / steps_per_tau
+    quantized = quantize(net, target, dt)
     placement = place(quantized.network, target)
-    depth = max(quantized.network.layer_depth().values())
-    # The run covers the horizon after the last pipeline stage has delivered.
-    num_steps = int(math.ceil(net.semantics.horizon * steps_per_tau)) + depth
-    timing = Timing(steps_per_tau=steps_per_tau, num_steps=num_steps, time_unit=net.semantics.time_unit)
+    num_steps = int(math.ceil(net.semantics.horizon / dt))
+    timing = Timing(dt=dt, num_steps=num_steps, time_unit=net.semantics.time_unit)
     source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
               "nodes": {layer.name: {"synapse": layer.synapse, "neuron": layer.name} for layer in net.layers},
               "semantics": {**json.loads(net.semantics.to_json()), "origin": net.semantics.origin}}
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
-                  report={"quantization": quantized.report,
+                  report={"quantization": quantized.report, "snapped_dt": snap_decay,
+                          "requested_steps_per_tau": steps_per_tau,
                           "placement": {"cores_used": placement.cores_used}})
 

@@ -21,12 +21,12 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     return TTFSEncoding(t_early=encoding["t_early"], t_late=encoding["t_late"], t_bias=t_bias).encode(features)
 
 
-def to_steps(times: np.ndarray, steps_per_tau: int, num_steps: int) -> SpikeEvents:
-    """Spike time t is sent in step round(t * steps_per_tau), at least step 1; +inf means no spike.
+def to_steps(times: np.ndarray, dt: float, num_steps: int) -> SpikeEvents:
+    """Spike time t is sent in step round(t / dt), at least step 1; +inf means no spike.
 
     Spikes that would fall after the last step are dropped.
     """
-    steps = np.floor(np.asarray(times) * steps_per_tau + 0.5)
+    steps = np.floor(np.asarray(times) / dt + 0.5)
     sample, channel = np.nonzero(np.isfinite(steps) & (steps <= num_steps))
     step = np.maximum(steps[sample, channel], 1).astype(np.int64)
     return SpikeEvents.from_arrays(sample, step, channel, num_samples=times.shape[0], num_steps=num_steps,

@@ -1,20 +1,27 @@
 """quantize: a float network -> the chip's integer network, with a report of what rounding cost.
 
-Discretization. With dt = 1 / steps_per_tau (in the network's time unit), each CubaLIF layer
-becomes the chip's current-based LIF:
-    u[n] = a_u u[n-1] + sum_j g_ij s_j[n-1],   a_u = exp(-dt / tau_syn)
-    v[n] = a_v v[n-1] + u[n] + c,               a_v = exp(-dt / tau_mem)
-    g_ij = (dt / tau_mem) r w_in W_ij / tau_syn    (the jump of u per input spike, in v units)
-    c    = (dt / tau_mem) v_leak                   (a constant drive: the chip's bias)
-That is Euler integration of v with the current integrated exactly, and it is what
-``reference.discrete`` simulates in float64.
+Discretization (exact, not Euler), with a step of dt time units. Between input spikes a CubaLIF
+layer is linear:
+I decays with tau_syn and v relaxes to v_leak + r I with tau_mem. Integrating exactly over one
+step h = dt gives
+    v(t + h) = a_v v(t) + c I(t) + (1 - a_v) v_leak,     a_v = exp(-h / tau_mem), a_u = exp(-h / tau_syn)
+    c = (r / tau_mem) h a_v                                   if tau_syn == tau_mem
+    c = (r / tau_mem) (a_u - a_v) / (1 / tau_mem - 1 / tau_syn)  otherwise.
+The chip's LIF computes v[n] = a_v v[n-1] + u[n] + bias with u[n] = a_u u[n-1] + (Dense input),
+and a Dense block delivers in step n the spikes of step n-1. So u[n] = c I((n-1) h) exactly when
+    g_ij = c_i w_in_i W_ij / tau_syn_i       (the jump of u per input spike, in v units)
+    drive_i = (1 - a_v) v_leak_i             (the chip's bias).
+Chip step n then samples the continuous membrane at t = n h in every layer, for input spikes on
+the step grid: the Dense stage's one-step delay is the integration step, not an added latency.
+``reference.discrete`` simulates exactly this in float64.
 
 Quantization. One scale S per layer maps float v units to chip units: u_chip = S u, and
-  w_int << (6 + weight_exp) = S g,   vth << 6 = S theta,   bias = S c,
+  w_int << (6 + weight_exp) = S g,   vth << 6 = S theta,   bias = S drive,
   du = round(4096 (1 - a_u)) - 1,   dv = round(4096 (1 - a_v))      (Lava's decay offsets)
-S is as large as the 8-bit weight mantissa allows, then capped so that the threshold fits its
-17 bits and the worst-case u and v fit their 24 bits; weight_exp is chosen to make that S
-representable with full weight precision.
+S is as large as the 8-bit weight mantissa allows, capped so that the threshold fits its 17 bits,
+u never wraps, and v does not saturate in the worst case. A negative weight exponent floors
+every dendritic sum (a bias against the weights), so weight_exp stays >= 0 unless that would leave
+fewer than MIN_MANTISSA_LEVELS weight levels.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from .network import FloatLayer, FloatNetwork
 
 # Fewer weight levels than this leave a layer meaningless: refuse it rather than run noise.
 MIN_WEIGHT_LEVELS = 4
+# Below this many levels of the largest weight, a negative weight exponent (finer weights, floored
+# sums) is worth its bias; above it, weight_exp = 0 with round-to-nearest weights is unbiased.
+MIN_MANTISSA_LEVELS = 64
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class Discretization:
 class QuantizedNetwork:
     network: IntNetwork
     discrete: tuple[Discretization, ...]
-    steps_per_tau: int
+    dt: float
     report: dict
 
 
@@ -67,10 +77,14 @@ def discretize(layer: FloatLayer, dt: float, fire_once: bool, reset: str) -> Dis
     if reset == "subtract" and not fire_once:
         raise DeployError(f"node {layer.name}: subtractive reset is not available on the Loihi LIF "
                           "(it resets v to 0); use --reset zero or a fire-once network")
-    gain = (dt / layer.tau_mem * layer.r * layer.w_in / layer.tau_syn)[:, None] * layer.weight
-    return Discretization(name=layer.name, source=layer.source, gain=gain,
-                          alpha_u=np.exp(-dt / layer.tau_syn), alpha_v=np.exp(-dt / layer.tau_mem),
-                          drive=dt / layer.tau_mem * layer.v_leak, threshold=layer.v_threshold,
+    alpha_u, alpha_v = np.exp(-dt / layer.tau_syn), np.exp(-dt / layer.tau_mem)
+    equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distinct = (alpha_u - alpha_v) / (1 / layer.tau_mem - 1 / layer.tau_syn)
+    current_to_voltage = layer.r / layer.tau_mem * np.where(equal, dt * alpha_v, distinct)
+    gain = (current_to_voltage * layer.w_in / layer.tau_syn)[:, None] * layer.weight
+    return Discretization(name=layer.name, source=layer.source, gain=gain, alpha_u=alpha_u, alpha_v=alpha_v,
+                          drive=(1 - alpha_v) * layer.v_leak, threshold=layer.v_threshold,
                           reset=reset, fire_once=fire_once)
 
 
@@ -119,22 +133,27 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     if g_max == 0:
         raise DeployError(f"node {disc.name}: all weights are zero")
 
-    # Worst-case |u| and |v| per unit of scale: each source spikes at most once (fire-once or
-    # input) or, otherwise, every step.
-    fan_in = np.abs(disc.gain).sum(axis=1).max()
+    # Worst-case |u| and |v| per unit of scale. Each source spikes at most once (fire-once or TTFS
+    # input) or, otherwise, every step. Above threshold v spikes and resets, so the positive side
+    # is bounded by theta plus one step of input; the negative side by the inhibitory weights alone.
     a_u, a_v = float(disc.alpha_u.max()), float(disc.alpha_v.max())
+    drive_max = float(np.abs(disc.drive).max())
+    excitation = np.clip(disc.gain, 0, None).sum(axis=1).max()
+    inhibition = np.clip(-disc.gain, 0, None).sum(axis=1).max()
     if sources_fire_once:
-        u_peak = fan_in
-        v_peak = fan_in * _impulse_peak(a_u, a_v, horizon_steps)
+        u_peak = max(excitation, inhibition)
+        v_floor = inhibition * _impulse_peak(a_u, a_v, horizon_steps)
     else:
-        u_peak = fan_in / (1 - a_u)
-        v_peak = u_peak / max(1 - a_v, 1.0 / horizon_steps)
-    v_peak += float(np.abs(disc.drive).max()) * horizon_steps
+        u_peak = max(excitation, inhibition) / (1 - a_u)
+        v_floor = u_peak / max(1 - a_v, 1.0 / horizon_steps)
     theta_max = float(disc.threshold.max())
+    v_peak = max(theta_max + u_peak + drive_max, v_floor + drive_max * horizon_steps)
     scale_cap = min(vth_max * (1 << fx.THRESHOLD_SHIFT) / theta_max, state_max / u_peak, state_max / v_peak)
 
     # The largest weight exponent whose full-precision scale is still within the cap.
     weight_exp = math.floor(math.log2(scale_cap * g_max / (w_max * unit)))
+    if weight_exp < 0 and scale_cap * g_max / unit >= MIN_MANTISSA_LEVELS:
+        weight_exp = 0
     weight_exp = min(max(weight_exp, exp_min), exp_max)
     scale = min(w_max * unit * 2.0 ** weight_exp / g_max, scale_cap)
 
@@ -177,12 +196,25 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     return pop, conn, report
 
 
-def quantize(net: FloatNetwork, target: Target, steps_per_tau: int) -> QuantizedNetwork:
-    if not 1 <= steps_per_tau <= 100_000:
-        raise DeployError(f"steps per time unit must be in [1, 100000], got {steps_per_tau}")
-    dt = 1.0 / steps_per_tau
+def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
+    """The dt near 1 / steps_per_tau for which the most common time constant decays exactly.
+
+    The chip decays by (4096 - d) / 4096 per step with integer d. For dt = -tau ln(1 - d / 4096)
+    that factor is exactly exp(-dt / tau), so the decay adds no error at all for that tau.
+    """
+    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+    values, counts = np.unique(taus, return_counts=True)
+    tau = float(values[np.argmax(counts)])
+    decay = round(fx.DECAY_UNITY * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
+    decay = min(max(decay, 1), fx.DECAY_UNITY - 1)
+    return -tau * math.log1p(-decay / fx.DECAY_UNITY)
+
+
+def quantize(net: FloatNetwork, target: Target, dt: float) -> QuantizedNetwork:
+    if not (np.isfinite(dt) and 1e-5 <= dt <= 1e3):
+        raise DeployError(f"time step dt must be in [1e-5, 1e3] time units, got {dt}")
     sem = net.semantics
-    horizon_steps = int(math.ceil(sem.horizon * steps_per_tau))
+    horizon_steps = int(math.ceil(sem.horizon / dt))
     populations, connections, discrete, report = [], [], [], {}
     for layer in net.layers:
         disc = discretize(layer, dt, sem.fire_once, sem.reset)
@@ -196,4 +228,4 @@ def quantize(net: FloatNetwork, target: Target, steps_per_tau: int) -> Quantized
         report[layer.name] = {"synapse": layer.synapse, **layer_report}
     network = IntNetwork(input=InputLayer(net.input_name, net.input_size), populations=tuple(populations),
                          connections=tuple(connections), output=net.output)
-    return QuantizedNetwork(network=network, discrete=tuple(discrete), steps_per_tau=steps_per_tau, report=report)
+    return QuantizedNetwork(network=network, discrete=tuple(discrete), dt=dt, report=report)

@@ -94,8 +94,7 @@ FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step
                               activation_dtype=np.float64)
 
 
-def discrete_network(net: FloatNetwork, steps_per_tau: int) -> FloatChipNetwork:
-    dt = 1.0 / steps_per_tau
+def discrete_network(net: FloatNetwork, dt: float) -> FloatChipNetwork:
     discs = [discretize(layer, dt, net.semantics.fire_once, net.semantics.reset) for layer in net.layers]
     return FloatChipNetwork(
         input=InputLayer(net.input_name, net.input_size),
@@ -103,9 +102,9 @@ def discrete_network(net: FloatNetwork, steps_per_tau: int) -> FloatChipNetwork:
         connections=tuple(FloatConnection(d.source, d.name, d.gain) for d in discs))
 
 
-def discrete(net: FloatNetwork, steps_per_tau: int, inputs: SpikeEvents, num_steps: int,
+def discrete(net: FloatNetwork, dt: float, inputs: SpikeEvents, num_steps: int,
              record_state: bool = False) -> dict[str, SpikeEvents]:
     """Spikes of every layer of the float discrete-time simulation."""
-    spikes, _, _ = schedule.run(discrete_network(net, steps_per_tau), FLOAT_ARITHMETIC, inputs, num_steps,
+    spikes, _, _ = schedule.run(discrete_network(net, dt), FLOAT_ARITHMETIC, inputs, num_steps,
                                 record_state=record_state)
     return spikes

@@ -4,9 +4,11 @@ Three models make the same decisions on the same samples:
   float     the trained model in continuous time (exact closed form), when the neuron allows;
   discrete  the float64 simulation of the chip's dynamics and step schedule, unquantized;
   chip      the bundle on a back end (bitsim, lava, loihi2).
-Spike times are compared in steps after removing each layer's fixed pipeline delay (one step
-per Dense stage). float -> discrete is the time-discretization error; discrete -> chip is the
-quantization error.
+Spike times are compared in chip steps. The compiler's exact discretization makes chip step n
+sample every layer at t = n dt: the one-step delay of each Dense stage is the integration step
+itself, so there is no extra pipeline delay to remove (see ``quantize``). A spike in step n marks
+a threshold crossing in ((n - 1) dt, n dt], so each layer adds on average half a step of lateness.
+float -> discrete is the time-discretization error; discrete -> chip is the quantization error.
 """
 
 from __future__ import annotations
@@ -83,13 +85,14 @@ def _spike_time_errors(a: np.ndarray, b: np.ndarray) -> dict:
     """Compare two (samples, neurons) spike-time arrays in steps, +inf / NaN meaning silent."""
     a_fired, b_fired = np.isfinite(a), np.isfinite(b)
     both = a_fired & b_fired
+    a, b = np.where(both, a, 0.0), np.where(both, b, 0.0)
     return {**_stats((a - b)[both]), "only_first": int((a_fired & ~b_fired).sum()),
             "only_second": int((~a_fired & b_fired).sum())}
 
 
-def _steps(spikes: SpikeEvents, delay: int) -> np.ndarray:
-    first = spikes.first_spike_steps().astype(np.float64) - delay
-    first[first < -delay] = np.inf
+def _steps(spikes: SpikeEvents) -> np.ndarray:
+    first = spikes.first_spike_steps().astype(np.float64)
+    first[first < 0] = np.inf
     return first
 
 
@@ -123,7 +126,7 @@ def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
 class Comparison:
     """Everything verify measured, per sample: the data behind the verdict (and the report).
 
-    ``times[model][layer]`` are first-spike times in chip steps after the pipeline delay, +inf
+    ``times[model][layer]`` are first-spike times in chip steps (time / dt), +inf
     where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions.
     """
 
@@ -140,25 +143,24 @@ def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.
             record: SpikeRecord | None = None) -> Comparison:
     """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references."""
     check_pair(net, bundle)
-    k, num_steps = bundle.timing.steps_per_tau, bundle.timing.num_steps
+    dt, num_steps = bundle.timing.dt, bundle.timing.num_steps
     times_in = input_times(bundle.encoding, features)
     if times_in.shape[1] != bundle.network.input.size:
         raise DeployError(f"the data set gives {times_in.shape[1]} input channels; the network takes "
                           f"{bundle.network.input.size}")
-    inputs = to_steps(times_in, k, num_steps)
-    depth = bundle.network.layer_depth()
+    inputs = to_steps(times_in, dt, num_steps)
     if record is None:
         record = backends.get(backend).run(bundle, inputs, progress=progress)
-    discrete = reference.discrete(net, k, inputs, num_steps)
+    discrete = reference.discrete(net, dt, inputs, num_steps)
     continuous = reference.continuous(net, times_in) if reference.supports_continuous(net) else None
 
     out = bundle.network.output
     decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
     times = {"chip": {}, "discrete": {}, "float": {}}
     for index, layer in enumerate(net.layers):
-        times["chip"][layer.name] = _steps(record.spikes[layer.name], depth[layer.name])
-        times["discrete"][layer.name] = _steps(discrete[layer.name], depth[layer.name])
-        times["float"][layer.name] = (continuous[index] * k if continuous is not None
+        times["chip"][layer.name] = _steps(record.spikes[layer.name])
+        times["discrete"][layer.name] = _steps(discrete[layer.name])
+        times["float"][layer.name] = (continuous[index] / dt if continuous is not None
                                       else times["discrete"][layer.name])
     if continuous is not None:
         from ..models.ttfs import predict
@@ -183,7 +185,7 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
     metrics = {
         "samples": int(len(c.labels)), "dataset": dataset, "backend": c.record.backend, "target": bundle.target,
         "bundle_checksum": bundle.checksum, "nir_file": net.source_file,
-        "steps_per_tau": bundle.timing.steps_per_tau, "num_steps": bundle.timing.num_steps,
+        "dt": bundle.timing.dt, "time_unit": bundle.timing.time_unit, "num_steps": bundle.timing.num_steps,
         "accuracy": accuracy,
         "agreement": float(np.mean(c.decisions["chip"] == c.decisions["float"])),
         "decision_flips": {"float_to_discrete": int(np.sum(c.decisions["float"] != c.decisions["discrete"])),

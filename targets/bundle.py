@@ -143,11 +143,11 @@ class Placement:
 class Timing:
     """How continuous time maps to chip steps.
 
-    ``steps_per_tau`` steps make one time unit of the source model; a run lasts ``num_steps``.
-    Input spike time t (in source time units) is sent in step round(t * steps_per_tau), at least 1.
+    One step lasts ``dt`` time units of the source model; a run lasts ``num_steps`` steps.
+    Input spike time t is sent in step round(t / dt), at least 1; chip step n stands for t = n dt.
     """
 
-    steps_per_tau: int
+    dt: float
     num_steps: int
     time_unit: str = "tau"
 

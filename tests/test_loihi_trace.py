@@ -22,7 +22,7 @@ def _paper_lif_bundle(num_steps: int) -> Bundle:
         connections=(DenseConnection("correction", "input", "lif", np.array([[10]])),),
         output="lif")
     return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
-                  timing=Timing(steps_per_tau=1, num_steps=num_steps))
+                  timing=Timing(dt=1.0, num_steps=num_steps))
 
 
 def _run_trace(csv_path):

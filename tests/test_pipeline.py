@@ -102,11 +102,12 @@ def test_bitsim_matches_the_float_discrete_model_when_quantization_is_fine(graph
     from snn_deploy.models import data
 
     net = load_graph(graph_path)
-    bundle = compile_network(net, description.load("loihi2"), steps_per_tau=64)
+    bundle = compile_network(net, description.load("loihi2"), steps_per_tau=64, snap_decay=False)
     ds = data.load("yinyang:test")
-    inputs = to_steps(input_times(bundle.encoding, ds.features[:100]), 64, bundle.timing.num_steps)
+    dt = bundle.timing.dt
+    inputs = to_steps(input_times(bundle.encoding, ds.features[:100]), dt, bundle.timing.num_steps)
     chip = bitsim.run(bundle, inputs).spikes["lif1"].first_spike_steps()
-    disc = reference.discrete(net, 64, inputs, bundle.timing.num_steps)["lif1"].first_spike_steps()
+    disc = reference.discrete(net, dt, inputs, bundle.timing.num_steps)["lif1"].first_spike_steps()
     assert np.all((chip < 0) == (disc < 0))
     difference = np.abs(chip - disc)[chip > 0]
     assert np.mean(difference == 0) >= 0.85
