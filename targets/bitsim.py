@@ -22,7 +22,8 @@ BACKEND = "bitsim"
 
 @dataclass(frozen=True)
 class LifState:
-    """The per-sample state of one population: current, voltage and the fire-once latch."""
+    """The per-sample state of one population: current, voltage (integers carried exactly in float64,
+    see ``fixed_point``) and the fire-once latch."""
 
     u: np.ndarray
     v: np.ndarray
@@ -30,8 +31,7 @@ class LifState:
 
     @classmethod
     def zeros(cls, num_samples: int, size: int) -> "LifState":
-        return cls(np.zeros((num_samples, size), np.int32), np.zeros((num_samples, size), np.int32),
-                   np.zeros((num_samples, size), bool))
+        return cls(np.zeros((num_samples, size)), np.zeros((num_samples, size)), np.zeros((num_samples, size), bool))
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,12 @@ def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> Lif
     v, saturated = fx.integrate_voltage(state.v, pop.dv, u, fx.effective_bias(pop.bias_mant, pop.bias_exp))
     if pop.fire_once:
         # A neuron that has fired is refractory for the rest of the run: v held at 0.
-        v = np.where(state.fired, 0, v).astype(np.int32)
+        v[state.fired] = 0
         saturated &= ~state.fired
     spikes = fx.fire(v, pop.vth)
     if pop.fire_once:
         spikes &= ~state.fired
-    v = np.where(spikes, 0, v).astype(np.int32)
+    v[spikes] = 0
     return LifStep(LifState(u, v, state.fired | spikes), spikes, wrapped, saturated)
 
 
@@ -65,7 +65,7 @@ def _neuron_step(pop: LifPopulation, state: LifState, activation: np.ndarray) ->
     step = lif_step(pop, state, activation)
     return NeuronStep(step.state, step.spikes,
                       events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated},
-                      trace={"u": step.state.u, "v": step.state.v})
+                      trace={"u": step.state.u.astype(np.int32), "v": step.state.v.astype(np.int32)})
 
 
 def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
@@ -73,7 +73,7 @@ def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
 
 
 INTEGER_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=_neuron_step, synapse=_synapse,
-                                activation_dtype=np.int64)
+                                activation_dtype=np.float64)
 
 
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = 1024,

@@ -3,7 +3,12 @@
 Every constant and every rounding rule here is read from Lava 0.10.0's bit-accurate CPU models
 (``lava.proc.lif.models.PyLifModelBitAcc`` and ``lava.proc.dense.models.PyDenseModelBitAcc``),
 which the NIR paper's Loihi 2 trace matches (see ``../shared/reference/README.md``).
-State arrays are int32 with a leading batch axis: ``(samples, neurons)``.
+State arrays have a leading batch axis: ``(samples, neurons)``.
+
+Integers are carried in float64. Every value that arises is an integer below 2**53 in magnitude
+(the largest is a 24-bit state times a 12-bit decay factor, under 2**36), so float64 holds it
+exactly and each operation below is exact; numpy then runs the stages with BLAS and without
+int64 temporaries, several times faster. Results are integers and compare equal to Lava's.
 """
 
 from __future__ import annotations
@@ -38,19 +43,27 @@ EXCITATORY, INHIBITORY, MIXED = 1, 2, 3
 
 
 def shift(x: np.ndarray, exponent) -> np.ndarray:
-    """``x << exponent`` for exponent >= 0, arithmetic ``x >> -exponent`` otherwise."""
-    exponent = np.asarray(exponent)
-    return np.where(exponent >= 0, np.left_shift(x, np.maximum(exponent, 0)),
-                    np.right_shift(x, np.maximum(-exponent, 0)))
+    """``x << exponent`` for exponent >= 0, arithmetic ``x >> -exponent`` (a floor) otherwise."""
+    scaled = np.asarray(x, dtype=np.float64) * np.exp2(exponent)
+    return scaled if np.all(np.asarray(exponent) >= 0) else np.floor(scaled)
 
 
 def decay(x: np.ndarray, decay_const) -> np.ndarray:
     """T(x * (4096 - decay_const)) with T(y) = sign(y) * (|y| >> 12): rounds toward zero.
 
-    The product is taken in int64 (it exceeds 32 bits), the result cast back to int32.
+    (4096 - d) / 4096 has at most 12 significant bits, so the product is exact in float64 and
+    ``trunc`` is the shift toward zero.
     """
-    product = x.astype(np.int64) * (DECAY_UNITY - np.asarray(decay_const, dtype=np.int64))
-    return (np.sign(product) * (np.abs(product) >> DECAY_BITS)).astype(np.int32)
+    factor = (DECAY_UNITY - np.asarray(decay_const, dtype=np.float64)) / DECAY_UNITY
+    return np.trunc(np.asarray(x, dtype=np.float64) * factor)
+
+
+def _wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Lava adds the activation into an int32 array in place: beyond 32 bits it wraps."""
+    limit = 2.0 ** 31
+    if x.size and (x.max() >= limit or x.min() < -limit):
+        x = np.mod(x + limit, 2 * limit) - limit
+    return x
 
 
 def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,35 +72,40 @@ def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.nda
     The sum is an int32 in-place add in Lava, so it wraps at 32 bits first. The 24-bit wrap
     is Lava's two-sided test; its quirk is that exactly -2**23 becomes +2**23.
     """
-    aligned = np.left_shift(activation.astype(np.int64), ACTIVATION_SHIFT)
-    summed = (decay(u, np.asarray(du) + CURRENT_DECAY_OFFSET).astype(np.int64) + aligned)
-    summed = summed.astype(np.int32).astype(np.int64)  # int32 accumulator
+    summed = decay(u, np.asarray(du) + CURRENT_DECAY_OFFSET)
+    summed += np.asarray(activation, dtype=np.float64) * (1 << ACTIVATION_SHIFT)
+    summed = _wrap_int32(summed)
     over = summed > STATE_LIMIT
     under = summed <= -STATE_LIMIT
-    wrapped = np.where(over, summed - 2 * STATE_LIMIT, np.where(under, summed + 2 * STATE_LIMIT, summed))
-    return wrapped.astype(np.int32), over | under
+    wrapped = over | under
+    if wrapped.any():
+        summed = summed - over * (2.0 * STATE_LIMIT) + under * (2.0 * STATE_LIMIT)
+    return summed, wrapped
 
 
-def integrate_voltage(v: np.ndarray, dv, u: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def integrate_voltage(v: np.ndarray, dv, u: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
     """v' = clip(decay(v, dv) + u' + bias, -(2**23 - 1), 2**23 - 1). Returns (v', saturated mask).
 
     It adds the *new* current u'; the bias is not shifted by ACTIVATION_SHIFT.
     """
-    summed = (decay(v, np.asarray(dv) + VOLTAGE_DECAY_OFFSET).astype(np.int64)
-              + u.astype(np.int64) + bias)
+    summed = decay(v, np.asarray(dv) + VOLTAGE_DECAY_OFFSET)
+    summed += u
+    summed += bias
     limit = STATE_LIMIT - 1
     saturated = (summed > limit) | (summed < -limit)
-    return np.clip(summed, -limit, limit).astype(np.int32), saturated
+    if saturated.any():
+        np.clip(summed, -limit, limit, out=summed)
+    return summed, saturated
 
 
 def fire(v: np.ndarray, vth) -> np.ndarray:
     """Spike where v' > vth << 6 (strictly)."""
-    return v > np.left_shift(np.asarray(vth, dtype=np.int64), THRESHOLD_SHIFT)
+    return v > np.asarray(vth, dtype=np.float64) * (1 << THRESHOLD_SHIFT)
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp) -> np.ndarray:
     """bias = bias_mant << bias_exp, or an arithmetic right shift for a negative exponent."""
-    return shift(np.asarray(bias_mant, dtype=np.int64), bias_exp)
+    return shift(bias_mant, bias_exp)
 
 
 def sign_mode(weights: np.ndarray) -> int:
@@ -123,10 +141,30 @@ def dense_activation(weights: np.ndarray, weight_exp: int, spikes: np.ndarray,
     Binary spikes (num_message_bits == 0): a = sum of the weight columns whose input spiked.
     Graded spikes: a = W . s. Then a << weight_exp (or >> for a negative exponent): the shift
     applies to the sum, not to each weight. There is no saturation to 16 bits.
+    Sums are exact in float64 while |sum| < 2**53: 8-bit weights times 24-bit payloads over fewer
+    than 2**21 inputs.
     """
-    if num_message_bits > 0:
-        payload = spikes.astype(np.int64)
+    payload = spikes if num_message_bits > 0 else spikes != 0
+    if np.count_nonzero(payload) <= SPARSE_ACTIVITY * payload.size:
+        accumulated = _sparse_accumulate(weights, payload, graded=num_message_bits > 0)
     else:
-        payload = (spikes != 0).astype(np.int64)
-    accumulated = payload @ weights.astype(np.int64).T
+        accumulated = payload.astype(np.float64) @ weights.astype(np.float64).T
     return shift(accumulated, weight_exp)
+
+
+# Below this fraction of inputs active in a step, adding the spiking inputs' weight columns one by
+# one beats a dense matrix product (time-to-first-spike layers are far below it).
+SPARSE_ACTIVITY = 0.02
+
+
+def _sparse_accumulate(weights: np.ndarray, payload: np.ndarray, graded: bool) -> np.ndarray:
+    out = np.zeros((payload.shape[0], weights.shape[0]))
+    rows, cols = np.nonzero(payload)  # rows come out sorted
+    if rows.size == 0:
+        return out
+    columns = weights.T[cols].astype(np.float64)
+    if graded:
+        columns *= payload[rows, cols][:, None]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    out[rows[starts]] = np.add.reduceat(columns, starts, axis=0)
+    return out

@@ -69,3 +69,17 @@ def test_dense_shift_applies_to_the_sum_not_to_each_weight():
     graded = np.array([[3, 0, 2]])
     assert fx.dense_activation(weights, 0, graded, num_message_bits=8)[0, 0] == 5
     assert fx.dense_activation(weights, 0, graded, num_message_bits=0)[0, 0] == 2
+
+
+def test_sparse_and_dense_accumulation_agree_exactly():
+    rng = np.random.default_rng(7)
+    weights = fx.stored_weights(rng.integers(-300, 300, (40, 200)), 8)
+    for density in (0.001, 0.01, 0.05, 0.5):
+        for graded in (False, True):
+            payload = (rng.random((64, 200)) < density) * (rng.integers(1, 1 << 20, (64, 200)) if graded else 1)
+            bits = 24 if graded else 0
+            expected = payload.astype(np.int64) @ weights.astype(np.int64).T
+            for exp in (-3, 0, 2):
+                want = expected << exp if exp >= 0 else expected >> -exp
+                got = fx.dense_activation(weights, exp, payload, num_message_bits=bits)
+                np.testing.assert_array_equal(got, want)
