@@ -1,0 +1,530 @@
+"""The Lava side of the ``lava`` and ``loihi2`` back ends: a bundle as a Lava 0.10.0 process network.
+
+Runs where Lava is importable: as ``python -m snn_deploy.targets.lava_worker`` in ``.venv-lava``
+(driven by ``snn_deploy.targets.lava``), or in-process when Lava is already imported.
+
+The network: a ``RingBuffer`` source plays the input spikes, every connection is Lava's ``Dense``
+with the bundle's stored weights, weight_exp, num_weight_bits and num_message_bits, and every
+population is a ``SampleLif`` (or ``FireOnceLif``) process defined here, whose model inherits Lava's
+bit-accurate LIF arithmetic (``AbstractPyLifModelFixed``: decay, 24-bit wrap, clip, bias) unchanged.
+
+Many samples per run: sample k (from 0) of a batch occupies the global steps k*N + 1 ... k*N + N,
+N = bundle.timing.num_steps, with no gap. On the first step of every sample each population
+zeroes u and v (and the fire-once latch) and discards the input it receives on that step: Lava's
+Dense sends on step t what it accumulated from the spikes of step t - 1 and overwrites that buffer
+every step, so this input is the only thing of the previous sample that can still arrive, at any
+depth and in recurrent loops. Every sample thus starts as in bitsim, from zero state with empty
+Dense buffers. Global step k*N + s is the sample's step s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.process import Dense
+from lava.proc.io.source import RingBuffer
+from lava.proc.lif.models import AbstractPyLifModelFixed
+from lava.utils import loihi, slurm
+from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
+
+from . import fixed_point as fx
+from .backends import BackendUnavailable
+from .bundle import Bundle, BundleError, DenseConnection, LifPopulation
+from .bundle import load as load_bundle
+from .lava import DEFAULT_BATCH_SIZE, PROGRESS_PREFIX, check_inputs, read_events
+from .loihi2 import unavailable_message
+from .record import SpikeEvents, SpikeRecord
+from .record import save as save_record
+
+# Steps per Lava run() call: between calls the worker reports progress (a call costs ~1 ms).
+STEPS_PER_CALL = 2000
+POLL_SECONDS = 0.01  # how often a running Lava run is checked for dead processes
+
+
+# --- neuron processes ---------------------------------------------------------------------------
+
+class SampleLif(AbstractProcess):
+    """Loihi LIF neurons that start every sample from rest (Lava's ``LIFReset`` idea, made exact).
+
+    Unlike Lava's ``LIF``, du, dv and vth are per neuron, as in the bundle. Every
+    ``sample_steps`` steps, on a sample's first step, u and v are zeroed and that step's input
+    (the previous sample's last spikes) is dropped. The model writes what the population did at
+    every step to ``record_path`` after step ``total_steps``.
+    """
+
+    def __init__(self, *, du: np.ndarray, dv: np.ndarray, vth: np.ndarray, bias_mant: np.ndarray,
+                 bias_exp: np.ndarray, sample_steps: int, total_steps: int, record_path: str,
+                 record_state: bool, name: str) -> None:
+        shape = (len(vth),)
+        super().__init__(shape=shape, sample_steps=sample_steps, total_steps=total_steps,
+                         record_path=record_path, record_state=record_state, name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.u = Var(shape=shape, init=0)
+        self.v = Var(shape=shape, init=0)
+        self.du = Var(shape=shape, init=du)
+        self.dv = Var(shape=shape, init=dv)
+        self.vth = Var(shape=shape, init=vth)
+        self.bias_mant = Var(shape=shape, init=bias_mant)
+        self.bias_exp = Var(shape=shape, init=bias_exp)
+
+
+class FireOnceLif(SampleLif):
+    """``SampleLif`` whose neurons fire at most once per sample (time-to-first-spike neurons).
+
+    After its first spike a neuron holds v = 0 and stays silent; u keeps evolving.
+    """
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.fired = Var(shape=self.u.shape, init=0)
+
+
+class StepRecorder:
+    """What one population did at every step of a run, saved to an npz after the last step.
+
+    Lava's Var.get() sends arrays element by element (~35 us each), so records are kept in the
+    process model and written once instead.
+    """
+
+    def __init__(self, path: str, total_steps: int, size: int, with_state: bool) -> None:
+        self.path = path
+        self.total_steps = total_steps
+        self.spikes = np.zeros((total_steps, size), bool)
+        self.traces = {key: np.zeros((total_steps, size), np.int32) for key in ("u", "v")} if with_state else {}
+        self.counters = {"current_wraps": 0, "voltage_saturations": 0}
+
+    def record(self, step: int, spikes: np.ndarray, u: np.ndarray, v: np.ndarray, wrapped: np.ndarray,
+               saturated: np.ndarray) -> None:
+        self.spikes[step - 1] = spikes
+        for key, value in (("u", u), ("v", v)):
+            if key in self.traces:
+                self.traces[key][step - 1] = value
+        self.counters["current_wraps"] += int(wrapped.sum())
+        self.counters["voltage_saturations"] += int(saturated.sum())
+        if step == self.total_steps:
+            np.savez(self.path, spikes=self.spikes, counters=np.array(json.dumps(self.counters)), **self.traces)
+
+
+class AbstractSampleLifModel(AbstractPyLifModelFixed):
+    """The fixed-point model of ``SampleLif``: Lava's bit-accurate LIF arithmetic, per-sample reset.
+
+    ``subthr_dynamics``, ``scale_bias`` and ``reset_voltage`` are Lava's, inherited unchanged; the
+    threshold methods repeat ``PyLifModelBitAcc``'s one-liners (Lava refuses to decorate a subclass
+    of an already decorated model). Lava counts no overflows: the wrap and saturation masks are
+    computed with ``fixed_point`` from Lava's own state and input of the step.
+    """
+
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.effective_vth = 0
+        self.sample_steps = proc_params["sample_steps"]
+        self.recorder = StepRecorder(proc_params["record_path"], proc_params["total_steps"],
+                                     proc_params["shape"][0], proc_params["record_state"])
+
+    def scale_threshold(self) -> None:
+        self.effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.isthrscaled = True
+
+    def spiking_activation(self) -> np.ndarray:
+        return self.v > self.effective_vth
+
+    def start_sample(self) -> None:
+        self.u[:] = 0
+        self.v[:] = 0
+
+    def integrate(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lava's update of u and v; returns the (wrapped, saturated) masks of this step."""
+        wrapped = fx.integrate_current(self.u, self.du, activation)[1]
+        v_before = self.v.copy()
+        self.subthr_dynamics(activation_in=activation)
+        saturated = fx.integrate_voltage(v_before, self.dv, self.u, self.effective_bias)[1]
+        return wrapped, saturated
+
+    def fire(self) -> np.ndarray:
+        return self.spiking_activation()
+
+    def run_spk(self) -> None:
+        activation = self.a_in.recv()
+        if (self.time_step - 1) % self.sample_steps == 0:
+            # What arrives now was sent on the previous sample's last step.
+            activation = np.zeros_like(activation)
+            self.start_sample()
+        self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
+        wrapped, saturated = self.integrate(activation)
+        spikes = self.fire()
+        self.reset_voltage(spike_vector=spikes)
+        self.s_out.send(spikes)
+        self.recorder.record(self.time_step, spikes, self.u, self.v, wrapped, saturated)
+
+
+@implements(proc=SampleLif, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PySampleLifModel(AbstractSampleLifModel):
+    """Bit-accurate model of ``SampleLif``."""
+
+
+@implements(proc=FireOnceLif, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyFireOnceLifModel(AbstractSampleLifModel):
+    """Bit-accurate model of ``FireOnceLif``: as bitsim.lif_step with fire_once."""
+
+    fired: np.ndarray = LavaPyType(np.ndarray, bool)
+
+    def start_sample(self) -> None:
+        super().start_sample()
+        self.fired[:] = False
+
+    def integrate(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wrapped, saturated = super().integrate(activation)
+        # A neuron that has fired is refractory for the rest of the sample: v held at 0.
+        self.v[self.fired] = 0
+        return wrapped, saturated & ~self.fired
+
+    def fire(self) -> np.ndarray:
+        spikes = self.spiking_activation() & ~self.fired
+        self.fired |= spikes
+        return spikes
+
+
+# --- building the network -----------------------------------------------------------------------
+
+@dataclass
+class LavaNetwork:
+    """The processes of one Lava run and where each population's record will be."""
+
+    source: RingBuffer
+    populations: dict[str, SampleLif]
+    record_paths: dict[str, Path]
+
+    def model_map(self) -> dict:
+        """Process -> model for the processes defined here.
+
+        Given by instance, this skips Lava's model search, which would import every module of
+        snn_deploy.targets (and re-execute each file as a top-level module) to look for models.
+        """
+        return {proc: PyFireOnceLifModel if isinstance(proc, FireOnceLif) else PySampleLifModel
+                for proc in self.populations.values()}
+
+
+def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, record_state: bool) -> LavaNetwork:
+    """The bundle's processes for a batch: ``input_raster`` is (samples, steps, channels), step 1 first."""
+    num_samples, num_steps, num_inputs = input_raster.shape
+    total_steps = num_samples * num_steps
+    # Column g - 1 is sent on global step g.
+    source = RingBuffer(data=np.ascontiguousarray(input_raster.reshape(total_steps, num_inputs).T, np.int32))
+    populations, record_paths = {}, {}
+    for index, pop in enumerate(bundle.network.populations):
+        record_paths[pop.name] = record_dir / f"population{index}.npz"
+        populations[pop.name] = make_population(pop, num_steps, total_steps, record_paths[pop.name], record_state)
+    senders = {bundle.network.input.name: source.s_out}
+    senders.update({name: proc.s_out for name, proc in populations.items()})
+    for conn in bundle.network.connections:
+        dense = make_dense(conn)
+        senders[conn.source].connect(dense.s_in)
+        dense.a_out.connect(populations[conn.target].a_in)
+    for name in unreachable_populations(bundle):
+        # Lava runs only what is connected to the process it is started from (the source).
+        bridge = Dense(weights=np.zeros((populations[name].u.shape[0], num_inputs), np.int32))
+        source.s_out.connect(bridge.s_in)
+        bridge.a_out.connect(populations[name].a_in)
+    return LavaNetwork(source, populations, record_paths)
+
+
+def make_population(pop: LifPopulation, num_steps: int, total_steps: int, record_path: Path,
+                    record_state: bool) -> SampleLif:
+    _check_fits(f"population {pop.name!r} bias_mant", pop.bias_mant, np.int16)
+    _check_fits(f"population {pop.name!r} bias_exp", pop.bias_exp, np.int16)
+    process = FireOnceLif if pop.fire_once else SampleLif
+    return process(du=np.array(pop.du, np.int32), dv=np.array(pop.dv, np.int32), vth=np.array(pop.vth, np.int32),
+                   bias_mant=np.array(pop.bias_mant, np.int32),
+                   bias_exp=np.full(pop.size, pop.bias_exp, np.int32), sample_steps=int(num_steps),
+                   total_steps=int(total_steps), record_path=str(record_path), record_state=bool(record_state),
+                   name=pop.name)
+
+
+def _check_fits(what: str, values, dtype) -> None:
+    """Lava stores bias_mant and bias_exp as int16 and would wrap larger values silently."""
+    info = np.iinfo(dtype)
+    values = np.asarray(values)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise ValueError(f"{what} does not fit Lava's {np.dtype(dtype).name} register")
+
+
+def make_dense(conn: DenseConnection) -> Dense:
+    weights = np.array(conn.weights, np.int32)
+    return Dense(weights=weights, weight_exp=int(conn.weight_exp), num_weight_bits=int(conn.num_weight_bits),
+                 num_message_bits=int(conn.num_message_bits),
+                 sign_mode=keeping_sign_mode(conn.name, weights, int(conn.num_weight_bits)), name=conn.name)
+
+
+def keeping_sign_mode(name: str, weights: np.ndarray, num_weight_bits: int) -> SignMode:
+    """The sign mode under which Lava's Dense keeps the bundle's stored weights unchanged.
+
+    Lava clips and truncates the weights once more on its first step. Its own choice of mode can
+    change stored weights: mixed weights whose positives truncated to 0 look inhibitory, and the
+    inhibitory range ends at -255, so a stored -256 would become -255. Mixed mode keeps them.
+    """
+    for mode in (determine_sign_mode(weights), SignMode.MIXED):
+        if np.array_equal(truncate_weights(clip_weights(weights, mode, num_bits=8), mode, num_weight_bits), weights):
+            return mode
+    raise ValueError(f"connection {name!r}: the weights are not in the stored form of "
+                     f"{num_weight_bits}-bit weights (Lava's Dense would change them)")
+
+
+def unreachable_populations(bundle: Bundle) -> list[str]:
+    """Populations not connected to the input in any direction."""
+    neighbours: dict[str, set[str]] = {}
+    for conn in bundle.network.connections:
+        neighbours.setdefault(conn.source, set()).add(conn.target)
+        neighbours.setdefault(conn.target, set()).add(conn.source)
+    reached, frontier = {bundle.network.input.name}, [bundle.network.input.name]
+    while frontier:
+        for name in neighbours.get(frontier.pop(), ()):
+            if name not in reached:
+                reached.add(name)
+                frontier.append(name)
+    return [pop.name for pop in bundle.network.populations if pop.name not in reached]
+
+
+# --- running ------------------------------------------------------------------------------------
+
+class LavaProcessError(RuntimeError):
+    """A Lava process raised; the message holds its traceback (Lava only says 'N Exception(s) occurred')."""
+
+
+def run_config(network: LavaNetwork, hardware: bool):
+    if hardware:
+        return Loihi2HwCfg(exception_proc_model_map=network.model_map())
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=network.model_map())
+
+
+def run_steps(anchor: AbstractProcess, total_steps: int, run_cfg, on_steps=None) -> None:
+    """Run the network of ``anchor`` for ``total_steps`` and always stop it.
+
+    The steps are split over run() calls (one compile) so that ``on_steps(steps_done)`` can report
+    progress. A failing Lava process is raised as ``LavaProcessError`` with its traceback.
+    """
+    failed = False
+    try:
+        for done in range(0, total_steps, STEPS_PER_CALL):
+            steps = min(STEPS_PER_CALL, total_steps - done)
+            anchor.run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=run_cfg)
+            _wait_for_run(anchor.runtime)
+            if on_steps is not None:
+                on_steps(done + steps)
+    except LavaProcessError:
+        failed = True
+        raise
+    except RuntimeError as exc:  # Lava's "N Exception(s) occurred. See output above for details."
+        tracebacks = _process_tracebacks(anchor.runtime)
+        if not tracebacks:
+            raise
+        failed = True
+        raise LavaProcessError(_describe_failure(tracebacks)) from exc
+    finally:
+        if failed:
+            _release_failed_runtime(anchor.runtime)
+        else:
+            anchor.stop()
+
+
+def _wait_for_run(runtime) -> None:
+    """Wait until the run ends, watching for Lava processes that died.
+
+    Lava reports a process's exception only if every other process finishes the step: one that
+    waits for the dead process's spikes blocks, its runtime service never answers, and Lava's own
+    wait() would block forever.
+    """
+    while not any(port.probe() for port in runtime.service_to_runtime):
+        tracebacks = _process_tracebacks(runtime)
+        if tracebacks:
+            raise LavaProcessError(_describe_failure(tracebacks))
+        time.sleep(POLL_SECONDS)
+    runtime.wait()
+
+
+def _describe_failure(tracebacks: list[str]) -> str:
+    return "a Lava process raised an exception:\n" + "\n".join(tracebacks)
+
+
+def _process_tracebacks(runtime) -> list[str]:
+    """The tracebacks of the Lava processes that raised (Lava keeps them on its actors and only logs them)."""
+    if runtime is None:
+        return []
+    return [actor.exception[1] for actor in runtime._messaging_infrastructure.actors if actor.exception]
+
+
+def _release_failed_runtime(runtime) -> None:
+    """End the processes of a runtime in which a process died, and free their shared memory.
+
+    Lava's stop() would wait forever for the runtime service to confirm. The processes still
+    running (this process's children) are blocked on channels of the dead one: they are
+    terminated; those Lava's runtime already joined are closed and left alone.
+    """
+    for actor in runtime._messaging_infrastructure.actors:
+        if not actor._is_done:
+            actor.terminate()
+    runtime._messaging_infrastructure.stop()  # joins the actors, shuts the shared memory down
+    runtime._watchdog_manager.stop()
+    runtime._is_started = False
+
+
+def run_batch(bundle: Bundle, input_raster: np.ndarray, *, hardware: bool, record_state: bool,
+              on_samples=None) -> dict[str, dict]:
+    """Run one batch of samples in one Lava run; returns each population's spikes, counters, traces.
+
+    ``on_samples(n)`` is told how many samples of the batch are complete, after each run() call.
+    """
+    num_samples, num_steps, _ = input_raster.shape
+    with tempfile.TemporaryDirectory(prefix="snn-deploy-lava-records-") as record_dir:
+        network = build_network(bundle, input_raster, Path(record_dir), record_state)
+        report = None if on_samples is None else (lambda steps: on_samples(steps // num_steps))
+        run_steps(network.source, num_samples * num_steps, run_config(network, hardware), report)
+        return {name: read_population_record(path, num_samples, num_steps)
+                for name, path in network.record_paths.items()}
+
+
+def read_population_record(path: Path, num_samples: int, num_steps: int) -> dict:
+    """A population's record, its global steps folded into (samples, steps)."""
+    with np.load(path, allow_pickle=False) as data:
+        size = data["spikes"].shape[1]
+        fold = (num_samples, num_steps, size)
+        return {"spikes": data["spikes"].reshape(fold), "counters": json.loads(str(data["counters"])),
+                "traces": {key: data[key].reshape(fold) for key in ("u", "v") if key in data.files}}
+
+
+def run_bundle(bundle: Bundle, inputs: SpikeEvents, *, hardware: bool = False, record_state: bool = False,
+               batch_size: int = DEFAULT_BATCH_SIZE, progress=None) -> SpikeRecord:
+    """Run every sample of ``inputs`` in Lava, ``batch_size`` samples per Lava run (see the module doc)."""
+    check_inputs(bundle, inputs)
+    if hardware:
+        require_loihi2(bundle)
+    num_steps = bundle.timing.num_steps
+    batches = []
+    for start in range(0, inputs.num_samples, batch_size):
+        stop = min(start + batch_size, inputs.num_samples)
+        raster = inputs.raster(slice(start, stop))[:, :num_steps]
+        batches.append(run_batch(bundle, raster, hardware=hardware, record_state=record_state,
+                                 on_samples=_increments(progress)))
+    return assemble_record(bundle, inputs.num_samples, batches, "loihi2" if hardware else "lava", record_state)
+
+
+def _increments(progress):
+    """Turn 'n samples of this batch are done' into progress(newly done samples)."""
+    if progress is None:
+        return None
+    reported = [0]  # samples of this batch already reported
+
+    def report(total: int) -> None:
+        if total > reported[0]:
+            progress(total - reported[0])
+            reported[0] = total
+    return report
+
+
+def assemble_record(bundle: Bundle, num_samples: int, batches: list[dict], backend: str,
+                    record_state: bool) -> SpikeRecord:
+    """One SpikeRecord from the per-batch population records, samples renumbered from 0."""
+    num_steps = bundle.timing.num_steps
+    spikes, counters, traces = {}, {}, {}
+    for pop in bundle.network.populations:
+        parts = [batch[pop.name] for batch in batches]
+        rasters = [part["spikes"] for part in parts] or [np.zeros((0, num_steps, pop.size), bool)]
+        spikes[pop.name] = SpikeEvents.from_raster(np.concatenate(rasters))
+        counters[pop.name] = {}  # as bitsim: no samples, no counters
+        for part in parts:
+            for key, count in part["counters"].items():
+                counters[pop.name][key] = counters[pop.name].get(key, 0) + count
+        if record_state:
+            traces[pop.name] = {key: np.concatenate([part["traces"][key] for part in parts]
+                                                    or [np.zeros((0, num_steps, pop.size), np.int32)])
+                                for key in ("u", "v")}
+    return SpikeRecord(backend=backend, bundle_checksum=bundle.checksum, num_samples=num_samples,
+                       num_steps=num_steps, spikes=spikes, counters=counters, traces=traces)
+
+
+def require_loihi2(bundle: Bundle) -> None:
+    """Raise BackendUnavailable unless lava-loihi is installed; use SLURM when it is there."""
+    if not loihi.is_installed():
+        raise BackendUnavailable(unavailable_message(bundle))
+    try:
+        on_slurm = slurm.is_available()
+    except OSError:  # no `sinfo` on PATH: Lava only catches SubprocessError
+        on_slurm = False
+    if on_slurm:
+        loihi.use_slurm_host()
+
+
+# --- command line -------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m snn_deploy.targets.lava_worker",
+                                     description="Run a bundle's samples in Lava 0.10.0 and write the spike record.")
+    parser.add_argument("--bundle", required=True, type=Path, help="bundle .npz (targets.bundle.save)")
+    parser.add_argument("--inputs", required=True, type=Path, help="input spikes .npz (targets.lava.write_events)")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the record .npz")
+    parser.add_argument("--error-file", type=Path, help="on failure, write {kind, message} JSON here")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="samples per Lava run")
+    parser.add_argument("--record-state", action="store_true", help="also record u and v at every step")
+    parser.add_argument("--hardware", action="store_true", help="run on Loihi 2 (needs lava-loihi)")
+    parser.add_argument("--progress", action="store_true",
+                        help=f"print '{PROGRESS_PREFIX}N' on stdout when N more samples are done")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        bundle = load_bundle(args.bundle)
+        inputs = read_events(args.inputs)
+        record = run_bundle(bundle, inputs, hardware=args.hardware, record_state=args.record_state,
+                            batch_size=args.batch_size, progress=_print_progress if args.progress else None)
+        save_record(record, args.output)
+    except (BackendUnavailable, BundleError, ValueError, OSError, LavaProcessError) as exc:
+        return _report_failure(args.error_file, type(exc).__name__, str(exc), exit_code=2)
+    except Exception:  # anything else: the full traceback is the most useful report
+        return _report_failure(args.error_file, "error", traceback.format_exc(), exit_code=1)
+    return 0
+
+
+def _print_progress(samples: int) -> None:
+    print(f"{PROGRESS_PREFIX}{samples}", flush=True)
+
+
+def _report_failure(error_file: Path | None, kind: str, message: str, exit_code: int) -> int:
+    print(f"lava_worker: {kind}: {message}", file=sys.stderr)
+    if error_file is not None:
+        error_file.write_text(json.dumps({"kind": kind, "message": message}))
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""bitsim and Lava 0.10.0 agree bit for bit: every spike, every u and v at every step, every counter.
+
+Lava is slow to start (~1 s a run) and to step (~1 ms a step per few processes), so the cases of a
+test are combined side by side into one bundle (``combine``) and run in one Lava run. A test
+that has a bundle and its input spikes needs only ``assert_lava_matches_bitsim(bundle, inputs)``.
+
+Needs the Lava environment (``./tools/setup-lava``): skipped without it, except under CI
+(CI=true), where a missing environment fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets import fixed_point as fx
+from snn_deploy.targets.backends import BackendUnavailable
+from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
+                                       Placement, Timing)
+from snn_deploy.targets.record import SpikeEvents, SpikeRecord
+
+NUM_STEPS = 32
+NUM_SAMPLES = 3  # several samples per case: the per-sample reset is part of what is checked
+SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.MIXED: "mixed"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lava_environment():
+    """Skip without the Lava environment, but never under CI, where it must be set up."""
+    try:
+        lava.worker_python()
+    except BackendUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Lava tests: {exc}")
+        pytest.skip(f"no Lava environment: {exc}")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One network and its input spikes; ``label`` says what it exercises."""
+
+    bundle: Bundle
+    inputs: SpikeEvents
+    label: str
+
+
+def assert_records_equal(expected: SpikeRecord, actual: SpikeRecord, context: str = "") -> None:
+    """Every spike, every trace value and every counter equal, population by population."""
+    assert (actual.num_samples, actual.num_steps) == (expected.num_samples, expected.num_steps)
+    assert actual.spikes.keys() == expected.spikes.keys()
+    for name, events in expected.spikes.items():
+        np.testing.assert_array_equal(actual.spikes[name].events, events.events,
+                                      err_msg=f"spikes of {name} {context}")
+        assert actual.counters[name] == expected.counters[name], f"counters of {name} {context}"
+        for key, trace in expected.traces.get(name, {}).items():
+            np.testing.assert_array_equal(actual.traces[name][key], trace, err_msg=f"{key} of {name} {context}")
+
+
+def assert_lava_matches_bitsim(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = True,
+                               context: str = "") -> tuple[SpikeRecord, SpikeRecord]:
+    """Run both back ends on the same bundle and inputs; return (bitsim's, Lava's) equal records."""
+    expected = bitsim.run(bundle, inputs, record_state=record_state)
+    actual = lava.run(bundle, inputs, record_state=record_state)
+    assert actual.backend == "lava" and actual.bundle_checksum == bundle.checksum
+    assert_records_equal(expected, actual, context)
+    return expected, actual
+
+
+def prefixed(index: int, name: str) -> str:
+    return f"case{index}.{name}"
+
+
+def combine(cases: list[Case]) -> tuple[Bundle, SpikeEvents]:
+    """The cases side by side as one bundle: case i's names get the prefix ``case{i}.``.
+
+    The input channels are concatenated; each case's input weights are zero-padded to all of them
+    (zeros change neither a Dense's sign mode nor its sums).
+    """
+    offsets = np.cumsum([0] + [case.inputs.size for case in cases])
+    num_inputs = int(offsets[-1])
+    populations, connections, events = [], [], []
+    for index, case in enumerate(cases):
+        net = case.bundle.network
+        populations += [replace(pop, name=prefixed(index, pop.name)) for pop in net.populations]
+        for conn in net.connections:
+            weights = conn.weights
+            if conn.source == net.input.name:
+                weights = np.zeros((weights.shape[0], num_inputs), np.int32)
+                weights[:, offsets[index]:offsets[index + 1]] = conn.weights
+            connections.append(replace(conn, name=prefixed(index, conn.name), weights=weights,
+                                       source=conn.source if conn.source == net.input.name
+                                       else prefixed(index, conn.source),
+                                       target=prefixed(index, conn.target)))
+        sample, step, channel = case.inputs.events
+        events.append(np.stack([sample, step, channel + offsets[index]]))
+    first = cases[0]
+    network = IntNetwork(input=InputLayer(first.bundle.network.input.name, num_inputs),
+                         populations=tuple(populations), connections=tuple(connections),
+                         output=populations[-1].name)
+    bundle = Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()), timing=first.bundle.timing)
+    inputs = SpikeEvents.from_arrays(*np.concatenate(events, axis=1), num_samples=first.inputs.num_samples,
+                                     num_steps=first.inputs.num_steps, size=num_inputs)
+    return bundle, inputs
+
+
+def make_bundle(num_inputs: int, populations: list[LifPopulation], connections: list[DenseConnection],
+                num_steps: int = NUM_STEPS) -> Bundle:
+    network = IntNetwork(input=InputLayer("input", num_inputs), populations=tuple(populations),
+                         connections=tuple(connections), output=populations[-1].name)
+    return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+                  timing=Timing(dt=1.0, num_steps=num_steps))
+
+
+def random_inputs(rng: np.random.Generator, num_inputs: int, density: float) -> SpikeEvents:
+    return SpikeEvents.from_raster(rng.random((NUM_SAMPLES, NUM_STEPS, num_inputs)) < density)
+
+
+# --- random networks ----------------------------------------------------------------------------
+
+# Each entry forces one property on one network of the list, so every drawn list covers all of them.
+FORCED = (
+    {"sign_mode": fx.EXCITATORY}, {"sign_mode": fx.INHIBITORY}, {"sign_mode": fx.MIXED},
+    {"num_weight_bits": 1}, {"num_weight_bits": 8},
+    {"weight_exp_sign": -1}, {"weight_exp_sign": 1},
+    {"graded": False}, {"graded": True},
+    {"bias_exp_sign": -1}, {"bias_exp_sign": 1},
+    {"layers": 1}, {"layers": 4},
+    {"recurrent": True}, {"fire_once": True},
+)
+UNFORCED = 5
+
+
+@st.composite
+def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, graded=None, bias_exp_sign=None,
+             layers=None, recurrent=None, fire_once=None) -> Case:
+    """A random 1-4 layer network with random inputs; a forced property holds for all its layers.
+
+    Hypothesis draws the structure and the parameters; the bulk arrays (weights, input spikes) come
+    from a numpy generator seeded by a drawn seed, to stay within hypothesis's data budget.
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    num_layers = layers or draw(st.integers(1, 4))
+    sizes = [draw(st.integers(2, 5))] + [draw(st.integers(1, 6)) for _ in range(num_layers)]
+    populations, connections, labels = [], [], []
+    for layer in range(num_layers):
+        populations.append(draw(lif_populations(f"layer{layer}", sizes[layer + 1], bias_exp_sign, fire_once)))
+        source = "input" if layer == 0 else f"layer{layer - 1}"
+        conn = draw(dense_connections(rng, f"dense{layer}", source, f"layer{layer}", (sizes[layer + 1], sizes[layer]),
+                                      sign_mode, num_weight_bits, weight_exp_sign, graded))
+        connections.append(conn)
+    if draw(st.booleans()) if recurrent is None else recurrent:
+        layer = draw(st.integers(0, num_layers - 1))
+        connections.append(draw(dense_connections(rng, "recurrent", f"layer{layer}", f"layer{layer}",
+                                                  (sizes[layer + 1],) * 2, sign_mode, num_weight_bits,
+                                                  weight_exp_sign, graded)))
+    for conn in connections:
+        labels.append(f"{conn.name}: {conn.source}->{conn.target} {SIGN_MODE_NAMES[fx.sign_mode(conn.weights)]} "
+                      f"nwb={conn.num_weight_bits} exp={conn.weight_exp} msg_bits={conn.num_message_bits}")
+    labels += [f"{pop.name}: bias_exp={pop.bias_exp} fire_once={pop.fire_once}" for pop in populations]
+    density = draw(st.sampled_from([0.05, 0.2, 0.5]))
+    return Case(make_bundle(sizes[0], populations, connections), random_inputs(rng, sizes[0], density),
+                "; ".join(labels))
+
+
+def signed_exponent(forced_sign, low: int, high: int):
+    """An exponent in [low, high]; with forced_sign -1 or 1 only negative or only positive ones."""
+    if forced_sign is None:
+        return st.integers(low, high)
+    return st.integers(low, -1) if forced_sign < 0 else st.integers(1, high)
+
+
+@st.composite
+def lif_populations(draw, name: str, size: int, bias_exp_sign=None, fire_once=None) -> LifPopulation:
+    def per_neuron(values):
+        # Either one value for the population or one per neuron (Lava's LIF has only the former).
+        return draw(st.one_of(values, st.lists(values, min_size=size, max_size=size)))
+
+    return LifPopulation(
+        name, size,
+        du=per_neuron(st.one_of(st.integers(0, 4095), st.sampled_from([0, 4095]))),
+        dv=per_neuron(st.one_of(st.integers(0, 4095), st.sampled_from([0, 4095]))),
+        vth=per_neuron(st.one_of(st.integers(0, 2000), st.integers(0, 2**17 - 1))),
+        bias_mant=per_neuron(st.one_of(st.just(0), st.integers(-300, 300), st.integers(-4096, 4095))),
+        bias_exp=draw(signed_exponent(bias_exp_sign, -4, 7)),
+        fire_once=draw(st.booleans()) if fire_once is None else fire_once)
+
+
+@st.composite
+def dense_connections(draw, rng: np.random.Generator, name: str, source: str, target: str, shape: tuple,
+                      sign_mode=None, num_weight_bits=None, weight_exp_sign=None, graded=None) -> DenseConnection:
+    mode = sign_mode or draw(st.sampled_from(list(SIGN_MODE_NAMES)))
+    bits = num_weight_bits or draw(st.integers(1, 8))
+    raw = rng.integers(-256, 256, size=shape)
+    if mode == fx.EXCITATORY:
+        raw = np.minimum(np.abs(raw), 255)
+    elif mode == fx.INHIBITORY:
+        raw = -np.abs(raw)
+    elif raw.size >= 2:
+        raw.flat[0], raw.flat[-1] = 255, -256  # both signs, and the extremes
+    is_graded = draw(st.booleans()) if graded is None else graded
+    return DenseConnection(name, source, target, fx.stored_weights(raw, bits),
+                           weight_exp=draw(signed_exponent(weight_exp_sign, fx.WEIGHT_EXP_MIN, fx.WEIGHT_EXP_MAX)),
+                           num_weight_bits=bits,
+                           num_message_bits=draw(st.integers(1, 8)) if is_graded else 0)
+
+
+@settings(max_examples=3, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(cases=st.tuples(*(networks(**forced) for forced in FORCED), *(networks() for _ in range(UNFORCED))))
+def test_random_networks_match_bitsim_bit_for_bit(cases):
+    """20 random networks, each forced to cover one property, all in one Lava run (per example).
+
+    No shrinking: each shrink step would be another Lava run; a failure names its case instead.
+    """
+    bundle, inputs = combine(list(cases))
+    expected = bitsim.run(bundle, inputs, record_state=True)
+    actual = lava.run(bundle, inputs, record_state=True)
+    for index, case in enumerate(cases):
+        names = [prefixed(index, pop.name) for pop in case.bundle.network.populations]
+        assert_records_equal(_only(expected, names), _only(actual, names), context=f"in case {index}: {case.label}")
+    assert_records_equal(expected, actual)
+    assert sum(len(events.events[0]) for events in actual.spikes.values()) > 0
+
+
+def _only(record: SpikeRecord, names: list[str]) -> SpikeRecord:
+    return replace(record, spikes={n: record.spikes[n] for n in names},
+                   counters={n: record.counters[n] for n in names}, traces={n: record.traces[n] for n in names})
+
+
+# --- constructed edge cases ---------------------------------------------------------------------
+
+def _always_on(num_inputs: int) -> SpikeEvents:
+    return SpikeEvents.from_raster(np.ones((NUM_SAMPLES, NUM_STEPS, num_inputs), bool))
+
+
+def current_wrap_cases() -> list[Case]:
+    """u grows by 3 * (255 << 7) << 6 = 6.3e6 a step (du = 0): it passes +-2**23 on step 3."""
+    cases = []
+    for sign, name in ((1, "wraps_up"), (-1, "wraps_down")):
+        pop = LifPopulation(name, 2, du=0, dv=4095, vth=2**17 - 1, bias_mant=0)
+        dense = DenseConnection("dense", "input", name, np.full((2, 3), 255 * sign), weight_exp=7)
+        cases.append(Case(make_bundle(3, [pop], [dense]), _always_on(3), name))
+    return cases
+
+
+def voltage_saturation_cases() -> list[Case]:
+    """Bias +-4095 << 7 per step, no leak: v reaches the 24-bit limit after 16-17 steps.
+
+    Upwards v saturates at 2**23 - 1, which is above vth << 6, so it fires and restarts; downwards
+    it stays saturated. The fire-once population saturates once, then holds v = 0 (not counted).
+    """
+    populations = [LifPopulation("saturates_up", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=4095, bias_exp=7),
+                   LifPopulation("saturates_down", 2, du=0, dv=0, vth=10, bias_mant=-4096, bias_exp=7),
+                   LifPopulation("saturates_once", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=4095, bias_exp=7,
+                                 fire_once=True)]
+    return [Case(make_bundle(1, [pop], []), _always_on(1), pop.name) for pop in populations]
+
+
+def sample_boundary_case() -> Case:
+    """Neurons that fire on every step, with input on every step, feeding a recurrent fire-once layer.
+
+    Their spikes of each sample's last step reach the Dense blocks, which would deliver them on the
+    next sample's first step: the per-sample reset must drop exactly those.
+    """
+    busy = LifPopulation("busy", 3, du=4095, dv=4095, vth=0, bias_mant=100)
+    ttfs = LifPopulation("ttfs", 2, du=3000, dv=3000, vth=50, bias_mant=0, fire_once=True)
+    connections = [DenseConnection("in_busy", "input", "busy", np.full((3, 2), 40)),
+                   DenseConnection("busy_ttfs", "busy", "ttfs", np.full((2, 3), 30), weight_exp=-1),
+                   DenseConnection("ttfs_ttfs", "ttfs", "ttfs", np.array([[0, -100], [-100, 0]]))]
+    return Case(make_bundle(2, [busy, ttfs], connections), _always_on(2), "sample boundary")
+
+
+def test_wraparound_saturation_and_sample_boundaries_match_and_are_counted():
+    cases = current_wrap_cases() + voltage_saturation_cases() + [sample_boundary_case()]
+    bundle, inputs = combine(cases)
+    _, actual = assert_lava_matches_bitsim(bundle, inputs)
+    counters = {name.split(".", 1)[1]: value for name, value in actual.counters.items()}
+    assert counters["wraps_up"]["current_wraps"] > 0 and counters["wraps_down"]["current_wraps"] > 0
+    for name in ("saturates_up", "saturates_down", "saturates_once"):
+        assert counters[name]["voltage_saturations"] > 0, name
+    busy = next(events for name, events in actual.spikes.items() if name.endswith("busy"))
+    assert busy.raster()[:, -1].all(), "the case must spike on each sample's last step"
+
+
+# --- graded spikes ------------------------------------------------------------------------------
+
+def test_graded_dense_with_binary_payloads_matches_bitsim():
+    """A Dense with num_message_bits > 0 sums W . s; the spikes of a LIF and of SpikeEvents are 0/1."""
+    rng = np.random.default_rng(7)
+    pops = [LifPopulation("hidden", 4, du=500, dv=300, vth=40, bias_mant=10),
+            LifPopulation("out", 2, du=500, dv=300, vth=40, bias_mant=0)]
+    weights = [fx.stored_weights(rng.integers(-256, 256, (4, 3))), fx.stored_weights(rng.integers(0, 256, (2, 4)))]
+    conns = [DenseConnection("d0", "input", "hidden", weights[0], num_message_bits=8),
+             DenseConnection("d1", "hidden", "out", weights[1], num_message_bits=3)]
+    assert_lava_matches_bitsim(make_bundle(3, pops, conns), random_inputs(rng, 3, 0.3))
+
+
+# SpikeEvents carry no payload, so this compares the batch runners of both sides directly, inside
+# the Lava environment: bitsim's schedule with an integer input raster, and the worker's run_batch,
+# whose RingBuffer source sends the integers as graded spikes.
+GRADED_PAYLOAD_CHECK = """
+import numpy as np
+from snn_deploy.targets import bitsim, fixed_point as fx, lava_worker, schedule
+from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
+                                       Placement, Timing)
+
+rng = np.random.default_rng(3)
+steps = 40
+payload = rng.integers(0, 2**8, (3, steps, 4)) * (rng.random((3, steps, 4)) < 0.4)
+network = IntNetwork(
+    input=InputLayer("input", 4),
+    populations=(LifPopulation("graded", 3, du=800, dv=600, vth=3000, bias_mant=0),
+                 LifPopulation("next", 2, du=800, dv=600, vth=100, bias_mant=0)),
+    connections=(DenseConnection("payload", "input", "graded", fx.stored_weights(rng.integers(-256, 256, (3, 4))),
+                                 weight_exp=-3, num_message_bits=8),
+                 DenseConnection("binary", "input", "graded", fx.stored_weights(rng.integers(0, 256, (3, 4)))),
+                 DenseConnection("onward", "graded", "next", fx.stored_weights(rng.integers(0, 256, (2, 3))),
+                                 num_message_bits=8)),
+    output="next")
+bundle = Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+                timing=Timing(dt=1.0, num_steps=steps))
+expected = schedule.run_batch(network, bitsim.INTEGER_ARITHMETIC, payload, steps, record_state=True)
+actual = lava_worker.run_batch(bundle, payload, hardware=False, record_state=True)
+for pop in network.populations:
+    np.testing.assert_array_equal(actual[pop.name]["spikes"], expected.rasters[pop.name])
+    for key in ("u", "v"):
+        np.testing.assert_array_equal(actual[pop.name]["traces"][key], expected.traces[pop.name][key])
+    assert actual[pop.name]["counters"] == expected.events[pop.name], pop.name
+assert expected.rasters["graded"].any() and expected.rasters["next"].any()
+print("graded payloads match")
+"""
+
+
+def run_in_lava_environment(script: str) -> str:
+    """Run a Python script with the Lava interpreter; its stdout, or a failure with its output."""
+    result = subprocess.run([lava.worker_python(), "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_graded_payloads_from_the_source_match_bitsim():
+    assert "graded payloads match" in run_in_lava_environment(GRADED_PAYLOAD_CHECK)
+
+
+def test_samples_split_over_several_lava_runs_match_bitsim():
+    """batch_size 2 on 5 samples: three Lava runs whose samples are renumbered into one record."""
+    rng = np.random.default_rng(11)
+    pops = [LifPopulation("hidden", 3, du=200, dv=100, vth=20, bias_mant=5, fire_once=True)]
+    conns = [DenseConnection("d0", "input", "hidden", fx.stored_weights(rng.integers(0, 256, (3, 2))))]
+    bundle = make_bundle(2, pops, conns)
+    inputs = SpikeEvents.from_raster(rng.random((5, NUM_STEPS, 2)) < 0.3)
+    done = []
+    record = lava.run(bundle, inputs, record_state=True, batch_size=2, progress=done.append)
+    assert_records_equal(bitsim.run(bundle, inputs, record_state=True), record)
+    assert done == [2, 2, 1]
+
+
+# --- the NIR paper's reference trace ------------------------------------------------------------
+
+def test_reference_trace_through_lava_equals_lava_cpu_fixed_point_csv(reference_dir):
+    """The paper's one-neuron run (du = 4095, dv = 163, vth = 25, weight 10) gives Lava's own CSV."""
+    table = np.loadtxt(reference_dir / "nir-paper-lif" / "lif_lava_cpu_fixed.csv", delimiter=",")
+    bundle = make_bundle(1, [LifPopulation("lif", 1, du=4095, dv=163, vth=25, bias_mant=0)],
+                         [DenseConnection("correction", "input", "lif", np.array([[10]]))], num_steps=len(table))
+    inputs = SpikeEvents.from_raster(table[None, :, :1].astype(bool))
+    _, record = assert_lava_matches_bitsim(bundle, inputs)
+    np.testing.assert_array_equal(record.traces["lif"]["v"][0, :, 0], table[:, 1].astype(np.int64))
+    np.testing.assert_array_equal(record.spikes["lif"].raster()[0, :, 0], table[:, 2].astype(bool))
