@@ -1,6 +1,7 @@
 """snn-deploy: the command line, a thin layer over the pipeline functions.
 
-Exit codes: 0 success (verify: passed), 1 verify exceeded a tolerance, 2 bad input.
+Exit codes: 0 success (verify: passed), 1 verify exceeded a tolerance, 2 bad input,
+3 the back end itself failed (e.g. an exception inside Lava, reported with its traceback).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from ..targets import record as record_io
 from ..targets.backends import BackendUnavailable
 from ..targets.bundle import BundleError
 from ..targets.description import TargetError
+from ..targets.lava import LavaRunError
+from ..targets.record import RecordError
 from .errors import DeployError
 
-EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_BACKEND_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -238,12 +241,28 @@ def format_summary(verdict) -> list[str]:
     return lines
 
 
+def _load_replay(path: str, bundle, num_samples: int):
+    """A stored spike record, checked to come from this bundle and these samples."""
+    try:
+        stored = record_io.load(path)
+    except RecordError as exc:
+        raise DeployError(str(exc)) from None
+    if stored.bundle_checksum != bundle.checksum:
+        raise DeployError(f"{path} was recorded from a different bundle (checksum {stored.bundle_checksum[:12]}, "
+                          f"this bundle {bundle.checksum[:12]}); refusing to replay it")
+    if stored.num_samples != num_samples:
+        raise DeployError(f"{path} holds {stored.num_samples} samples; the data selection has {num_samples} "
+                          "(use the same --data and --samples as the run)")
+    return stored
+
+
 def cmd_verify(args) -> int:
     from .verify import Tolerances, verify
 
     net = _load_graph(args.graph, args)
     bundle = _load_bundle(args.bundle)
     dataset = _load_data(args.data, args.samples)
+    replay = _load_replay(args.replay, bundle, len(dataset.labels)) if args.replay else None
     json_out = _output_path(args.json) if args.json else None
     tolerances = Tolerances(max_accuracy_drop=args.max_accuracy_drop, min_agreement=args.min_agreement,
                             max_spike_time_error_p95=args.max_spike_time_error_p95)
@@ -254,7 +273,7 @@ def cmd_verify(args) -> int:
     del backend
     with _progress(args, len(dataset.labels), f"verify on {args.backend}") as progress:
         verdict = verify(net, bundle, dataset.features, dataset.labels, backend=args.backend, dataset=dataset.name,
-                         tolerances=tolerances, progress=progress)
+                         tolerances=tolerances, progress=progress, record=replay)
     if json_out:
         bundle_io.write_atomic(json_out, verdict.to_json().encode())
     _say(args, *format_summary(verdict))
@@ -318,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="use the first N samples")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
-    p.add_argument("-o", "--output", required=True, help="spike record to write (.npz)")
+    p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
 
     p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
     p.add_argument("graph", help="the NIR file the bundle was compiled from")
@@ -327,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="use the first N samples")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--json", help="write the metrics as JSON here")
+    p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
+                   "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")
     p.add_argument("--max-accuracy-drop", type=float, default=0.01, help="float - chip accuracy (default 0.01)")
     p.add_argument("--min-agreement", type=float, default=0.98, help="chip/float decision agreement (default 0.98)")
     p.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
@@ -345,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DeployError, BackendUnavailable) as exc:
         print(f"snn-deploy {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except LavaRunError as exc:
+        print(f"snn-deploy {args.command}: the back end failed:\n{exc}", file=sys.stderr)
+        return EXIT_BACKEND_FAILED
     except KeyboardInterrupt:
         print(f"snn-deploy {args.command}: interrupted; no output was written", file=sys.stderr)
         return EXIT_INTERRUPTED

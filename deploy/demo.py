@@ -18,7 +18,7 @@ def demo_commands(out: Path, samples: int | None) -> list[list[str]]:
         ["export", DEMO_MODEL, "-o", str(nir_file)],
         ["compile", str(nir_file), "--target", "loihi2", "-o", str(bundle_file)],
         ["run", str(bundle_file), "--backend", "bitsim", "--data", "yinyang:test", *sample_option,
-         "-o", str(out / f"{DEMO_MODEL}.record.npz")],
+         "-o", str(out / f"{DEMO_MODEL}.run.h5")],
         ["verify", str(nir_file), str(bundle_file), "--backend", "bitsim", "--data", "yinyang:test",
          *sample_option, "--json", str(out / "verify.json")],
     ]

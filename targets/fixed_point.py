@@ -35,10 +35,12 @@ CURRENT_DECAY_OFFSET = 1  # "ds_offset"
 VOLTAGE_DECAY_OFFSET = 0  # "dm_offset"
 
 # --- weight exponent range --------------------------------------------------------------------
-# Loihi weight exponents are 4-bit signed (Davies et al., IEEE Micro 2018; Lava Dense docs).
+# The chip's weight exponent is 4-bit signed (Davies et al., IEEE Micro 2018, for Loihi); Lava's
+# CPU model itself accepts any integer, so this is a hardware limit, checked by the compiler.
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
 
-# Sign modes of a Dense block, as in Lava's SignMode.
+# Sign modes of a Dense block. Lava's SignMode enum numbers them differently (MIXED = 1,
+# EXCITATORY = 2, INHIBITORY = 3); the lava back end translates.
 EXCITATORY, INHIBITORY, MIXED = 1, 2, 3
 
 

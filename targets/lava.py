@@ -123,7 +123,7 @@ def worker_python() -> str:
 def _run_worker_process(python: str, exchange: Path, bundle: Bundle, inputs: SpikeEvents, *,
                         hardware: bool, record_state: bool, batch_size: int,
                         progress: ProgressCallback | None) -> SpikeRecord:
-    paths = {name: exchange / f"{name}.npz" for name in ("bundle", "inputs", "record")}
+    paths = {"bundle": exchange / "bundle.npz", "inputs": exchange / "inputs.npz", "record": exchange / "record.h5"}
     error_file = exchange / "error.json"
     save_bundle(bundle, paths["bundle"])
     write_events(paths["inputs"], inputs)

@@ -490,7 +490,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description="Run a bundle's samples in Lava 0.10.0 and write the spike record.")
     parser.add_argument("--bundle", required=True, type=Path, help="bundle .npz (targets.bundle.save)")
     parser.add_argument("--inputs", required=True, type=Path, help="input spikes .npz (targets.lava.write_events)")
-    parser.add_argument("--output", required=True, type=Path, help="where to write the record .npz")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the spike record (HDF5, targets.record.save)")
     parser.add_argument("--error-file", type=Path, help="on failure, write {kind, message} JSON here")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="samples per Lava run")
     parser.add_argument("--record-state", action="store_true", help="also record u and v at every step")

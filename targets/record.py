@@ -85,48 +85,70 @@ RECORD_FORMAT = "snn-deploy-record"
 RECORD_FORMAT_VERSION = 1
 
 
+class RecordError(ValueError):
+    """A spike record that is missing, corrupt or of an unknown format."""
+
+
 def save(record: SpikeRecord, path) -> None:
-    """Write a spike record (.npz, no pickle) atomically, with the checksum of its bundle."""
-    import io
+    """Write a spike record as HDF5 (h5py comes with nir), atomically, with its bundle's checksum.
+
+    Attributes hold the header as JSON; ``spikes/<population>`` the (3, n) events;
+    ``traces/<population>/<u|v>`` the optional state traces.
+    """
     import json
+    import os
+    import tempfile
+    from pathlib import Path
 
-    from .bundle import write_atomic
+    import h5py
 
+    path = Path(path)
     header = {"format": RECORD_FORMAT, "format_version": RECORD_FORMAT_VERSION, "backend": record.backend,
               "bundle_checksum": record.bundle_checksum, "num_samples": record.num_samples,
               "num_steps": record.num_steps, "counters": record.counters,
               "populations": {name: s.size for name, s in record.spikes.items()}}
-    arrays = {f"spikes/{name}": s.events for name, s in record.spikes.items()}
-    for name, per in record.traces.items():
-        arrays.update({f"traces/{name}/{key}": value for key, value in per.items()})
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, header=np.array(json.dumps(header)), **arrays)
-    write_atomic(path, buffer.getvalue())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["header"] = json.dumps(header)
+            for name, events in record.spikes.items():
+                f.create_dataset(f"spikes/{name}", data=events.events, compression="gzip")
+            for name, per in record.traces.items():
+                for key, value in per.items():
+                    f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def load(path) -> SpikeRecord:
     import json
-    import zipfile
     from pathlib import Path
+
+    import h5py
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"spike record not found: {path}")
+        raise RecordError(f"spike record not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {key: np.array(data[key]) for key in data.files if key != "header"}
-        if header.get("format") != RECORD_FORMAT:
-            raise ValueError("not a spike record")
-        spikes = {name: SpikeEvents(arrays[f"spikes/{name}"], header["num_samples"], header["num_steps"], size)
-                  for name, size in header["populations"].items()}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable snn-deploy spike record ({exc})") from None
-    traces: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in arrays.items():
-        if key.startswith("traces/"):
-            _, name, var = key.split("/")
-            traces.setdefault(name, {})[var] = value
+        with h5py.File(path, "r") as f:
+            header = json.loads(f.attrs["header"])
+            if header.get("format") != RECORD_FORMAT:
+                raise RecordError(f"{path} is not an snn-deploy spike record")
+            if header.get("format_version") != RECORD_FORMAT_VERSION:
+                raise RecordError(f"{path} has record format version {header.get('format_version')}; "
+                                  f"this snn-deploy reads version {RECORD_FORMAT_VERSION}")
+            spikes = {name: SpikeEvents(np.array(f[f"spikes/{name}"]), header["num_samples"],
+                                        header["num_steps"], size)
+                      for name, size in header["populations"].items()}
+            traces = {name: {key: np.array(value) for key, value in group.items()}
+                      for name, group in f["traces"].items()} if "traces" in f else {}
+    except RecordError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path} is not a readable snn-deploy spike record ({exc.__class__.__name__})") from None
     return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],
                        num_samples=header["num_samples"], num_steps=header["num_steps"], spikes=spikes,
                        counters=header["counters"], traces=traces)

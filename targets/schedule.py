@@ -107,6 +107,8 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     if inputs.size != network.input.size:
         raise ValueError(f"input has {inputs.size} channels; the network's input "
                          f"{network.input.name!r} has {network.input.size}")
+    if inputs.num_steps != num_steps:
+        raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
     parts: dict[str, list] = {p.name: [] for p in network.populations}
     counters: dict[str, dict[str, int]] = {p.name: {} for p in network.populations}
     trace_parts: dict[str, dict[str, list]] = {p.name: {} for p in network.populations}

@@ -88,7 +88,7 @@ def test_unknown_data_set_and_back_end(files, tmp_path, capsys):
 def test_corrupt_bundle(files, tmp_path, capsys):
     bad = tmp_path / "bad.bundle"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    out = tmp_path / "r.npz"
+    out = tmp_path / "r.h5"
     _fails_cleanly(["run", str(bad), "--data", "yinyang:test", "-o", str(out)], capsys, out, "bad.bundle")
 
 
@@ -126,7 +126,7 @@ def test_verify_exit_code_one_when_a_tolerance_is_exceeded(files, tmp_path, caps
 def test_run_writes_a_record_with_the_bundle_checksum(files, tmp_path):
     from snn_deploy.targets import bundle, record
 
-    out = tmp_path / "r.npz"
+    out = tmp_path / "run.h5"
     assert main(["run", str(files / "m.bundle"), "--data", "yinyang:test", "--samples", "7", "-o", str(out),
                  "-q"]) == 0
     rec = record.load(out)
@@ -134,7 +134,36 @@ def test_run_writes_a_record_with_the_bundle_checksum(files, tmp_path):
     assert rec.spikes["lif2"].first_spike_steps().shape == (7, 3)
 
 
+def test_replay_verifies_a_stored_run_and_refuses_another_bundles(files, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run.h5"
+    common = ["--data", "yinyang:test", "--samples", "30"]
+    assert main(["run", str(files / "m.bundle"), *common, "-o", str(run), "-q"]) == 0
+    live, replayed = tmp_path / "live.json", tmp_path / "replay.json"
+    main(["verify", str(files / "m.nir"), str(files / "m.bundle"), *common, "--json", str(live), "-q"])
+    main(["verify", str(files / "m.nir"), str(files / "m.bundle"), *common, "--replay", str(run),
+          "--json", str(replayed), "-q"])
+    assert json.loads(live.read_text())["spike_time_error_steps"] == json.loads(replayed.read_text())[
+        "spike_time_error_steps"]
+    assert json.loads(live.read_text())["accuracy"] == json.loads(replayed.read_text())["accuracy"]
+
+    other = tmp_path / "other.bundle"
+    assert main(["compile", str(files / "m.nir"), "--steps-per-tau", "50", "-o", str(other), "-q"]) == 0
+    out = tmp_path / "v.json"
+    _fails_cleanly(["verify", str(files / "m.nir"), str(other), *common, "--replay", str(run), "--json", str(out)],
+                   capsys, out, "recorded from a different bundle")
+    _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
+                    "--samples", "31", "--replay", str(run), "--json", str(out)], capsys, out, "holds 30 samples")
+
+
 def test_console_script_unknown_option_exits_2():
     result = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.cli", "compile", "--bogus"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_hardware_back_end_without_lava_loihi_exits_2_naming_the_public_back_ends(files, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
+                    "--samples", "3", "--backend", "loihi2", "--json", str(out)], capsys, out, "lava-loihi")
