@@ -24,17 +24,6 @@ from snn_deploy.targets.record import SpikeEvents
 from snn_deploy.targets.record import load as load_record
 
 
-@pytest.fixture(scope="module")
-def lava_python() -> str:
-    """The Lava interpreter; skip without it, but never under CI, where it must be set up."""
-    try:
-        return lava.worker_python()
-    except BackendUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Lava tests: {exc}")
-        pytest.skip(f"no Lava environment: {exc}")
-
-
 def small_bundle(*, fire_once: bool = False, num_steps: int = 20) -> Bundle:
     network = IntNetwork(
         input=InputLayer("input", 2),

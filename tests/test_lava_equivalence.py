@@ -10,7 +10,6 @@ Needs the Lava environment (``./tools/setup-lava``): skipped without it, except 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from dataclasses import dataclass, replace
@@ -22,7 +21,6 @@ from hypothesis import strategies as st
 
 from snn_deploy.targets import bitsim, lava
 from snn_deploy.targets import fixed_point as fx
-from snn_deploy.targets.backends import BackendUnavailable
 from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
@@ -33,14 +31,8 @@ SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.
 
 
 @pytest.fixture(scope="module", autouse=True)
-def lava_environment():
-    """Skip without the Lava environment, but never under CI, where it must be set up."""
-    try:
-        lava.worker_python()
-    except BackendUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Lava tests: {exc}")
-        pytest.skip(f"no Lava environment: {exc}")
+def lava_environment(lava_python):
+    """Every test here needs the Lava worker (see conftest.lava_python)."""
 
 
 # --- helpers ------------------------------------------------------------------------------------
