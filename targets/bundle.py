@@ -121,12 +121,28 @@ class IntNetwork:
 
 @dataclass(frozen=True)
 class CoreAssignment:
-    """Neurons [start, stop) of one population placed on one core."""
+    """Neurons [start, stop) of one population placed on core ``core`` of chip ``chip``.
+
+    What the core then holds: ``synapses`` (nonzero weights into these neurons), the synapse memory
+    they take (``memory_bytes``, in the cheaper ``encoding``: "dense" or "sparse"), its fan-in
+    (``input_axons``: source neurons with a synapse here) and fan-out (``output_axons``: routes from
+    these neurons to the cores they reach).
+    """
 
     core: int
     population: str
     start: int
     stop: int
+    chip: int = 0
+    synapses: int = 0
+    memory_bytes: int = 0
+    encoding: str = ""
+    input_axons: int = 0
+    output_axons: int = 0
+
+    @property
+    def neurons(self) -> int:
+        return self.stop - self.start
 
 
 @dataclass(frozen=True)
@@ -136,7 +152,25 @@ class Placement:
 
     @property
     def cores_used(self) -> int:
-        return len({c.core for c in self.cores})
+        return len({(c.chip, c.core) for c in self.cores})
+
+    @property
+    def chips_used(self) -> int:
+        return len({c.chip for c in self.cores})
+
+    def chips(self) -> list[dict[str, int]]:
+        """The chip summary: per chip used, its cores, neurons, synapses and synapse memory in use."""
+        summary = []
+        for chip in sorted({c.chip for c in self.cores}):
+            on = [c for c in self.cores if c.chip == chip]
+            summary.append({"chip": chip, "cores": len({c.core for c in on}), "neurons": sum(c.neurons for c in on),
+                            "synapses": sum(c.synapses for c in on),
+                            "memory_bytes": sum(c.memory_bytes for c in on)})
+        return summary
+
+    def population_cores(self, population: str) -> tuple[CoreAssignment, ...]:
+        """The cores holding ``population``, in neuron order."""
+        return tuple(sorted((c for c in self.cores if c.population == population), key=lambda c: c.start))
 
 
 @dataclass(frozen=True)
@@ -199,7 +233,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "connections": conns,
         "output": bundle.network.output,
         "placement": {"target": bundle.placement.target,
-                      "cores": [dataclasses.asdict(c) for c in bundle.placement.cores]},
+                      "cores": [_core_entry(c) for c in bundle.placement.cores]},
         "timing": dataclasses.asdict(bundle.timing),
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
@@ -207,6 +241,14 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "report": bundle.report,
     }
     return manifest, arrays
+
+
+def _core_entry(core: CoreAssignment) -> dict:
+    """A core's manifest entry. Fields at their default are left out, so a bundle written before the
+    per-core resource fields existed still reproduces its checksum."""
+    defaults = {f.name: f.default for f in dataclasses.fields(CoreAssignment) if f.default is not dataclasses.MISSING}
+    return {key: value for key, value in dataclasses.asdict(core).items()
+            if key not in defaults or value != defaults[key]}
 
 
 def save(bundle: Bundle, path: str | os.PathLike) -> None:
