@@ -1,0 +1,171 @@
+"""Tolerances: from options, from a small TOML file next to the model, or the defaults.
+
+The file, for ``models/yy.nir``, is the first of
+    models/yy.tolerances.toml      (this model only)
+    models/snn-deploy.toml         (every model in the folder)
+that exists; only that one file is read. Every key is optional:
+
+    max_accuracy_drop = 0.01        # float accuracy - chip accuracy, in [0, 1]
+    min_agreement = 0.98            # fraction of samples where chip and float decide alike, in [0, 1]
+    max_hardware_events = 0         # 24-bit current wraps over the whole run
+    [max_spike_time_error_steps]
+    p95 = 2.0                       # per layer, |chip - float| first-spike time, in chip steps
+
+Precedence: an option given > the file > the default of ``verify.Tolerances``. An unknown key or a
+bad value is a DeployError naming the file and the key.
+
+``checks`` applies tolerances to a verdict's metrics one by one, measured against allowed, for
+messages that show what exceeded which tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the Lava worker runs on Python 3.10
+    import tomli as tomllib
+
+from .errors import DeployError
+
+FOLDER_FILE = "snn-deploy.toml"
+MODEL_FILE_SUFFIX = ".tolerances.toml"
+SPIKE_TIME_TABLE = "max_spike_time_error_steps"
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError("must be a number in [0, 1]")
+    return float(value)
+
+
+def _steps(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ValueError("must be a number of steps >= 0")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a whole number >= 0")
+    return value
+
+
+# Each field of verify.Tolerances, with the name it has in the file and the check of its value.
+FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "max_accuracy_drop": ("max_accuracy_drop", _fraction),
+    "min_agreement": ("min_agreement", _fraction),
+    "max_spike_time_error_p95": (f"{SPIKE_TIME_TABLE}.p95", _steps),
+    "max_hardware_events": ("max_hardware_events", _count),
+}
+_FIELD_OF_FILE_KEY = {file_key: field for field, (file_key, _) in FIELDS.items()}
+
+
+def tolerance_file(nir_path: str | Path) -> Path | None:
+    """The tolerance file that applies to ``nir_path``, or None."""
+    nir_path = Path(nir_path)
+    for candidate in (nir_path.with_name(nir_path.stem + MODEL_FILE_SUFFIX), nir_path.with_name(FOLDER_FILE)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def dotted(table: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: nested tables as dotted keys, as TOML can write them."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _validated(values: dict[str, Any], where: str, names: dict[str, str]) -> dict[str, Any]:
+    """Check each value by its field's rule; ``names`` maps a field to how ``where`` spells it."""
+    checked = {}
+    for field, value in values.items():
+        try:
+            checked[field] = FIELDS[field][1](value)
+        except ValueError as exc:
+            raise DeployError(f"{where}: {names[field]} {exc}, got {value!r}") from None
+    return checked
+
+
+def read_tolerance_file(path: str | Path) -> dict[str, Any]:
+    """The tolerances a file sets, by ``verify.Tolerances`` field name."""
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeployError(f"{path}: cannot read the tolerance file ({exc.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DeployError(f"{path}: not valid TOML ({exc})") from None
+    flat = dotted(table)
+    unknown = [key for key in flat if key not in _FIELD_OF_FILE_KEY]
+    if unknown:
+        raise DeployError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(_FIELD_OF_FILE_KEY)})")
+    return _validated({_FIELD_OF_FILE_KEY[key]: value for key, value in flat.items()}, str(path),
+                      {field: file_key for field, (file_key, _) in FIELDS.items()})
+
+
+def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = None):
+    """The tolerances for the model at ``nir_path``: ``overrides`` (by field name; None = not
+    given) over its tolerance file over the defaults. Returns a ``verify.Tolerances``."""
+    # Imported here so that verify can use ``checks`` without an import cycle.
+    from .verify import Tolerances
+
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = [key for key in given if key not in FIELDS]
+    if unknown:
+        raise DeployError(f"unknown tolerance {unknown[0]!r} (known: {', '.join(FIELDS)})")
+    path = tolerance_file(nir_path)
+    from_file = read_tolerance_file(path) if path else {}
+    options = _validated(given, "tolerance option", {field: field for field in FIELDS})
+    return Tolerances(**{**from_file, **options})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One tolerance applied to one measurement."""
+
+    tolerance: str  # the verify.Tolerances field
+    subject: str  # what was measured
+    measured: float
+    allowed: float
+    at_least: bool  # ``allowed`` is a minimum (else a maximum)
+    failure: str  # the verdict's failure line, for when it is exceeded
+
+    @property
+    def passed(self) -> bool:
+        return self.measured >= self.allowed if self.at_least else self.measured <= self.allowed
+
+
+def checks(metrics: dict, tolerances) -> list[Check]:
+    """Every tolerance applied to a verdict's metrics, in the order of the verdict's failures."""
+    tol = tolerances
+    drop = metrics["accuracy"]["float"] - metrics["accuracy"]["chip"]
+    agreement = metrics["agreement"]
+    result = [
+        Check("max_accuracy_drop", "accuracy drop (float - chip)", drop, tol.max_accuracy_drop, False,
+              f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}"),
+        Check("min_agreement", "agreement (chip vs float decisions)", agreement, tol.min_agreement, True,
+              f"agreement {agreement:.4f} < min_agreement {tol.min_agreement}"),
+    ]
+    if tol.max_spike_time_error_p95 is not None:
+        for layer, stats in metrics["spike_time_error_steps"].items():
+            if stats["p95"] is not None:
+                result.append(Check(
+                    "max_spike_time_error_p95", f"layer {layer}: spike-time error p95 (steps)", stats["p95"],
+                    tol.max_spike_time_error_p95, False,
+                    f"layer {layer}: spike-time error p95 {stats['p95']:.2f} steps > "
+                    f"max_spike_time_error_p95 {tol.max_spike_time_error_p95}"))
+    wraps = sum(c.get("current_wraps", 0) for c in metrics["hardware_events"].values())
+    result.append(Check("max_hardware_events", "24-bit current wraps", wraps, tol.max_hardware_events, False,
+                        f"{wraps} 24-bit current wraps > max_hardware_events {tol.max_hardware_events}"))
+    return result

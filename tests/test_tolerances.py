@@ -1,0 +1,85 @@
+"""Tolerances from a file next to the model, options over the file, and one-line errors."""
+
+import pytest
+
+from snn_deploy.deploy.errors import DeployError
+from snn_deploy.deploy.tolerances import checks, load_tolerances, tolerance_file
+from snn_deploy.deploy.verify import Tolerances
+from snn_deploy.deploy.verify import _failures as verdict_failures  # what checks() must reproduce
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A NIR path: the tolerance loader only looks beside it, so the file need not exist."""
+    return tmp_path / "yy.nir"
+
+
+def test_defaults_without_a_file(model):
+    assert tolerance_file(model) is None
+    assert load_tolerances(model, {}) == Tolerances()
+
+
+def test_folder_file_with_nested_and_dotted_spike_time_key(model):
+    (model.parent / "snn-deploy.toml").write_text(
+        "max_accuracy_drop = 0.02\nmin_agreement = 0.9\nmax_hardware_events = 3\n"
+        "[max_spike_time_error_steps]\np95 = 2.5\n")
+    assert load_tolerances(model, {}) == Tolerances(max_accuracy_drop=0.02, min_agreement=0.9,
+                                                    max_spike_time_error_p95=2.5, max_hardware_events=3)
+    (model.parent / "snn-deploy.toml").write_text("max_spike_time_error_steps.p95 = 4\n")
+    assert load_tolerances(model, {}).max_spike_time_error_p95 == 4.0
+
+
+def test_model_file_wins_over_folder_file_and_options_win_over_both(model):
+    (model.parent / "snn-deploy.toml").write_text("min_agreement = 0.5\nmax_accuracy_drop = 0.5\n")
+    (model.parent / "yy.tolerances.toml").write_text("min_agreement = 0.9\n")
+    assert tolerance_file(model) == model.parent / "yy.tolerances.toml"
+    # Only the model's own file is read: the folder file's max_accuracy_drop does not apply.
+    assert load_tolerances(model, {}) == Tolerances(min_agreement=0.9)
+    tolerances = load_tolerances(model, {"min_agreement": 0.99, "max_accuracy_drop": None})
+    assert tolerances == Tolerances(min_agreement=0.99)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("min_agreemnt = 0.9\n", "unknown key 'min_agreemnt'"),
+    ("[max_spike_time_error_steps]\np99 = 2\n", "unknown key 'max_spike_time_error_steps.p99'"),
+    ("min_agreement = 1.5\n", "min_agreement must be a number in [0, 1], got 1.5"),
+    ("max_accuracy_drop = 'small'\n", "max_accuracy_drop must be a number in [0, 1], got 'small'"),
+    ("max_spike_time_error_steps.p95 = -1\n", "max_spike_time_error_steps.p95 must be a number of steps >= 0"),
+    ("max_spike_time_error_steps.p95 = nan\n", "max_spike_time_error_steps.p95 must be a number of steps >= 0"),
+    ("max_hardware_events = 1.5\n", "max_hardware_events must be a whole number >= 0, got 1.5"),
+    ("max_hardware_events = true\n", "max_hardware_events must be a whole number >= 0, got True"),
+    ("min_agreement = \n", "not valid TOML"),
+])
+def test_bad_file_is_one_line_error_naming_file_and_key(model, text, message):
+    path = model.parent / "yy.tolerances.toml"
+    path.write_text(text)
+    with pytest.raises(DeployError) as error:
+        load_tolerances(model, {})
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"min_agreement": 2.0}, "tolerance option: min_agreement must be a number in [0, 1], got 2.0"),
+    ({"max_spike_time_error_steps": 2.0}, "unknown tolerance 'max_spike_time_error_steps'"),
+])
+def test_bad_option(model, overrides, message):
+    with pytest.raises(DeployError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_tolerances(model, overrides)
+
+
+def _metrics(float_acc, chip_acc, agreement, p95s, wraps):
+    return {"accuracy": {"float": float_acc, "chip": chip_acc}, "agreement": agreement,
+            "spike_time_error_steps": {f"lif{i}": {"p95": p} for i, p in enumerate(p95s, start=1)},
+            "hardware_events": {"lif1": {"current_wraps": wraps}, "lif2": {}}}
+
+
+@pytest.mark.parametrize("metrics, tolerances", [
+    (_metrics(0.9, 0.9, 1.0, [0.5, None], 0), Tolerances(max_spike_time_error_p95=1.0)),
+    (_metrics(0.95, 0.90, 0.93, [3.0, 1.5], 2), Tolerances(max_spike_time_error_p95=1.0)),
+    (_metrics(0.95, 0.90, 0.93, [3.0, 1.5], 2), Tolerances()),
+    (_metrics(0.80, 0.81, 0.98, [3.0, 1.5], 0), Tolerances(max_accuracy_drop=0.0, min_agreement=0.98)),
+])
+def test_checks_give_exactly_the_verdicts_failures(metrics, tolerances):
+    failed = [c.failure for c in checks(metrics, tolerances) if not c.passed]
+    assert failed == verdict_failures(metrics, tolerances)
