@@ -8,6 +8,8 @@ from .compile import compile_network
 from .errors import DeployError
 from .export import export, to_nir
 from .network import load as load_graph
-from .verify import Tolerances, Verdict, verify
+from .tolerances import Tolerances
+from .verify import Verdict, compare, judge, verify
 
-__all__ = ["DeployError", "Tolerances", "Verdict", "compile_network", "export", "load_graph", "to_nir", "verify"]
+__all__ = ["DeployError", "Tolerances", "Verdict", "compare", "compile_network", "export", "judge", "load_graph",
+           "to_nir", "verify"]

@@ -20,6 +20,7 @@ from ..targets import record as record_io
 from ..targets.backends import BackendUnavailable
 from ..targets.bundle import BundleError
 from ..targets.description import TargetError
+from ..targets.files import write_atomic
 from ..targets.lava import LavaRunError
 from ..targets.record import RecordError
 from .errors import DeployError
@@ -63,7 +64,7 @@ def _load_model(name_or_path: str):
         raise DeployError(str(exc).splitlines()[0]) from None
 
 
-def _load_data(spec: str, samples: int | None):
+def load_data(spec: str, samples: int | None):
     from ..models import data
 
     try:
@@ -110,8 +111,13 @@ def cmd_zoo(args) -> int:
 
 def cmd_targets(args) -> int:
     for name in description.names():
-        target = description.load(name)
-        print(f"{name:12s} {target.description}")
+        try:
+            target = description.load(name)
+        except TargetError as exc:
+            print(f"{name:12s} (unusable: {exc})")
+            continue
+        boards = ", ".join(f"{board} ({chips} chips)" for board, chips in target.boards)
+        print(f"{name:12s} {target.description}" + (f"; boards: {boards}" if boards else ""))
     return EXIT_OK
 
 
@@ -133,12 +139,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
+    from .export import export, to_nir
 
     model = _load_model(args.model)
-    out = export(model, _output_path(args.output))
-    _say(args, f"wrote {out} (NIR graph of {model.name}: " + " -> ".join(
-        f"{w.shape[1]}" for w in model.weights) + f" -> {model.weights[-1].shape[0]})")
+    out = _output_path(args.output)
+    shape = " -> ".join(f"{w.shape[1]}" for w in model.weights) + f" -> {model.weights[-1].shape[0]}"
+    if args.format == "nir":
+        export(model, out)
+        _say(args, f"wrote {out} (NIR graph of {model.name}: {shape})")
+        return EXIT_OK
+    from .compile import choose_timing
+    from .network import from_graph
+    from .onnx_export import export_onnx
+
+    net = from_graph(to_nir(model))
+    timing = choose_timing(net, args.steps_per_tau, snap_decay=not args.no_snap)
+    export_onnx(net, timing.dt, timing.num_steps, out)
+    _say(args, f"wrote {out} (ONNX, the discrete float reference of {model.name}: {shape}, unrolled over "
+               f"T = {timing.num_steps} steps of dt = {timing.dt:.6g} {timing.time_unit}; batch axis dynamic)")
     return EXIT_OK
 
 
@@ -156,6 +174,7 @@ def _format_quantization(report: dict) -> list[str]:
 
 def cmd_compile(args) -> int:
     from .compile import compile_network
+    from .place import format_placement
 
     try:
         target = description.load(args.target)
@@ -163,7 +182,10 @@ def cmd_compile(args) -> int:
         raise DeployError(str(exc)) from None
     out = _output_path(args.output)
     net = _load_graph(args.graph, args)
-    compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap)
+    if args.max_chips < 1:
+        raise DeployError(f"--max-chips must be at least 1, got {args.max_chips}")
+    compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
+                               max_chips=args.max_chips)
     bundle_io.save(compiled, out)
     sem = net.semantics
     _say(args,
@@ -175,6 +197,7 @@ def cmd_compile(args) -> int:
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report['snapped_dt'] else ''}), "
          f"{compiled.timing.num_steps} steps per sample",
          *_format_quantization(compiled.report["quantization"]),
+         *format_placement(compiled.placement, target),
          f"wrote {out}")
     return EXIT_OK
 
@@ -186,7 +209,7 @@ def _run_inputs(bundle, dataset):
                     bundle.timing.num_steps)
 
 
-def _backend(name: str):
+def get_backend(name: str):
     try:
         return backends.get(name)
     except ValueError as exc:
@@ -195,9 +218,9 @@ def _backend(name: str):
 
 def cmd_run(args) -> int:
     bundle = _load_bundle(args.bundle)
-    dataset = _load_data(args.data, args.samples)
+    dataset = load_data(args.data, args.samples)
     out = _output_path(args.output)
-    backend = _backend(args.backend)
+    backend = get_backend(args.backend)
     inputs = _run_inputs(bundle, dataset)
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = backend.run(bundle, inputs, record_state=args.record_state, progress=progress)
@@ -237,6 +260,9 @@ def format_summary(verdict) -> list[str]:
     lines.append(f"  activity   {act['synaptic_ops_per_inference']:.0f} synaptic ops, "
                  f"{act['neuron_updates_per_inference']} neuron updates per inference; "
                  f"{events['current_wraps']} current wraps, {events['voltage_saturations']} voltage saturations")
+    if "energy" in m:
+        from .energy import format_energy
+        lines.extend(f"  {line}" for line in format_energy(m["energy"]))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
     return lines
 
@@ -257,28 +283,31 @@ def _load_replay(path: str, bundle, num_samples: int):
 
 
 def cmd_verify(args) -> int:
-    from .verify import Tolerances, verify
+    from .tolerances import load_tolerances, tolerance_file
+    from .verify import compare, judge
 
     net = _load_graph(args.graph, args)
     bundle = _load_bundle(args.bundle)
-    dataset = _load_data(args.data, args.samples)
+    dataset = load_data(args.data, args.samples)
     replay = _load_replay(args.replay, bundle, len(dataset.labels)) if args.replay else None
     json_out = _output_path(args.json) if args.json else None
-    tolerances = Tolerances(max_accuracy_drop=args.max_accuracy_drop, min_agreement=args.min_agreement,
-                            max_spike_time_error_p95=args.max_spike_time_error_p95)
-    for name, value in (("--max-accuracy-drop", args.max_accuracy_drop), ("--min-agreement", args.min_agreement)):
-        if not 0 <= value <= 1:
-            raise DeployError(f"{name} must be in [0, 1], got {value}")
-    backend = _backend(args.backend)  # reject an unknown name before any work
-    del backend
+    report_out = _output_path(args.report) if args.report else None
+    tolerances = load_tolerances(args.graph, {
+        "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
+        "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
+    get_backend(args.backend)  # reject an unknown name before any work
     with _progress(args, len(dataset.labels), f"verify on {args.backend}") as progress:
-        verdict = verify(net, bundle, dataset.features, dataset.labels, backend=args.backend, dataset=dataset.name,
-                         tolerances=tolerances, progress=progress, record=replay)
+        comparison = compare(net, bundle, dataset.features, dataset.labels, backend=args.backend,
+                             progress=progress, record=replay)
+    verdict = judge(comparison, net, bundle, dataset=dataset.name, tolerances=tolerances)
     if json_out:
-        bundle_io.write_atomic(json_out, verdict.to_json().encode())
-    _say(args, *format_summary(verdict))
-    if json_out:
-        _say(args, f"  wrote {json_out}")
+        write_atomic(json_out, verdict.to_json().encode())
+    if report_out:
+        from .report import write_report
+        write_report(report_out, comparison, verdict, net, bundle, energy=verdict.metrics["energy"])
+    applied = tolerance_file(args.graph)
+    _say(args, *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
+         *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return EXIT_OK if verdict.passed else EXIT_TOLERANCE
 
 
@@ -296,6 +325,13 @@ def _add_semantic_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
     g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
+
+
+def _add_time_step_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps-per-tau", type=float, default=128,
+                   help="chip steps per time unit, approximately (default 128)")
+    p.add_argument("--no-snap", action="store_true",
+                   help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,17 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("-o", "--output", help="checkpoint to write (.npz; a .json sidecar is written beside it)")
 
-    p = command("export", cmd_export, "write a model as a NIR graph with explicit semantics")
+    p = command("export", cmd_export, "write a model as a NIR graph with explicit semantics (or as ONNX)")
     p.add_argument("model", help="zoo model name or checkpoint .npz")
-    p.add_argument("-o", "--output", required=True, help="NIR file to write")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p.add_argument("--format", choices=["nir", "onnx"], default="nir",
+                   help="nir (default), or onnx: the discrete float reference unrolled over a fixed number of "
+                        "steps with a dynamic batch axis")
+    _add_time_step_options(p)
 
     p = command("compile", cmd_compile, "quantize and place a NIR graph for a target, writing a bundle")
     p.add_argument("graph", help="NIR file")
     p.add_argument("--target", default="loihi2", help="target name or .toml description (default loihi2)")
-    p.add_argument("--steps-per-tau", type=float, default=128,
-                   help="chip steps per time unit, approximately (default 128)")
-    p.add_argument("--no-snap", action="store_true",
-                   help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
+    _add_time_step_options(p)
+    p.add_argument("--max-chips", type=int, default=1, help="chips the placement may use (default 1)")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p)
 
@@ -348,9 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.01, help="float - chip accuracy (default 0.01)")
-    p.add_argument("--min-agreement", type=float, default=0.98, help="chip/float decision agreement (default 0.98)")
-    p.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
+    p.add_argument("--report", metavar="HTML", help="write a self-contained HTML report here")
+    g = p.add_argument_group("tolerances (default: the model's tolerance file, <model>.tolerances.toml or "
+                             "snn-deploy.toml beside the NIR file, else the values below)")
+    g.add_argument("--max-accuracy-drop", type=float, help="float - chip accuracy (default 0.01)")
+    g.add_argument("--min-agreement", type=float, help="chip/float decision agreement (default 0.98)")
+    g.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
+    g.add_argument("--max-hardware-events", type=int, help="24-bit current wraps allowed (default 0)")
     _add_semantic_options(p)
 
     p = command("demo", cmd_demo, "the shipped Yin-Yang TTFS model through export, compile, bitsim and verify")

@@ -1,4 +1,8 @@
-"""compile: float network -> quantized network -> placement -> bundle."""
+"""compile: float network -> quantized network -> placement -> bundle.
+
+The bundle carries a copy of the target description it was compiled for, so that verify can
+estimate energy and latency without the description file.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import numpy as np
 
 from ..targets.bundle import Bundle, Timing
 from ..targets.description import Target
-from .network import FloatNetwork
-from .place import place
 from .errors import DeployError
+from .network import FloatNetwork
+from .place import place, placement_report
 from .quantize import quantize, snapped_dt
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
@@ -19,15 +23,20 @@ from .quantize import quantize, snapped_dt
 DEFAULT_STEPS_PER_TAU = 128
 
 
-def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
-                    snap_decay: bool = True) -> Bundle:
+def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True) -> Timing:
+    """dt near 1 / steps_per_tau (snapped so the 12-bit decay is exact, unless told not to), and
+    enough steps to cover the graph's horizon."""
     if not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
         raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
     dt = snapped_dt(net, steps_per_tau) if snap_decay else 1.0 / steps_per_tau
-    quantized = quantize(net, target, dt)
-    placement = place(quantized.network, target)
-    num_steps = int(math.ceil(net.semantics.horizon / dt))
-    timing = Timing(dt=dt, num_steps=num_steps, time_unit=net.semantics.time_unit)
+    return Timing(dt=dt, num_steps=int(math.ceil(net.semantics.horizon / dt)), time_unit=net.semantics.time_unit)
+
+
+def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
+                    snap_decay: bool = True, max_chips: int = 1) -> Bundle:
+    timing = choose_timing(net, steps_per_tau, snap_decay)
+    quantized = quantize(net, target, timing.dt)
+    placement = place(quantized.network, target, max_chips=max_chips)
     source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
               "nodes": {layer.name: {"synapse": layer.synapse, "neuron": layer.name} for layer in net.layers},
               "semantics": {**json.loads(net.semantics.to_json()), "origin": net.semantics.origin}}
@@ -35,5 +44,4 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
                   report={"quantization": quantized.report, "snapped_dt": snap_decay,
                           "requested_steps_per_tau": steps_per_tau,
-                          "placement": {"cores_used": placement.cores_used}})
-
+                          "placement": placement_report(placement, target), "target_spec": target.spec})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from ..targets.files import atomic_path
 from .network import METADATA_KEY, Semantics
 
 # Run length of one sample, in tau: inputs end at t_late = 2.0 and the zoo model's outputs fire

@@ -150,7 +150,7 @@ def export_onnx(net: FloatNetwork, dt: float, num_steps: int, path) -> None:
     """
     import onnx
 
-    from ..targets.bundle import write_atomic
+    from ..targets.files import write_atomic
 
     module = reference_module(net, dt, num_steps)
     example = torch.zeros((2, int(num_steps), net.input_size), dtype=torch.float64)

@@ -30,7 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..targets.bundle import Bundle, Timing, write_atomic
+from ..targets.bundle import Bundle, Timing
+from ..targets.files import write_atomic
 from .network import FloatNetwork
 from .tolerances import checks, dotted
 from .verify import Comparison, Verdict

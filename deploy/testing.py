@@ -6,7 +6,7 @@
 ``snn_verify`` compiles the NIR file for the target, runs it on a back end (bitsim by default)
 over the data set and compares it with the float model, exactly as ``snn-deploy compile`` and
 ``snn-deploy verify`` do. A relative path is taken from the folder of the calling test file.
-Tolerances are keyword arguments (the fields of ``verify.Tolerances``) over the model's tolerance
+Tolerances are keyword arguments (the fields of ``tolerances.Tolerances``) over the model's tolerance
 file (see ``tolerances``) over the defaults. On success it returns the Verdict; otherwise the test
 fails with a table of each tolerance, measured against allowed, and no library traceback.
 
@@ -46,7 +46,7 @@ def run_verification(nir_file: Path, *, target: str, data: str, samples: int | N
     """compile + verify, as the CLI does; a bad input or an exceeded tolerance fails the test."""
     from ..targets import description
     from ..targets.backends import BackendUnavailable
-    from .cli import _backend, _load_data  # the CLI's own checks: both reject bad input alike
+    from .cli import get_backend, load_data  # the CLI's own checks: both reject bad input alike
     from .compile import DEFAULT_STEPS_PER_TAU, compile_network
     from .errors import DeployError
     from .network import load
@@ -56,8 +56,8 @@ def run_verification(nir_file: Path, *, target: str, data: str, samples: int | N
     try:
         applied = load_tolerances(nir_file, tolerances)
         net = load(nir_file)
-        dataset = _load_data(data, samples)
-        _backend(backend)
+        dataset = load_data(data, samples)
+        get_backend(backend)
         bundle = compile_network(net, description.load(target), steps_per_tau or DEFAULT_STEPS_PER_TAU)
         verdict = verify(net, bundle, dataset.features, dataset.labels, backend=backend, dataset=dataset.name,
                          tolerances=applied)

@@ -11,7 +11,7 @@ that exists; only that one file is read. Every key is optional:
     [max_spike_time_error_steps]
     p95 = 2.0                       # per layer, |chip - float| first-spike time, in chip steps
 
-Precedence: an option given > the file > the default of ``verify.Tolerances``. An unknown key or a
+Precedence: an option given > the file > the defaults of ``Tolerances``. An unknown key or a
 bad value is a DeployError naming the file and the key.
 
 ``checks`` applies tolerances to a verdict's metrics one by one, measured against allowed, for
@@ -32,6 +32,17 @@ else:  # the Lava worker runs on Python 3.10
     import tomli as tomllib
 
 from .errors import DeployError
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """When a verification fails (exit code 1). Spike-time tolerance is in chip steps."""
+
+    max_accuracy_drop: float = 0.01  # float accuracy - chip accuracy
+    min_agreement: float = 0.98  # fraction of samples where chip and float decide alike
+    max_spike_time_error_p95: float | None = None  # per layer, chip vs float, steps
+    max_hardware_events: int = 0  # 24-bit current wraps (silent corruption on the chip)
+
 
 FOLDER_FILE = "snn-deploy.toml"
 MODEL_FILE_SUFFIX = ".tolerances.toml"
@@ -56,7 +67,7 @@ def _count(value: Any) -> int:
     return value
 
 
-# Each field of verify.Tolerances, with the name it has in the file and the check of its value.
+# Each field of Tolerances, with the name it has in the file and the check of its value.
 FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "max_accuracy_drop": ("max_accuracy_drop", _fraction),
     "min_agreement": ("min_agreement", _fraction),
@@ -98,7 +109,7 @@ def _validated(values: dict[str, Any], where: str, names: dict[str, str]) -> dic
 
 
 def read_tolerance_file(path: str | Path) -> dict[str, Any]:
-    """The tolerances a file sets, by ``verify.Tolerances`` field name."""
+    """The tolerances a file sets, by ``Tolerances`` field name."""
     path = Path(path)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -114,12 +125,9 @@ def read_tolerance_file(path: str | Path) -> dict[str, Any]:
                       {field: file_key for field, (file_key, _) in FIELDS.items()})
 
 
-def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = None):
+def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = None) -> Tolerances:
     """The tolerances for the model at ``nir_path``: ``overrides`` (by field name; None = not
-    given) over its tolerance file over the defaults. Returns a ``verify.Tolerances``."""
-    # Imported here so that verify can use ``checks`` without an import cycle.
-    from .verify import Tolerances
-
+    given) over its tolerance file over the defaults."""
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     unknown = [key for key in given if key not in FIELDS]
     if unknown:
@@ -134,7 +142,7 @@ def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = Non
 class Check:
     """One tolerance applied to one measurement."""
 
-    tolerance: str  # the verify.Tolerances field
+    tolerance: str  # the Tolerances field
     subject: str  # what was measured
     measured: float
     allowed: float
@@ -146,7 +154,7 @@ class Check:
         return self.measured >= self.allowed if self.at_least else self.measured <= self.allowed
 
 
-def checks(metrics: dict, tolerances) -> list[Check]:
+def checks(metrics: dict, tolerances: Tolerances) -> list[Check]:
     """Every tolerance applied to a verdict's metrics, in the order of the verdict's failures."""
     tol = tolerances
     drop = metrics["accuracy"]["float"] - metrics["accuracy"]["chip"]

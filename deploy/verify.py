@@ -26,18 +26,9 @@ from . import reference
 from .encoding import input_times, to_steps
 from .errors import DeployError
 from .network import FloatNetwork
+from .tolerances import Tolerances, checks
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """When a verification fails (exit code 1). Spike-time tolerance is in chip steps."""
-
-    max_accuracy_drop: float = 0.01  # float accuracy - chip accuracy
-    min_agreement: float = 0.98  # fraction of samples where chip and float decide alike
-    max_spike_time_error_p95: float | None = None  # per layer, chip vs float, steps
-    max_hardware_events: int = 0  # 24-bit current wraps (silent corruption on the chip)
 
 
 @dataclass(frozen=True)
@@ -171,9 +162,23 @@ def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.
                       float_reference="continuous" if continuous is not None else "discrete")
 
 
+def bundle_target(bundle: Bundle):
+    """The target description a bundle was compiled for: its own copy, else the named file."""
+    from ..targets import description
+
+    spec = bundle.report.get("target_spec")
+    try:
+        return description.from_spec(spec, f"<bundle {bundle.checksum[:12]}>") if spec else \
+            description.load(bundle.target)
+    except description.TargetError as exc:
+        raise DeployError(str(exc)) from None
+
+
 def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
           tolerances: Tolerances = Tolerances()) -> Verdict:
-    """Summarize a comparison into metrics and check them against the tolerances."""
+    """Summarize a comparison into metrics (energy and latency included) and check the tolerances."""
+    from .energy import decision_steps, estimate
+
     c = comparison
     accuracy = {name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
     errors, budget = {}, {}
@@ -195,8 +200,11 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         "activity": _activity(bundle, c.inputs, c.record),
         "hardware_events": c.record.counters,
         "float_reference": c.float_reference,
+        "energy": estimate(bundle, c.record, c.inputs, bundle_target(bundle),
+                           decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
     }
-    return Verdict(metrics=metrics, tolerances=tolerances, failures=tuple(_failures(metrics, tolerances)))
+    failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
+    return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
 
 def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
@@ -205,21 +213,3 @@ def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.n
     """compare, then judge: the verdict of ``bundle`` on ``backend`` against the float references."""
     comparison = compare(net, bundle, features, labels, backend=backend, progress=progress, record=record)
     return judge(comparison, net, bundle, dataset=dataset, tolerances=tolerances)
-
-
-def _failures(metrics: dict, tol: Tolerances) -> list[str]:
-    failures = []
-    drop = metrics["accuracy"]["float"] - metrics["accuracy"]["chip"]
-    if drop > tol.max_accuracy_drop:
-        failures.append(f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}")
-    if metrics["agreement"] < tol.min_agreement:
-        failures.append(f"agreement {metrics['agreement']:.4f} < min_agreement {tol.min_agreement}")
-    if tol.max_spike_time_error_p95 is not None:
-        for layer, stats in metrics["spike_time_error_steps"].items():
-            if stats["p95"] is not None and stats["p95"] > tol.max_spike_time_error_p95:
-                failures.append(f"layer {layer}: spike-time error p95 {stats['p95']:.2f} steps > "
-                                f"max_spike_time_error_p95 {tol.max_spike_time_error_p95}")
-    wraps = sum(c.get("current_wraps", 0) for c in metrics["hardware_events"].values())
-    if wraps > tol.max_hardware_events:
-        failures.append(f"{wraps} 24-bit current wraps > max_hardware_events {tol.max_hardware_events}")
-    return failures

@@ -12,13 +12,14 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import write_atomic
 
 FORMAT = "snn-deploy-bundle"
 FORMAT_VERSION = 1
@@ -258,20 +259,6 @@ def save(bundle: Bundle, path: str | os.PathLike) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, manifest=np.array(json.dumps(manifest)), **arrays)
     write_atomic(path, buffer.getvalue())
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to ``path`` through a temp file and ``os.replace``: never a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(path: str | os.PathLike) -> Bundle:

@@ -102,6 +102,12 @@ def load(name_or_path: str) -> Target:
     return Target(name=spec["name"], description=spec["description"], spec=spec, path=path)
 
 
+def from_spec(spec: dict, origin: str) -> Target:
+    """A target from a description already read, e.g. the copy a bundle carries."""
+    validate(spec, Path(origin))
+    return Target(name=spec["name"], description=spec["description"], spec=spec, path=Path(origin))
+
+
 def validate(spec: dict, path: Path) -> None:
     """Raise a one-line TargetError naming the file and the first missing or malformed key."""
     for key in ("name", "description"):

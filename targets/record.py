@@ -96,31 +96,22 @@ def save(record: SpikeRecord, path) -> None:
     ``traces/<population>/<u|v>`` the optional state traces.
     """
     import json
-    import os
-    import tempfile
-    from pathlib import Path
 
     import h5py
 
-    path = Path(path)
+    from .files import atomic_path
+
     header = {"format": RECORD_FORMAT, "format_version": RECORD_FORMAT_VERSION, "backend": record.backend,
               "bundle_checksum": record.bundle_checksum, "num_samples": record.num_samples,
               "num_steps": record.num_steps, "counters": record.counters,
               "populations": {name: s.size for name, s in record.spikes.items()}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["header"] = json.dumps(header)
-            for name, events in record.spikes.items():
-                f.create_dataset(f"spikes/{name}", data=events.events, compression="gzip")
-            for name, per in record.traces.items():
-                for key, value in per.items():
-                    f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["header"] = json.dumps(header)
+        for name, events in record.spikes.items():
+            f.create_dataset(f"spikes/{name}", data=events.events, compression="gzip")
+        for name, per in record.traces.items():
+            for key, value in per.items():
+                f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
 
 
 def load(path) -> SpikeRecord:

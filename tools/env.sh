@@ -29,7 +29,7 @@ ensure_main_env() {
   "$python" -m venv "$SNN_VENV"
   "$SNN_VENV/bin/python" -m pip install --quiet --upgrade pip
   "$SNN_VENV/bin/python" -m pip install --quiet "$SNN_TORCH_SPEC"
-  "$SNN_VENV/bin/python" -m pip install --quiet -e "$SNN_ROOT[torch,dev]"
+  "$SNN_VENV/bin/python" -m pip install --quiet -e "$SNN_ROOT[torch,report,onnx,dev]"
   echo "$stamp" > "$stamp_file"
   echo "snn-deploy set-up: main environment ready in $((SECONDS - start)) s" >&2
 }
