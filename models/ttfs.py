@@ -1,0 +1,191 @@
+"""Time-to-first-spike network with exact spike times, after Göltz et al., "Fast and energy-efficient
+neuromorphic deep learning with first-spike times", Nature Machine Intelligence 3, 823 (2021) ("Fast & Deep").
+
+Neuron model: current-based LIF with tau_mem = tau_syn = tau, no reset, only the first spike counts. Time is in
+units of tau. An input spike at t_i with weight w_i adds w_i to the current I (dI/dt = -I, dV/dt = -V + I), so
+    V(t) = sum_{t_i < t} w_i (t - t_i) exp(-(t - t_i)).
+Weights have shape (n_out, n_in), like NIR's Affine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+# Fast & Deep input coding for Yin-Yang (paper, Methods; experiment_configs/yin_yang.yaml of the authors' code).
+T_EARLY = 0.15
+T_LATE = 2.0
+T_BIAS = 0.9
+
+# Loss constants of Fast & Deep for Yin-Yang: softmax temperature xi, regulariser alpha * (exp(t_label / beta) - 1).
+XI = 0.2
+ALPHA = 0.005
+BETA = 1.0
+
+# Stand-in time for silent outputs in the loss: late enough to carry no softmax weight (exp(-50) next to a spike
+# within the 4 tau window) and to make the regulariser large (alpha * e^10 ~ 110).
+SILENT_TIME = 10.0
+
+_INV_E = math.exp(-1.0)
+_HALLEY_STEPS = 8
+# Below this distance of W from the branch point -1, dW/dx = 1 / (e^W (1 + W)) is capped: the membrane maximum
+# only grazes the threshold, and an unbounded derivative there would only produce inf/NaN gradients.
+_MIN_ONE_PLUS_W = 1e-9
+
+
+@dataclass(frozen=True)
+class TTFSEncoding:
+    """Feature v in [0, 1] -> spike time t = t_early + v (t_late - t_early); one bias spike at t_bias is appended."""
+
+    t_early: float = T_EARLY
+    t_late: float = T_LATE
+    t_bias: float = T_BIAS
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """(N, F) features -> (N, F + 1) float64 spike times, the last column the bias spike."""
+        features = np.asarray(features, dtype=np.float64)
+        times = self.t_early + features * (self.t_late - self.t_early)
+        bias = np.full((features.shape[0], 1), self.t_bias)
+        return np.concatenate([times, bias], axis=1)
+
+
+def _lambert_w0_initial_guess(x: torch.Tensor) -> torch.Tensor:
+    """Starting point for Halley: branch-point series near -1/e, log1p in the middle, log x - log log x for large x."""
+    p = torch.sqrt(torch.clamp(2.0 * (math.e * x + 1.0), min=0.0))
+    near_branch = -1.0 + p - p**2 / 3.0 + 11.0 / 72.0 * p**3
+    large = torch.log(torch.clamp(x, min=3.0))
+    asymptotic = large - torch.log(large)
+    middle = torch.log1p(torch.clamp(x, min=-0.25))
+    return torch.where(x < -0.25, near_branch, torch.where(x > 3.0, asymptotic, middle))
+
+
+def _lambert_w0_value(x: torch.Tensor) -> torch.Tensor:
+    """W0(x) for x >= -1/e by Halley's iteration on f(w) = w e^w - x (cubic convergence, float64 precision)."""
+    x = torch.clamp(x, min=-_INV_E)
+    w = _lambert_w0_initial_guess(x)
+    for _ in range(_HALLEY_STEPS):
+        exp_w = torch.exp(w)
+        f = w * exp_w - x
+        one_plus_w = torch.clamp(w + 1.0, min=_MIN_ONE_PLUS_W)
+        # Halley: w <- w - f / (f'(w) - f''(w) f / (2 f'(w))), with f' = e^w (w + 1), f'' = e^w (w + 2).
+        step = f / (exp_w * one_plus_w - (w + 2.0) * f / (2.0 * one_plus_w))
+        w = torch.clamp(w - torch.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0), min=-1.0)
+    return w
+
+
+class LambertW0(torch.autograd.Function):
+    """Principal branch of the Lambert W function, W(x) e^W(x) = x, with dW/dx = W / (x (1 + W)) = 1 / (e^W (1 + W))."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        w = _lambert_w0_value(x)
+        ctx.save_for_backward(w)
+        return w
+
+    @staticmethod
+    def backward(ctx, grad_w: torch.Tensor) -> torch.Tensor:
+        (w,) = ctx.saved_tensors
+        return grad_w / (torch.exp(w) * torch.clamp(1.0 + w, min=_MIN_ONE_PLUS_W))
+
+
+def lambert_w0(x: torch.Tensor) -> torch.Tensor:
+    """Principal-branch Lambert W, differentiable; arguments below -1/e are treated as -1/e."""
+    return LambertW0.apply(x)
+
+
+def first_spike_times(t_in: torch.Tensor, weight: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Exact first spike times (B, n_out) of LIF neurons receiving input spikes t_in (B, n_in), inf = no spike.
+
+    weight is (n_out, n_in), or (B, n_out, n_in) for per-sample copies (training: per-sample gradient clipping).
+    After sorting the inputs, the membrane between the k-th and (k+1)-th input is V(t) = e^-t (a_k t - b_k) with
+        a_k = sum_{i<=k} w_i e^{t_i},  b_k = sum_{i<=k} w_i t_i e^{t_i},
+    and its first threshold crossing is (Göltz et al. 2021, Methods)
+        t*_k = b_k / a_k - W0(-(theta / a_k) e^{b_k / a_k}),
+    which exists if a_k > 0 and the argument is >= -1/e. The spike is the first t*_k in [t_k, t_{k+1}].
+    """
+    batch, n_in = t_in.shape
+    n_out = weight.shape[-2]
+    order = torch.argsort(t_in, dim=1)
+    t_sorted = torch.gather(t_in, 1, order)
+    weight_per_sample = weight.expand(batch, n_out, n_in)
+    w_sorted = torch.gather(weight_per_sample, 2, order.unsqueeze(1).expand(batch, n_out, n_in))
+
+    # Silent inputs (t = inf) contribute nothing; zero them before exp so no inf * 0 reaches the gradients.
+    is_input_spike = torch.isfinite(t_sorted)
+    t_finite = torch.where(is_input_spike, t_sorted, torch.zeros_like(t_sorted)).unsqueeze(1)
+    w_finite = torch.where(is_input_spike.unsqueeze(1), w_sorted, torch.zeros_like(w_sorted))
+    weighted_exp = w_finite * torch.exp(t_finite)
+    a = torch.cumsum(weighted_exp, dim=2)
+    b = torch.cumsum(weighted_exp * t_finite, dim=2)
+
+    # Decide which prefixes cross before building the differentiable expression, then evaluate the closed form
+    # only there: masked entries get harmless stand-ins (a = 1, b = 0, argument 0) so their zero gradients stay 0.
+    with torch.no_grad():
+        a_positive = a > 0
+        a_or_one = torch.where(a_positive, a, torch.ones_like(a))
+        log_of_minus_argument = math.log(threshold) - torch.log(a_or_one) + b / a_or_one
+        crosses = a_positive & (log_of_minus_argument <= -1.0) & is_input_spike.unsqueeze(1)
+    a_safe = torch.where(crosses, a, torch.ones_like(a))
+    b_safe = torch.where(crosses, b, torch.zeros_like(b))
+    argument = -(threshold / a_safe) * torch.exp(b_safe / a_safe)
+    argument = torch.where(crosses, argument, torch.zeros_like(argument))
+    crossing = b_safe / a_safe - lambert_w0(argument)
+
+    t_next = torch.cat([t_sorted[:, 1:], torch.full_like(t_sorted[:, :1], math.inf)], dim=1).unsqueeze(1)
+    with torch.no_grad():
+        causal = crosses & (crossing >= t_sorted.unsqueeze(1)) & (crossing <= t_next)
+    candidates = torch.where(causal, crossing, torch.full_like(crossing, math.inf))
+    # The windows [t_k, t_{k+1}] are ordered, so the earliest causal crossing is the first one.
+    return candidates.min(dim=2).values
+
+
+def network_spike_times(
+    t_in: torch.Tensor, weights: Sequence[torch.Tensor], threshold: float
+) -> list[torch.Tensor]:
+    """Spike times of every layer, the first layer fed with t_in (B, n_in) including any bias spike columns."""
+    layer_times = []
+    times = t_in
+    for weight in weights:
+        times = first_spike_times(times, weight, threshold)
+        layer_times.append(times)
+    return layer_times
+
+
+def network_spike_times_numpy(
+    t_in: np.ndarray, weights: Sequence[np.ndarray], threshold: float
+) -> list[np.ndarray]:
+    """network_spike_times for numpy arrays (float64), without gradients."""
+    with torch.no_grad():
+        layer_times = network_spike_times(
+            torch.as_tensor(np.asarray(t_in, dtype=np.float64)),
+            [torch.as_tensor(np.asarray(w, dtype=np.float64)) for w in weights],
+            threshold,
+        )
+    return [times.numpy() for times in layer_times]
+
+
+def predict(out_times) -> np.ndarray:
+    """Label = first output to fire (argmin, ties -> lowest index), -1 if every output is silent."""
+    times = out_times.detach().cpu().numpy() if isinstance(out_times, torch.Tensor) else np.asarray(out_times)
+    labels = np.argmin(times, axis=1).astype(np.int64)
+    labels[~np.isfinite(times).any(axis=1)] = -1
+    return labels
+
+
+def ttfs_loss(
+    out_times: torch.Tensor, labels: torch.Tensor, xi: float = XI, alpha: float = ALPHA, beta: float = BETA
+) -> torch.Tensor:
+    """Mean over the batch of the Fast & Deep loss (Göltz et al. 2021, Methods):
+        L = -log softmax(-t / xi)[label] + alpha (exp(t_label / beta) - 1).
+    Silent outputs enter as SILENT_TIME, without gradient.
+    """
+    is_spike = torch.isfinite(out_times)
+    times = torch.where(is_spike, out_times, torch.full_like(out_times, SILENT_TIME))
+    cross_entropy = torch.nn.functional.cross_entropy(-times / xi, labels, reduction="none")
+    label_times = times.gather(1, labels.view(-1, 1)).squeeze(1)
+    regulariser = alpha * torch.expm1(label_times / beta)
+    return (cross_entropy + regulariser).mean()
