@@ -15,11 +15,11 @@ Chip step n then samples the continuous membrane at t = n h in every layer, for 
 the step grid: the Dense stage's one-step delay is the integration step, not an added latency.
 ``reference.discrete`` simulates exactly this in float64.
 
-Quantization. One scale S per layer maps float v units to chip units: u_chip = S u, and
+Quantization. One scale S per neuron maps float v units to chip units: u_chip = S u, and
   w_int << (6 + weight_exp) = S g,   vth << 6 = S theta,   bias = S drive,
   du = round(4096 (1 - a_u)) - 1,   dv = round(4096 (1 - a_v))      (Lava's decay offsets)
-S is as large as the 8-bit weight mantissa allows, capped so that the threshold fits its 17 bits,
-u never wraps, and v does not saturate in the worst case. A negative weight exponent floors
+S is as large as the neuron's 8-bit weight mantissas allow, capped so that its threshold fits 17
+bits, u never wraps, and v does not saturate in the worst case. A negative weight exponent floors
 every dendritic sum (a bias against the weights), so weight_exp stays >= 0 unless that would leave
 fewer than MIN_MANTISSA_LEVELS weight levels.
 """
@@ -120,6 +120,11 @@ def _bias_fields(bias: np.ndarray, layer_name: str) -> tuple[np.ndarray, int]:
 
 def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool, horizon_steps: int) -> tuple[
         LifPopulation, DenseConnection, dict]:
+    """One scale per neuron: each row of weights spans the mantissa, with its own threshold.
+
+    The weight exponent is shared by the Dense block, so it is set by the neuron whose range is
+    tightest; every other neuron still reaches the full mantissa through its own scale.
+    """
     weight_bits = int(target.value("synapse", "weight_bits"))
     exp_min, exp_max = int(target.value("synapse", "weight_exp_min")), int(target.value("synapse", "weight_exp_max"))
     vth_max = (1 << int(target.value("neuron", "threshold_bits"))) - 1
@@ -129,43 +134,50 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     mode = fx.sign_mode(disc.gain)
     mixed = mode == fx.MIXED
     w_max = (1 << weight_bits) - 2 if mixed else (1 << weight_bits) - 1  # mixed 8-bit weights are even
-    g_max = float(np.max(np.abs(disc.gain)))
-    if g_max == 0:
+    row_max = np.abs(disc.gain).max(axis=1)
+    live = row_max > 0
+    if not live.any():
         raise DeployError(f"node {disc.name}: all weights are zero")
 
-    # Worst-case |u| and |v| per unit of scale. Each source spikes at most once (fire-once or TTFS
-    # input) or, otherwise, every step. Above threshold v spikes and resets, so the positive side
-    # is bounded by theta plus one step of input; the negative side by the inhibitory weights alone.
-    a_u, a_v = float(disc.alpha_u.max()), float(disc.alpha_v.max())
-    drive_max = float(np.abs(disc.drive).max())
-    excitation = np.clip(disc.gain, 0, None).sum(axis=1).max()
-    inhibition = np.clip(-disc.gain, 0, None).sum(axis=1).max()
+    # Worst-case |u| and |v| per unit of scale, per neuron. Each source spikes at most once
+    # (fire-once or TTFS input) or, otherwise, every step. Above threshold v spikes and resets, so
+    # the positive side is bounded by theta plus one step of input; the negative side by the
+    # inhibitory weights alone.
+    drive = np.abs(disc.drive)
+    excitation = np.clip(disc.gain, 0, None).sum(axis=1)
+    inhibition = np.clip(-disc.gain, 0, None).sum(axis=1)
     if sources_fire_once:
-        u_peak = max(excitation, inhibition)
-        v_floor = inhibition * _impulse_peak(a_u, a_v, horizon_steps)
+        u_peak = np.maximum(excitation, inhibition)
+        v_floor = inhibition * _impulse_peak(float(disc.alpha_u.max()), float(disc.alpha_v.max()), horizon_steps)
     else:
-        u_peak = max(excitation, inhibition) / (1 - a_u)
-        v_floor = u_peak / max(1 - a_v, 1.0 / horizon_steps)
-    theta_max = float(disc.threshold.max())
-    v_peak = max(theta_max + u_peak + drive_max, v_floor + drive_max * horizon_steps)
-    scale_cap = min(vth_max * (1 << fx.THRESHOLD_SHIFT) / theta_max, state_max / u_peak, state_max / v_peak)
+        u_peak = np.maximum(excitation, inhibition) / (1 - disc.alpha_u)
+        v_floor = u_peak / np.maximum(1 - disc.alpha_v, 1.0 / horizon_steps)
+    v_peak = np.maximum(disc.threshold + u_peak + drive, v_floor + drive * horizon_steps)
+    with np.errstate(divide="ignore"):
+        scale_cap = np.minimum.reduce([vth_max * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
+                                       state_max / u_peak, state_max / v_peak])
 
-    # The largest weight exponent whose full-precision scale is still within the cap.
-    weight_exp = math.floor(math.log2(scale_cap * g_max / (w_max * unit)))
-    if weight_exp < 0 and scale_cap * g_max / unit >= MIN_MANTISSA_LEVELS:
+    # The largest shared weight exponent at which every neuron's full-precision scale is within its cap.
+    tightest = np.argmin(np.where(live, scale_cap * row_max, np.inf))
+    room = scale_cap[tightest] * row_max[tightest] / unit
+    weight_exp = math.floor(math.log2(room / w_max))
+    if weight_exp < 0 and room >= MIN_MANTISSA_LEVELS:
         weight_exp = 0
     weight_exp = min(max(weight_exp, exp_min), exp_max)
-    scale = min(w_max * unit * 2.0 ** weight_exp / g_max, scale_cap)
+    with np.errstate(divide="ignore"):
+        scale = np.minimum(w_max * unit * 2.0 ** weight_exp / row_max, scale_cap)
 
     step = 2 if mixed else 1
-    ideal = scale * disc.gain / (unit * 2.0 ** weight_exp)
+    ideal = scale[:, None] * disc.gain / (unit * 2.0 ** weight_exp)
     w_int = (step * np.rint(ideal / step)).astype(np.int64)
     stored = fx.stored_weights(w_int, weight_bits)
-    if np.abs(stored).max() < MIN_WEIGHT_LEVELS:
+    levels = np.abs(stored).max(axis=1)
+    if np.any(levels[live] < MIN_WEIGHT_LEVELS):
+        worst = int(np.flatnonzero(live & (levels < MIN_WEIGHT_LEVELS))[0])
         raise DeployError(
-            f"node {disc.name}: threshold {theta_max:g} is too large for weights up to {g_max:g} (per step): with vth "
-            f"at most {vth_max} the largest weight mantissa would be {int(np.abs(stored).max())}, below "
-            f"{MIN_WEIGHT_LEVELS}")
+            f"node {disc.name}: neuron {worst}: threshold {disc.threshold[worst]:g} is too large for its weights "
+            f"(up to {row_max[worst]:g} per step): with vth at most {vth_max} its largest weight mantissa would be "
+            f"{int(levels[worst])}, below {MIN_WEIGHT_LEVELS}")
     clipped = float(np.mean(stored != w_int))
     vth = np.rint(scale * disc.threshold / (1 << fx.THRESHOLD_SHIFT)).astype(np.int64)
     if np.any(vth < 1) or np.any(vth > vth_max):
@@ -173,13 +185,15 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     du, dv = _decays(disc)
     bias_mant, bias_exp = _bias_fields(scale * disc.drive, disc.name)
 
-    realized = stored * unit * 2.0 ** weight_exp / scale
-    weight_error = np.abs(realized - disc.gain) / g_max
+    realized = stored * unit * 2.0 ** weight_exp / scale[:, None]
+    weight_error = (np.abs(realized - disc.gain) / np.where(live, row_max, 1)[:, None])[live]
     chip_alpha_u = (fx.DECAY_UNITY - (du + fx.CURRENT_DECAY_OFFSET)) / fx.DECAY_UNITY
     chip_alpha_v = (fx.DECAY_UNITY - (dv + fx.VOLTAGE_DECAY_OFFSET)) / fx.DECAY_UNITY
     report = {
-        "scale": scale, "weight_exp": weight_exp, "sign_mode": {1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
-        "max_weight_mantissa": int(np.abs(stored).max()), "fraction_clipped": clipped,
+        "scale": float(scale[live].min()), "scale_max": float(scale[live].max()), "weight_exp": weight_exp,
+        "sign_mode": {1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
+        "max_weight_mantissa": int(levels.max()), "min_row_mantissa": int(levels[live].min()),
+        "fraction_clipped": clipped,
         "weight_error_max": float(weight_error.max()), "weight_error_rms": float(np.sqrt(np.mean(weight_error ** 2))),
         "du": int(du.max()), "dv": int(dv.max()),
         "decay_u_error": float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
@@ -187,7 +201,8 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
         "vth": int(vth.max()),
         "threshold_error": float(np.max(np.abs(vth * (1 << fx.THRESHOLD_SHIFT) / scale - disc.threshold)
                                         / disc.threshold)),
-        "u_headroom": float(state_max / (scale * u_peak)), "v_headroom": float(state_max / (scale * v_peak)),
+        "u_headroom": float(np.min(state_max / (scale * u_peak))[()]) if np.any(u_peak > 0) else float("inf"),
+        "v_headroom": float(np.min(state_max / (scale * v_peak))),
     }
     pop = LifPopulation(name=disc.name, size=disc.gain.shape[0], du=du, dv=dv, vth=vth, bias_mant=bias_mant,
                         bias_exp=bias_exp, fire_once=disc.fire_once)

@@ -73,7 +73,9 @@ def test_corrupt_bundle_is_refused(compiled, tmp_path):
 def test_quantized_weights_are_close_to_the_float_gain(compiled):
     for name, layer in compiled.report["quantization"].items():
         assert layer["fraction_clipped"] == 0
-        assert layer["weight_error_max"] <= 1 / 254 + 1e-12  # half a step of the even mixed mantissa
+        # Half a step of the even mixed mantissa, relative to each neuron's largest weight.
+        assert layer["weight_error_max"] <= 1 / layer["min_row_mantissa"] + 1e-12
+        assert layer["max_weight_mantissa"] == 254
         assert layer["u_headroom"] >= 1 and layer["v_headroom"] >= 1
 
 
@@ -146,5 +148,5 @@ def test_unrepresentable_threshold_names_node_value_and_limit(tmp_path):
     graph = to_nir(model)
     graph.nodes["lif2"].v_threshold[:] = 1e9
     nir.write(tmp_path / "big.nir", graph)
-    with pytest.raises(DeployError, match=r"node lif2: threshold 1e\+09 is too large .* vth at most 131071"):
+    with pytest.raises(DeployError, match=r"node lif2: neuron 0: threshold 1e\+09 is too large .* vth at most 131071"):
         compile_network(load_graph(tmp_path / "big.nir"), description.load("loihi2"))
