@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..targets.files import atomic_path
 from .data import Dataset
 from .ttfs import TTFSEncoding, network_spike_times_numpy, predict
 
@@ -46,16 +45,8 @@ def sidecar_path(npz_path) -> pathlib.Path:
 
 def _write_atomically(path: pathlib.Path, write) -> None:
     """Write through a temporary file in the same folder, then rename it over path (no partial output)."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            write(handle)
-        # NamedTemporaryFile creates 0600; checkpoints are ordinary readable files.
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def save(model: TTFSModel, path) -> None:
