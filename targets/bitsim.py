@@ -38,8 +38,8 @@ class LifState:
 class LifStep:
     state: LifState
     spikes: np.ndarray
-    wrapped: np.ndarray
-    saturated: np.ndarray
+    wrapped: int  # neurons whose current wrapped at 24 bits this step
+    saturated: int  # neurons whose voltage saturated this step
 
 
 def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> LifStep:
@@ -49,12 +49,13 @@ def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> Lif
     if pop.fire_once:
         # A neuron that has fired is refractory for the rest of the run: v held at 0.
         v[state.fired] = 0
-        saturated &= ~state.fired
+        if saturated is not None:
+            saturated &= ~state.fired
     spikes = fx.fire(v, pop.vth)
     if pop.fire_once:
         spikes &= ~state.fired
     v[spikes] = 0
-    return LifStep(LifState(u, v, state.fired | spikes), spikes, wrapped, saturated)
+    return LifStep(LifState(u, v, state.fired | spikes), spikes, fx.count(wrapped), fx.count(saturated))
 
 
 def _init_state(pop: LifPopulation, num_samples: int) -> LifState:

@@ -68,8 +68,8 @@ def _wrap_int32(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """u' = decay(u, du + 1) + (a << 6), wrapped to 24 bits. Returns (u', wrapped mask).
+def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """u' = decay(u, du + 1) + (a << 6), wrapped to 24 bits. Returns (u', wrapped mask or None if none).
 
     The sum is an int32 in-place add in Lava, so it wraps at 32 bits first. The 24-bit wrap
     is Lava's two-sided test; its quirk is that exactly -2**23 becomes +2**23.
@@ -77,27 +77,34 @@ def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.nda
     summed = decay(u, np.asarray(du) + CURRENT_DECAY_OFFSET)
     summed += np.asarray(activation, dtype=np.float64) * (1 << ACTIVATION_SHIFT)
     summed = _wrap_int32(summed)
+    if summed.size == 0 or (summed.max() <= STATE_LIMIT and summed.min() > -STATE_LIMIT):
+        return summed, None  # the common case, found with two reductions instead of two masks
     over = summed > STATE_LIMIT
     under = summed <= -STATE_LIMIT
-    wrapped = over | under
-    if wrapped.any():
-        summed = summed - over * (2.0 * STATE_LIMIT) + under * (2.0 * STATE_LIMIT)
-    return summed, wrapped
+    summed = summed - over * (2.0 * STATE_LIMIT) + under * (2.0 * STATE_LIMIT)
+    return summed, over | under
 
 
-def integrate_voltage(v: np.ndarray, dv, u: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray]:
-    """v' = clip(decay(v, dv) + u' + bias, -(2**23 - 1), 2**23 - 1). Returns (v', saturated mask).
+def integrate_voltage(v: np.ndarray, dv, u: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray | None]:
+    """v' = clip(decay(v, dv) + u' + bias, -(2**23 - 1), 2**23 - 1). Returns (v', saturated mask or None).
 
     It adds the *new* current u'; the bias is not shifted by ACTIVATION_SHIFT.
     """
     summed = decay(v, np.asarray(dv) + VOLTAGE_DECAY_OFFSET)
     summed += u
-    summed += bias
+    if np.any(bias):
+        summed += bias
     limit = STATE_LIMIT - 1
+    if summed.size == 0 or (summed.max() <= limit and summed.min() >= -limit):
+        return summed, None
     saturated = (summed > limit) | (summed < -limit)
-    if saturated.any():
-        np.clip(summed, -limit, limit, out=summed)
+    np.clip(summed, -limit, limit, out=summed)
     return summed, saturated
+
+
+def count(mask: np.ndarray | None) -> int:
+    """How many neurons an event mask marks (None: none)."""
+    return 0 if mask is None else int(mask.sum())
 
 
 def fire(v: np.ndarray, vth) -> np.ndarray:

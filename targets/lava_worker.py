@@ -112,14 +112,14 @@ class StepRecorder:
         self.traces = {key: np.zeros((total_steps, size), np.int32) for key in ("u", "v")} if with_state else {}
         self.counters = {"current_wraps": 0, "voltage_saturations": 0}
 
-    def record(self, step: int, spikes: np.ndarray, u: np.ndarray, v: np.ndarray, wrapped: np.ndarray,
-               saturated: np.ndarray) -> None:
+    def record(self, step: int, spikes: np.ndarray, u: np.ndarray, v: np.ndarray, wrapped: np.ndarray | None,
+               saturated: np.ndarray | None) -> None:
         self.spikes[step - 1] = spikes
         for key, value in (("u", u), ("v", v)):
             if key in self.traces:
                 self.traces[key][step - 1] = value
-        self.counters["current_wraps"] += int(wrapped.sum())
-        self.counters["voltage_saturations"] += int(saturated.sum())
+        self.counters["current_wraps"] += fx.count(wrapped)
+        self.counters["voltage_saturations"] += fx.count(saturated)
         if step == self.total_steps:
             np.savez(self.path, spikes=self.spikes, counters=np.array(json.dumps(self.counters)), **self.traces)
 
@@ -156,8 +156,8 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
         self.u[:] = 0
         self.v[:] = 0
 
-    def integrate(self, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lava's update of u and v; returns the (wrapped, saturated) masks of this step."""
+    def integrate(self, activation: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Lava's update of u and v; returns the (wrapped, saturated) masks of this step (None: none)."""
         wrapped = fx.integrate_current(self.u, self.du, activation)[1]
         v_before = self.v.copy()
         self.subthr_dynamics(activation_in=activation)
@@ -206,7 +206,7 @@ class PyFireOnceLifModel(AbstractSampleLifModel):
         wrapped, saturated = super().integrate(activation)
         # A neuron that has fired is refractory for the rest of the sample: v held at 0.
         self.v[self.fired] = 0
-        return wrapped, saturated & ~self.fired
+        return wrapped, None if saturated is None else saturated & ~self.fired
 
     def fire(self) -> np.ndarray:
         spikes = self.spiking_activation() & ~self.fired

@@ -44,7 +44,7 @@ class NeuronStep:
 
     state: Any
     spikes: np.ndarray
-    events: dict[str, np.ndarray] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
     trace: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -60,7 +60,7 @@ class Arithmetic:
 
 @dataclass
 class BatchResult:
-    rasters: dict[str, np.ndarray]
+    spikes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # (sample, step, neuron) per population
     events: dict[str, dict[str, int]]
     traces: dict[str, dict[str, np.ndarray]]
 
@@ -73,7 +73,8 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
     states = {p.name: arithmetic.init_state(p, num_samples) for p in pops}
     spikes_prev = {p.name: np.zeros((num_samples, p.size), bool) for p in pops}
     spikes_prev[network.input.name] = np.zeros((num_samples, network.input.size), bool)
-    rasters = {p.name: np.zeros((num_samples, num_steps, p.size), bool) for p in pops}
+    # Spikes are collected as events step by step: activity is sparse, a dense raster is not.
+    spike_parts: dict[str, list] = {p.name: [] for p in pops}
     events: dict[str, dict[str, int]] = {p.name: {} for p in pops}
     traces: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in pops}
 
@@ -88,16 +89,21 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
             step = arithmetic.neuron_step(p, states[p.name], activation[p.name])
             states[p.name] = step.state
             spikes_now[p.name] = step.spikes
-            rasters[p.name][:, t] = step.spikes
-            for key, mask in step.events.items():
-                events[p.name][key] = events[p.name].get(key, 0) + int(mask.sum())
+            sample, neuron = np.nonzero(step.spikes)
+            if sample.size:
+                spike_parts[p.name].append((sample, np.full(sample.size, t + 1), neuron))
+            for key, count in step.events.items():
+                events[p.name][key] = events[p.name].get(key, 0) + count
             if record_state:
                 for key, value in step.trace.items():
                     traces[p.name].setdefault(key, np.zeros((num_samples, num_steps, p.size), value.dtype))
                     traces[p.name][key][:, t] = value
         # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step.
         spikes_prev = spikes_now
-    return BatchResult(rasters, events, traces)
+    empty = (np.empty(0, np.int64),) * 3
+    spikes = {name: tuple(np.concatenate(a) for a in zip(*parts)) if parts else empty
+              for name, parts in spike_parts.items()}
+    return BatchResult(spikes, events, traces)
 
 
 def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
@@ -115,9 +121,8 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     for start in range(0, inputs.num_samples, batch_size):
         stop = min(start + batch_size, inputs.num_samples)
         batch = run_batch(network, arithmetic, inputs.raster(slice(start, stop)), num_steps, record_state)
-        for name, raster in batch.rasters.items():
-            sample, step, neuron = np.nonzero(raster)
-            parts[name].append((sample + start, step + 1, neuron))
+        for name, (sample, step, neuron) in batch.spikes.items():
+            parts[name].append((sample + start, step, neuron))
             for key, count in batch.events[name].items():
                 counters[name][key] = counters[name].get(key, 0) + count
             for key, trace in batch.traces[name].items():

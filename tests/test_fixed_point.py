@@ -20,7 +20,7 @@ def test_current_decays_even_with_du_zero_but_voltage_does_not_with_dv_zero():
 
 def test_activation_is_left_shifted_by_six():
     u, wrapped = fx.integrate_current(np.zeros((1, 1), np.int32), 4095, np.array([[10]]))
-    assert u[0, 0] == 640 and not wrapped.any()
+    assert u[0, 0] == 640 and wrapped is None
 
 
 def test_current_wraps_at_24_bits_with_lavas_quirk_at_minus_two_to_the_23():
