@@ -154,8 +154,9 @@ def dense_activation(weights: np.ndarray, weight_exp: int, spikes: np.ndarray,
     than 2**21 inputs.
     """
     payload = spikes if num_message_bits > 0 else spikes != 0
-    if np.count_nonzero(payload) <= SPARSE_ACTIVITY * payload.size:
-        accumulated = _sparse_accumulate(weights, payload, graded=num_message_bits > 0)
+    active = np.flatnonzero(payload)
+    if active.size <= SPARSE_ACTIVITY * payload.size:
+        accumulated = _sparse_accumulate(weights, payload, active, graded=num_message_bits > 0)
     else:
         accumulated = payload.astype(np.float64) @ weights.astype(np.float64).T
     return shift(accumulated, weight_exp)
@@ -166,11 +167,12 @@ def dense_activation(weights: np.ndarray, weight_exp: int, spikes: np.ndarray,
 SPARSE_ACTIVITY = 0.02
 
 
-def _sparse_accumulate(weights: np.ndarray, payload: np.ndarray, graded: bool) -> np.ndarray:
+def _sparse_accumulate(weights: np.ndarray, payload: np.ndarray, active: np.ndarray, graded: bool) -> np.ndarray:
+    """Add the weight columns of the ``active`` (flat, sorted) entries of ``payload``, row by row."""
     out = np.zeros((payload.shape[0], weights.shape[0]))
-    rows, cols = np.nonzero(payload)  # rows come out sorted
-    if rows.size == 0:
+    if active.size == 0:
         return out
+    rows, cols = np.divmod(active, payload.shape[1])  # rows come out sorted
     columns = weights.T[cols].astype(np.float64)
     if graded:
         columns *= payload[rows, cols][:, None]

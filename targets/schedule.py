@@ -89,9 +89,10 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
             step = arithmetic.neuron_step(p, states[p.name], activation[p.name])
             states[p.name] = step.state
             spikes_now[p.name] = step.spikes
-            sample, neuron = np.nonzero(step.spikes)
-            if sample.size:
-                spike_parts[p.name].append((sample, np.full(sample.size, t + 1), neuron))
+            fired = np.flatnonzero(step.spikes)
+            if fired.size:
+                sample, neuron = np.divmod(fired, p.size)
+                spike_parts[p.name].append((sample, np.full(fired.size, t + 1), neuron))
             for key, count in step.events.items():
                 events[p.name][key] = events[p.name].get(key, 0) + count
             if record_state:
