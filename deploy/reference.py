@@ -28,18 +28,26 @@ def supports_continuous(net: FloatNetwork) -> bool:
             and all(np.all(layer.v_leak == 0) and np.all(layer.bias == 0) for layer in net.layers))
 
 
+# The closed form holds (samples, neurons, inputs) arrays: batches keep each under this many entries.
+CONTINUOUS_BATCH_ENTRIES = 1 << 22
+
+
 def continuous(net: FloatNetwork, input_times: np.ndarray) -> list[np.ndarray]:
     """Exact first-spike times of every layer, (samples, neurons) each, +inf where silent.
 
     In units of tau the CubaLIF membrane is v = sum_i (r w_in W_i / tau) (t - t_i) e^{-(t - t_i)};
-    dividing by each neuron's threshold gives the closed form's unit threshold.
+    dividing by each neuron's threshold gives the closed form's unit threshold. Samples go in
+    batches: the closed form holds a (samples, neurons, inputs) array.
     """
     from ..models.ttfs import network_spike_times_numpy
 
     tau = float(net.layers[0].tau_mem[0])
     weights = [(layer.r * layer.w_in / tau / layer.v_threshold)[:, None] * layer.weight for layer in net.layers]
-    times = network_spike_times_numpy(np.asarray(input_times) / tau, weights, 1.0)
-    return [t * tau for t in times]
+    times = np.asarray(input_times) / tau
+    batch_size = max(1, CONTINUOUS_BATCH_ENTRIES // max(w.size for w in weights))
+    batches = [network_spike_times_numpy(times[start:start + batch_size], weights, 1.0)
+               for start in range(0, len(times), batch_size)]
+    return [np.concatenate([batch[index] for batch in batches]) * tau for index in range(len(net.layers))]
 
 
 @dataclass(frozen=True)

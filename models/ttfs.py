@@ -122,25 +122,27 @@ def first_spike_times(t_in: torch.Tensor, weight: torch.Tensor, threshold: float
     a = torch.cumsum(weighted_exp, dim=2)
     b = torch.cumsum(weighted_exp * t_finite, dim=2)
 
-    # Decide which prefixes cross before building the differentiable expression, then evaluate the closed form
-    # only there: masked entries get harmless stand-ins (a = 1, b = 0, argument 0) so their zero gradients stay 0.
-    with torch.no_grad():
-        a_positive = a > 0
-        a_or_one = torch.where(a_positive, a, torch.ones_like(a))
-        log_of_minus_argument = math.log(threshold) - torch.log(a_or_one) + b / a_or_one
-        crosses = a_positive & (log_of_minus_argument <= -1.0) & is_input_spike.unsqueeze(1)
-    a_safe = torch.where(crosses, a, torch.ones_like(a))
-    b_safe = torch.where(crosses, b, torch.zeros_like(b))
-    argument = -(threshold / a_safe) * torch.exp(b_safe / a_safe)
-    argument = torch.where(crosses, argument, torch.zeros_like(argument))
-    crossing = b_safe / a_safe - lambert_w0(argument)
-
+    # V is continuous across input windows, so the first spike lies in the first window [t_k, t_{k+1}] whose
+    # maximum of V_k(t) = e^-t (a_k t - b_k) reaches the threshold. V_k peaks at t = 1 + b_k / a_k (a_k > 0), so the
+    # window maximum is at that peak clamped into the window. Find that window without gradients, then evaluate
+    # the closed form (and its Lambert W) once per neuron, there.
+    t_start = t_finite
     t_next = torch.cat([t_sorted[:, 1:], torch.full_like(t_sorted[:, :1], math.inf)], dim=1).unsqueeze(1)
     with torch.no_grad():
-        causal = crosses & (crossing >= t_sorted.unsqueeze(1)) & (crossing <= t_next)
-    candidates = torch.where(causal, crossing, torch.full_like(crossing, math.inf))
-    # The windows [t_k, t_{k+1}] are ordered, so the earliest causal crossing is the first one.
-    return candidates.min(dim=2).values
+        a_positive = a > 0
+        peak = torch.where(a_positive, 1.0 + b / torch.where(a_positive, a, torch.ones_like(a)), t_start)
+        t_max = torch.minimum(torch.maximum(peak, t_start), t_next)
+        v_max = torch.exp(-t_max) * (a * t_max - b)
+        reaches = is_input_spike.unsqueeze(1) & a_positive & (v_max >= threshold)
+        fires = reaches.any(dim=2)
+        window = reaches.to(torch.int8).argmax(dim=2, keepdim=True)
+    a_k = torch.where(fires, torch.gather(a, 2, window).squeeze(2), torch.ones_like(fires, dtype=a.dtype))
+    b_k = torch.where(fires, torch.gather(b, 2, window).squeeze(2), torch.zeros_like(fires, dtype=b.dtype))
+    # At the window's maximum the argument is >= -1/e: the crossing exists.
+    argument = -(threshold / a_k) * torch.exp(b_k / a_k)
+    w = torch.zeros_like(argument).masked_scatter(fires, lambert_w0(argument[fires]))
+    crossing = b_k / a_k - w
+    return torch.where(fires, crossing, torch.full_like(crossing, math.inf))
 
 
 def network_spike_times(
