@@ -17,6 +17,7 @@ from ..targets import schedule
 from ..targets.bundle import InputLayer
 from ..targets.record import SpikeEvents
 from ..targets.schedule import Arithmetic, NeuronStep
+from ..targets.spikes import spike_product
 from .network import FloatNetwork
 from .quantize import Discretization, discretize
 
@@ -98,7 +99,7 @@ def float_lif_step(pop: FloatPopulation, state: FloatState, activation: np.ndarr
 
 
 FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step,
-                              synapse=lambda conn, spikes: spikes.astype(np.float64) @ conn.gain.T,
+                              synapse=lambda conn, spikes: spike_product(conn.gain, spikes),
                               activation_dtype=np.float64)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spikes import spike_product
+
 # --- bit widths -------------------------------------------------------------------------------
 DECAY_BITS = 12  # du and dv are 12-bit fractions of DECAY_UNITY
 DECAY_UNITY = 1 << DECAY_BITS  # 4096: a decay of 0 keeps the whole value
@@ -154,28 +156,4 @@ def dense_activation(weights: np.ndarray, weight_exp: int, spikes: np.ndarray,
     than 2**21 inputs.
     """
     payload = spikes if num_message_bits > 0 else spikes != 0
-    active = np.flatnonzero(payload)
-    if active.size <= SPARSE_ACTIVITY * payload.size:
-        accumulated = _sparse_accumulate(weights, payload, active, graded=num_message_bits > 0)
-    else:
-        accumulated = payload.astype(np.float64) @ weights.astype(np.float64).T
-    return shift(accumulated, weight_exp)
-
-
-# Below this fraction of inputs active in a step, adding the spiking inputs' weight columns one by
-# one beats a dense matrix product (time-to-first-spike layers are far below it).
-SPARSE_ACTIVITY = 0.02
-
-
-def _sparse_accumulate(weights: np.ndarray, payload: np.ndarray, active: np.ndarray, graded: bool) -> np.ndarray:
-    """Add the weight columns of the ``active`` (flat, sorted) entries of ``payload``, row by row."""
-    out = np.zeros((payload.shape[0], weights.shape[0]))
-    if active.size == 0:
-        return out
-    rows, cols = np.divmod(active, payload.shape[1])  # rows come out sorted
-    columns = weights.T[cols].astype(np.float64)
-    if graded:
-        columns *= payload[rows, cols][:, None]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    out[rows[starts]] = np.add.reduceat(columns, starts, axis=0)
-    return out
+    return shift(spike_product(weights, payload), weight_exp)
