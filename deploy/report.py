@@ -294,7 +294,8 @@ def raster_plot(comparison: Comparison, layer_order, sample: int, num_steps: int
 
 def _chip_minus_float(comparison: Comparison, layer: str) -> np.ndarray:
     chip, float_ = comparison.times["chip"][layer], comparison.times["float"][layer]
-    return (chip - float_)[np.isfinite(chip) & np.isfinite(float_)]
+    both = np.isfinite(chip) & np.isfinite(float_)
+    return chip[both] - float_[both]
 
 
 def error_histograms(comparison: Comparison, layer_order) -> str:
