@@ -24,12 +24,18 @@ ensure_main_env() {
     return 2
   fi
   echo "snn-deploy set-up: creating $SNN_VENV (one time; about a minute)" >&2
-  local start=$SECONDS
+  local start=$SECONDS log
   rm -rf "$SNN_VENV"
   "$python" -m venv "$SNN_VENV"
-  "$SNN_VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$SNN_VENV/bin/python" -m pip install --quiet "$SNN_TORCH_SPEC"
-  "$SNN_VENV/bin/python" -m pip install --quiet -e "$SNN_ROOT[torch,report,onnx,dev]"
+  log="$SNN_VENV/install.log"
+  # pip and the build backend are chatty; their output goes to a log, shown only if a step fails.
+  if ! { "$SNN_VENV/bin/python" -m pip install --upgrade pip &&
+         "$SNN_VENV/bin/python" -m pip install "$SNN_TORCH_SPEC" &&
+         "$SNN_VENV/bin/python" -m pip install -e "$SNN_ROOT[torch,report,onnx,dev]"; } > "$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "snn-deploy set-up: installing into $SNN_VENV failed; the full log is $log" >&2
+    return 1
+  fi
   echo "$stamp" > "$stamp_file"
   echo "snn-deploy set-up: main environment ready in $((SECONDS - start)) s" >&2
 }
