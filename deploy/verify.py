@@ -151,8 +151,9 @@ def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.
     for index, layer in enumerate(net.layers):
         times["chip"][layer.name] = _steps(record.spikes[layer.name])
         times["discrete"][layer.name] = _steps(discrete[layer.name])
-        times["float"][layer.name] = (continuous[index] / dt if continuous is not None
-                                      else times["discrete"][layer.name])
+        # A spike after the run's last step cannot be observed on the chip: the reference stops there too.
+        times["float"][layer.name] = (np.where(continuous[index] / dt <= num_steps, continuous[index] / dt, np.inf)
+                                      if continuous is not None else times["discrete"][layer.name])
     if continuous is not None:
         from ..models.ttfs import predict
         decisions["float"] = predict(continuous[-1])
