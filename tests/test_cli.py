@@ -167,3 +167,21 @@ def test_hardware_back_end_without_lava_loihi_exits_2_naming_the_public_back_end
     out = tmp_path / "v.json"
     _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
                     "--samples", "3", "--backend", "loihi2", "--json", str(out)], capsys, out, "lava-loihi")
+
+
+def test_ctrl_c_stops_cleanly_without_partial_output(files, tmp_path):
+    import signal
+    import time
+
+    out_json, out_report = tmp_path / "v.json", tmp_path / "r.html"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snn_deploy.deploy.cli", "verify", str(files / "m.nir"), str(files / "m.bundle"),
+         "--data", "yinyang:train", "--json", str(out_json), "--report", str(out_report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # imported and running: 5000 samples take far longer than this
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; no output was written" in stderr and "Traceback" not in stderr
+    assert not out_json.exists() and not out_report.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
