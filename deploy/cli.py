@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-
 from ..targets import backends
 from ..targets import bundle as bundle_io
 from ..targets import description
@@ -88,7 +87,8 @@ def _load_bundle(path: str):
 
 def _semantic_overrides(args) -> dict:
     return {"time_unit": getattr(args, "time_unit", None), "reset": getattr(args, "reset", None),
-            "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None)}
+            "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None),
+            "fire_once": getattr(args, "fire_once", None)}
 
 
 def _load_graph(path: str, args):
@@ -325,6 +325,11 @@ def _add_semantic_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
     g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
+    once = g.add_mutually_exclusive_group()
+    once.add_argument("--fire-once", dest="fire_once", action="store_const", const=True,
+                      help="neurons spike at most once (time-to-first-spike)")
+    once.add_argument("--multi-spike", dest="fire_once", action="store_const", const=False,
+                      help="neurons may spike many times")
 
 
 def _add_time_step_options(p: argparse.ArgumentParser) -> None:
