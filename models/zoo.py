@@ -1,4 +1,8 @@
-"""Trained model checkpoints: an .npz of weights (weight_0, weight_1, ...) plus a JSON sidecar with the rest."""
+"""Trained model checkpoints: an .npz of weights (weight_0, weight_1, ...) plus a JSON sidecar with the rest.
+
+Two kinds: TTFSModel (Fast & Deep, models/ttfs.py) and MultiSpikeModel (Bacho & Chu, models/multispike.py); the
+sidecar's "kind" tells them apart (absent = "ttfs", the format of the first checkpoints).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,46 @@ import numpy as np
 
 from ..targets.files import atomic_path
 from .data import Dataset
+from . import multispike
 from .ttfs import TTFSEncoding, network_spike_times_numpy, predict
 
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PixelLatencyEncoding:
+    """Pixel x in [0, 1] -> one spike at t = t_early + (1 - x) (t_late - t_early) if x > 0 (brighter = earlier),
+    no spike if x = 0; one bias spike at t_bias is appended. Blank pixels stay silent as in Bacho & Chu (2023)'s
+    MNIST coding: a synchronous volley of background spikes would carry no information yet dominate every
+    neuron's input."""
+
+    t_early: float
+    t_late: float
+    t_bias: float
+
+    kind = "pixel_latency"
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """(N, F) features -> (N, F + 1) float64 spike times (inf = no spike), the last column the bias spike."""
+        features = np.asarray(features, dtype=np.float64)
+        times = np.where(features > 0, self.t_early + (1.0 - features) * (self.t_late - self.t_early), np.inf)
+        bias = np.full((features.shape[0], 1), self.t_bias)
+        return np.concatenate([times, bias], axis=1)
+
+
+ENCODINGS = {"ttfs_linear": TTFSEncoding, PixelLatencyEncoding.kind: PixelLatencyEncoding}
+
+
+def encoding_description(encoding: TTFSEncoding | PixelLatencyEncoding) -> dict:
+    """The sidecar's "encoding" entry: the fields, plus "kind" for any encoding but TTFSEncoding (the original)."""
+    fields = asdict(encoding)
+    return fields if isinstance(encoding, TTFSEncoding) else {"kind": encoding.kind, **fields}
+
+
+def encoding_from_description(description: dict) -> TTFSEncoding | PixelLatencyEncoding:
+    """Inverse of encoding_description."""
+    fields = dict(description)
+    return ENCODINGS[fields.pop("kind", "ttfs_linear")](**fields)
 
 
 @dataclass(frozen=True)
@@ -26,6 +67,24 @@ class TTFSModel:
     encoding: TTFSEncoding
     dataset: str
     meta: dict
+
+
+@dataclass(frozen=True)
+class MultiSpikeModel:
+    """A multi-spike network (subtractive reset, tau_mem = 2 tau_syn, time in units of tau_mem): weights (n_out, n_in)
+    per layer, at most n_max[l] spikes per neuron of layer l, spikes after horizon dropped, the first layer fed by
+    encoding.encode; decision = most output spikes (multispike.predict)."""
+
+    name: str
+    weights: tuple[np.ndarray, ...]
+    threshold: float
+    encoding: TTFSEncoding
+    dataset: str
+    meta: dict
+    n_max: tuple[int, ...]
+    horizon: float
+    tau_syn: float = multispike.TAU_SYN
+    tau_mem: float = multispike.TAU_MEM
 
 
 def zoo_dir() -> pathlib.Path:
@@ -49,7 +108,7 @@ def _write_atomically(path: pathlib.Path, write) -> None:
         write(handle)
 
 
-def save(model: TTFSModel, path) -> None:
+def save(model: TTFSModel | MultiSpikeModel, path) -> None:
     """Save model as path (.npz, no pickled objects) and its JSON sidecar."""
     path = pathlib.Path(path)
     arrays = {f"weight_{index}": np.asarray(weight, dtype=np.float64) for index, weight in enumerate(model.weights)}
@@ -58,10 +117,13 @@ def save(model: TTFSModel, path) -> None:
         "name": model.name,
         "n_layers": len(model.weights),
         "threshold": model.threshold,
-        "encoding": asdict(model.encoding),
+        "encoding": encoding_description(model.encoding),
         "dataset": model.dataset,
         "meta": model.meta,
     }
+    if isinstance(model, MultiSpikeModel):
+        description.update(kind="multispike", n_max=list(model.n_max), horizon=model.horizon,
+                           tau_syn=model.tau_syn, tau_mem=model.tau_mem)
     text = json.dumps(description, indent=2, sort_keys=True) + "\n"
     _write_atomically(path, lambda handle: np.savez(handle, **arrays))
     _write_atomically(sidecar_path(path), lambda handle: handle.write(text.encode()))
@@ -76,30 +138,44 @@ def _resolve(name_or_path: str) -> pathlib.Path:
     raise ValueError(f"unknown model {name_or_path!r}: zoo models are {', '.join(names()) or '(none)'}")
 
 
-def load(name_or_path: str) -> TTFSModel:
+def load(name_or_path: str) -> TTFSModel | MultiSpikeModel:
     """Load a zoo model by name ("yinyang-ttfs") or from a path to an .npz with its JSON sidecar."""
     path = _resolve(str(name_or_path))
     try:
         description = json.loads(sidecar_path(path).read_text())
         with np.load(path, allow_pickle=False) as archive:
             weights = tuple(archive[f"weight_{index}"].astype(np.float64) for index in range(description["n_layers"]))
-        return TTFSModel(
+        common = dict(
             name=description["name"],
             weights=weights,
             threshold=float(description["threshold"]),
-            encoding=TTFSEncoding(**description["encoding"]),
+            encoding=encoding_from_description(description["encoding"]),
             dataset=description["dataset"],
             meta=description["meta"],
         )
+        kind = description.get("kind", "ttfs")
+        if kind == "ttfs":
+            return TTFSModel(**common)
+        if kind == "multispike":
+            return MultiSpikeModel(**common, n_max=tuple(int(n) for n in description["n_max"]),
+                                   horizon=float(description["horizon"]), tau_syn=float(description["tau_syn"]),
+                                   tau_mem=float(description["tau_mem"]))
+        raise ValueError(f"unknown model kind {kind!r}")
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot load model from {path} (and {sidecar_path(path).name}): {error}") from error
 
 
-def output_spike_times(model: TTFSModel, features: np.ndarray) -> np.ndarray:
-    """Output-layer first spike times (N, n_classes) for raw features (N, F)."""
-    return network_spike_times_numpy(model.encoding.encode(features), model.weights, model.threshold)[-1]
+def output_spike_times(model: TTFSModel | MultiSpikeModel, features: np.ndarray) -> np.ndarray:
+    """Output-layer spike times for raw features (N, F): first spikes (N, n_classes) of a TTFSModel, spike buffers
+    (N, n_classes, n_max) of a MultiSpikeModel."""
+    t_in = model.encoding.encode(features)
+    if isinstance(model, MultiSpikeModel):
+        return multispike.network_spike_times_numpy(t_in, model.weights, model.threshold, model.n_max,
+                                                    model.horizon)[-1]
+    return network_spike_times_numpy(t_in, model.weights, model.threshold)[-1]
 
 
-def accuracy(model: TTFSModel, dataset: Dataset) -> float:
-    """Fraction of samples whose first output spike is the label's."""
-    return float(np.mean(predict(output_spike_times(model, dataset.features)) == dataset.labels))
+def accuracy(model: TTFSModel | MultiSpikeModel, dataset: Dataset) -> float:
+    """Fraction of samples decided correctly: first output spike (TTFS), most output spikes (multi-spike)."""
+    decide = multispike.predict if isinstance(model, MultiSpikeModel) else predict
+    return float(np.mean(decide(output_spike_times(model, dataset.features)) == dataset.labels))

@@ -1,0 +1,85 @@
+"""The multi-spike and digits checkpoints of the zoo: they load, and reproduce their stored accuracies exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from snn_deploy.models import data, multispike, train, train_multispike, zoo
+
+torch.set_num_threads(1)  # the machine is shared; more threads only contend
+
+NEW_MODELS = {
+    # name: (kind, dataset, layer shapes, float test accuracy target of issue 4)
+    "yinyang-multispike": (zoo.MultiSpikeModel, "yinyang", [(100, 5), (3, 100)], 0.97),
+    "digits-ttfs": (zoo.TTFSModel, "digits", [(100, 65), (10, 100)], 0.96),
+    "digits-multispike": (zoo.MultiSpikeModel, "digits", [(100, 65), (10, 100)], 0.96),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_MODELS))
+def test_checkpoint_reproduces_its_stored_test_accuracy(name):
+    kind, dataset, shapes, _ = NEW_MODELS[name]
+    model = zoo.load(name)
+    assert isinstance(model, kind) and model.name == name and model.dataset == dataset
+    assert [w.shape for w in model.weights] == shapes
+    assert zoo.accuracy(model, data.load(f"{dataset}:test")) == model.meta["accuracy"]["test"]
+
+
+@pytest.mark.parametrize("name", ["digits-multispike"])
+def test_stored_chip_step_accuracies_reproduce(name):
+    model = zoo.load(name)
+    stored = model.meta["discrete_test_accuracy"]
+    config = train_multispike.MultiSpikeConfig(threshold=model.threshold, n_max=model.n_max, horizon=model.horizon)
+    for reset in ("subtract", "zero"):
+        measured = train_multispike.discrete_accuracy(model.weights, config, model.encoding,
+                                                      data.load(f"{model.dataset}:test"), reset, stored["dt_tau"])
+        assert measured == stored[reset]
+
+
+def test_multispike_checkpoints_state_their_semantics():
+    for name in ("yinyang-multispike", "digits-multispike"):
+        description = json.loads(zoo.sidecar_path(zoo.zoo_dir() / f"{name}.npz").read_text())
+        assert description["kind"] == "multispike"
+        assert description["tau_mem"] == 2 * description["tau_syn"]
+        assert description["horizon"] == description["meta"]["horizon_tau"]
+    assert zoo.load("digits-ttfs").encoding == train.DIGITS_ENCODING
+
+
+def test_pixel_latency_encoding_brighter_is_earlier_and_blank_is_silent():
+    encoding = zoo.PixelLatencyEncoding(t_early=0.15, t_late=2.0, t_bias=0.9)
+    np.testing.assert_allclose(encoding.encode(np.array([[1.0, 0.5, 0.0]])), [[0.15, 1.075, np.inf, 0.9]])
+
+
+def test_multispike_model_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(4)
+    model = zoo.MultiSpikeModel(
+        name="toy-multispike",
+        weights=(rng.normal(size=(4, 3)), rng.normal(size=(2, 4))),
+        threshold=1.0,
+        encoding=zoo.PixelLatencyEncoding(t_early=0.1, t_late=1.9, t_bias=0.7),
+        dataset="digits",
+        meta={"accuracy": {"test": 0.5}},
+        n_max=(7, 9),
+        horizon=3.5,
+    )
+    zoo.save(model, tmp_path / "toy.npz")
+    loaded = zoo.load(str(tmp_path / "toy.npz"))
+    for ours, theirs in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(ours, theirs)
+    assert loaded == zoo.MultiSpikeModel(**{**model.__dict__, "weights": loaded.weights})
+
+
+def test_short_multispike_training_is_finite_and_deterministic():
+    def run():
+        return train_multispike.train_digits_multispike(seed=1, epochs=1, progress=False, log=lambda *_: None,
+                                                        n_train=100)
+
+    first, second = run(), run()
+    for ours, theirs in zip(first.weights, second.weights):
+        assert np.isfinite(ours).all()
+        np.testing.assert_array_equal(ours, theirs)
+    assert set(first.meta["accuracy"]) == set(data.SPLITS)
+    assert set(first.meta["discrete_test_accuracy"]) == {"dt_tau", "subtract", "zero"}
+    assert multispike.predict(zoo.output_spike_times(first, data.digits("test").features[:5])).shape == (5,)
