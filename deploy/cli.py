@@ -123,9 +123,11 @@ def cmd_targets(args) -> int:
 
 def cmd_train(args) -> int:
     from ..models import zoo
-    from ..models.train import train_yinyang_ttfs
+    from ..models.train import train_digits_ttfs, train_yinyang_ttfs
+    from ..models.train_multispike import train_digits_multispike, train_yinyang_multispike
 
-    trainers = {"yinyang-ttfs": train_yinyang_ttfs}
+    trainers = {"yinyang-ttfs": train_yinyang_ttfs, "digits-ttfs": train_digits_ttfs,
+                "yinyang-multispike": train_yinyang_multispike, "digits-multispike": train_digits_multispike}
     if args.model not in trainers:
         raise DeployError(f"no trainer for {args.model!r}; trainable models: {', '.join(trainers)}")
     out = _output_path(args.output or f"{args.model}.npz")

@@ -9,16 +9,21 @@ from .errors import DeployError
 
 
 def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
-    """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit."""
-    if encoding.get("kind") != "ttfs_linear":
-        raise DeployError(f"input encoding {encoding.get('kind')!r} is not supported; known: ttfs_linear")
-    from ..models.ttfs import TTFSEncoding
+    """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit.
 
+    The encodings are the models' own (``models.zoo.ENCODINGS``): the graph's metadata names one.
+    """
+    from ..models.zoo import ENCODINGS, encoding_from_description
+
+    if encoding.get("kind") not in ENCODINGS:
+        raise DeployError(f"input encoding {encoding.get('kind')!r} is not supported; known: {', '.join(ENCODINGS)}")
     (t_bias,) = encoding["bias_times"]
     features = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(features)):
         raise DeployError("input features contain NaN or infinity")
-    return TTFSEncoding(t_early=encoding["t_early"], t_late=encoding["t_late"], t_bias=t_bias).encode(features)
+    model_encoding = encoding_from_description({"kind": encoding["kind"], "t_early": encoding["t_early"],
+                                                "t_late": encoding["t_late"], "t_bias": t_bias})
+    return model_encoding.encode(features)
 
 
 def to_steps(times: np.ndarray, dt: float, num_steps: int) -> SpikeEvents:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..targets.files import atomic_path
+from .errors import DeployError
 from .network import METADATA_KEY, Semantics
 
 # Run length of one sample, in tau. Inputs end at t_late = 2.0; the yinyang-ttfs zoo model decides
@@ -25,8 +26,9 @@ DEFAULT_HORIZON_TAU = 3.0
 
 def model_semantics(model) -> Semantics:
     enc = model.encoding
+    kind = getattr(enc, "kind", "ttfs_linear")
     return Semantics(time_unit="tau", fire_once=True, reset="zero",
-                     encoding={"kind": "ttfs_linear", "t_early": enc.t_early, "t_late": enc.t_late,
+                     encoding={"kind": kind, "t_early": enc.t_early, "t_late": enc.t_late,
                                "bias_times": [enc.t_bias], "dataset": model.dataset},
                      decoding="first_spike", horizon=model.meta.get("horizon_tau", DEFAULT_HORIZON_TAU))
 
@@ -34,6 +36,12 @@ def model_semantics(model) -> Semantics:
 def to_nir(model):
     """Build the NIR graph of a TTFS zoo model (a ``models.zoo.TTFSModel``)."""
     import nir
+
+    from ..models.zoo import TTFSModel
+
+    if not isinstance(model, TTFSModel):
+        raise DeployError(f"{model.name} is a {type(model).__name__}: exporting it to NIR (subtractive reset, "
+                          "tau_mem = 2 tau_syn, spike-count decoding) is not supported yet; TTFS models export")
 
     nodes = {"input": nir.Input(input_type=np.array([model.weights[0].shape[1]]))}
     edges = []

@@ -233,9 +233,9 @@ def quantize(net: FloatNetwork, target: Target, dt: float) -> QuantizedNetwork:
     populations, connections, discrete, report = [], [], [], {}
     for layer in net.layers:
         disc = discretize(layer, dt, sem.fire_once, sem.reset)
-        # Each source spikes at most once if its neurons fire once, or if it is a TTFS-encoded input.
+        # Each source spikes at most once if its neurons fire once, or if it is a latency-coded input.
         sources_fire_once = sem.fire_once or (layer.source == net.input_name
-                                              and sem.encoding.get("kind") == "ttfs_linear")
+                                              and sem.encoding.get("kind") in ("ttfs_linear", "pixel_latency"))
         pop, conn, layer_report = quantize_layer(disc, target, sources_fire_once, horizon_steps)
         populations.append(pop)
         connections.append(conn)

@@ -56,3 +56,23 @@ def test_lava_runs_the_zoo_model_bit_exact_and_verifies_identically(deployed, te
     assert lava_metrics["backend"] == "lava"
     for key in ("accuracy", "agreement", "spike_time_error_steps", "error_budget_steps", "hardware_events"):
         assert lava_metrics[key] == bitsim_metrics[key], key
+
+
+def test_digits_ttfs_deploys_within_one_point_of_float(tmp_path):
+    path = tmp_path / "digits.nir"
+    export(zoo.load("digits-ttfs"), path)
+    net = load_graph(path)
+    bundle = compile_network(net, description.load("loihi2"))
+    test = data.load("digits:test")
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    assert m["samples"] == 360
+    assert abs(m["accuracy"]["chip"] - m["accuracy"]["float"]) <= 0.01
+    assert m["agreement"] >= 0.99
+
+
+def test_multispike_models_are_refused_by_export_with_a_reason(tmp_path):
+    from snn_deploy.deploy.errors import DeployError
+
+    with pytest.raises(DeployError, match="MultiSpikeModel: exporting it to NIR .* not supported yet"):
+        export(zoo.load("yinyang-multispike"), tmp_path / "m.nir")
+    assert not (tmp_path / "m.nir").exists()
