@@ -34,6 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .ttfs import on_numpy
+
 TAU_MEM = 1.0
 TAU_SYN = 0.5 * TAU_MEM
 
@@ -146,15 +148,7 @@ def network_spike_times_numpy(
     t_in: np.ndarray, weights: Sequence[np.ndarray], threshold: float, n_max: Sequence[int], horizon: float
 ) -> list[np.ndarray]:
     """network_spike_times for numpy arrays (float64), without gradients."""
-    with torch.no_grad():
-        layer_times = network_spike_times(
-            torch.as_tensor(np.asarray(t_in, dtype=np.float64)),
-            [torch.as_tensor(np.asarray(w, dtype=np.float64)) for w in weights],
-            threshold,
-            n_max,
-            horizon,
-        )
-    return [times.numpy() for times in layer_times]
+    return on_numpy(network_spike_times, t_in, weights, threshold, n_max, horizon)
 
 
 def spike_counts(times) -> np.ndarray:

@@ -125,6 +125,18 @@ def near_tie_fraction(out_times: np.ndarray, window: float = NEAR_TIE_WINDOW) ->
     return float(np.mean(earliest_two[:, 1] - earliest_two[:, 0] < window))
 
 
+def encoded_splits(dataset_name: str, encoding, n_train: int | None):
+    """The train, validation and test splits, and the first n_train training samples as spike-time tensors."""
+    splits = tuple(data.LOADERS[dataset_name](split) for split in data.SPLITS)
+    train_times = torch.tensor(encoding.encode(splits[0].features)[:n_train])
+    return splits, train_times, torch.tensor(splits[0].labels[:n_train])
+
+
+def seeded(seed: int) -> tuple[torch.Generator, np.random.RandomState]:
+    """The torch generator (initial weights, noise) and the numpy generator (batch order) of a run."""
+    return torch.Generator().manual_seed(seed), np.random.RandomState(seed)
+
+
 def train_yinyang_ttfs(
     seed: int = 0,
     epochs: int = 300,
@@ -187,12 +199,8 @@ def train_ttfs(
     """
     torch.set_num_threads(1)
     started = time.perf_counter()
-    train_set, validation_set, test_set = (data.LOADERS[dataset_name](split) for split in data.SPLITS)
-    train_times = torch.tensor(encoding.encode(train_set.features)[:n_train])
-    train_labels = torch.tensor(train_set.labels[:n_train])
-
-    generator = torch.Generator().manual_seed(seed)
-    shuffle_rng = np.random.RandomState(seed)
+    (train_set, validation_set, test_set), train_times, train_labels = encoded_splits(dataset_name, encoding, n_train)
+    generator, shuffle_rng = seeded(seed)
     weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
     optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)

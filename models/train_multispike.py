@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from . import data, multispike
-from .train import DIGITS_ENCODING
+from .train import DIGITS_ENCODING, encoded_splits, seeded
 from .ttfs import TTFSEncoding
 from .zoo import MultiSpikeModel, PixelLatencyEncoding
 
@@ -99,12 +99,8 @@ def train_multispike(
     """
     torch.set_num_threads(1)
     started = time.perf_counter()
-    train_set, validation_set, test_set = (data.LOADERS[dataset_name](split) for split in data.SPLITS)
-    train_times = torch.tensor(encoding.encode(train_set.features)[:n_train])
-    train_labels = torch.tensor(train_set.labels[:n_train])
-
-    generator = torch.Generator().manual_seed(seed)
-    shuffle_rng = np.random.RandomState(seed)
+    (train_set, validation_set, test_set), train_times, train_labels = encoded_splits(dataset_name, encoding, n_train)
+    generator, shuffle_rng = seeded(seed)
     weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
     optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
 

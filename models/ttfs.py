@@ -157,17 +157,20 @@ def network_spike_times(
     return layer_times
 
 
-def network_spike_times_numpy(
-    t_in: np.ndarray, weights: Sequence[np.ndarray], threshold: float
-) -> list[np.ndarray]:
-    """network_spike_times for numpy arrays (float64), without gradients."""
+def on_numpy(network_function, t_in: np.ndarray, weights: Sequence[np.ndarray], *args) -> list[np.ndarray]:
+    """Call a torch ``network_function(t_in, weights, *args)`` on float64 numpy arrays, without gradients."""
     with torch.no_grad():
-        layer_times = network_spike_times(
+        layer_times = network_function(
             torch.as_tensor(np.asarray(t_in, dtype=np.float64)),
             [torch.as_tensor(np.asarray(w, dtype=np.float64)) for w in weights],
-            threshold,
+            *args,
         )
     return [times.numpy() for times in layer_times]
+
+
+def network_spike_times_numpy(t_in: np.ndarray, weights: Sequence[np.ndarray], threshold: float) -> list[np.ndarray]:
+    """network_spike_times for numpy arrays (float64), without gradients."""
+    return on_numpy(network_spike_times, t_in, weights, threshold)
 
 
 def predict(out_times) -> np.ndarray:
