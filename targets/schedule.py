@@ -109,20 +109,26 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
     return BatchResult(spikes, events, traces)
 
 
+MIN_SAMPLES_PER_THREAD = 256
+
+
 def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
         record_state: bool = False, batch_size: int = 1024, workers: int | None = None,
         progress: Callable[[int], None] | None = None) -> tuple[dict, dict, dict]:
     """Run all samples in batches. Returns (spike events, event counters, traces) per population.
 
-    Batches run on ``workers`` threads (default: one per core). Samples are independent and numpy
-    releases the GIL inside array operations, so the cores share the work without copying it.
+    Batches run on ``workers`` threads (default: one per core, given at least MIN_SAMPLES_PER_THREAD
+    samples each). Samples are independent and numpy releases the GIL inside array operations, so
+    the cores share the work without copying it.
     """
     if inputs.size != network.input.size:
         raise ValueError(f"input has {inputs.size} channels; the network's input "
                          f"{network.input.name!r} has {network.input.size}")
     if inputs.num_steps != num_steps:
         raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
-    workers = max(1, workers or os.cpu_count() or 1)
+    # A thread pays off only with large batches: below that the per-step Python work (which holds
+    # the GIL) dominates and the threads just take turns.
+    workers = workers or max(1, min(os.cpu_count() or 1, inputs.num_samples // MIN_SAMPLES_PER_THREAD))
     # Enough batches to keep every worker busy, none larger than batch_size.
     batch_size = max(1, min(batch_size, -(-inputs.num_samples // workers)))
     starts = range(0, inputs.num_samples, batch_size)
