@@ -206,7 +206,7 @@ Profiles of `bitsim.run` on the Yin-Yang zoo model (1000 samples) and of the who
 | the float discrete reference uses the same sparse spike product | verify 9.3 s -> 5.1 s |
 | continuous reference: first window whose membrane maximum reaches threshold, one Lambert W per neuron; batches bounded by array size | 5x faster on 784-350-10; peak memory 11.7 GB -> bounded |
 | 3-tau horizon for the zoo model (its last training-set output spike: 2.88 tau) | 510 -> 383 steps |
-| sample batches on one thread per core (numpy releases the GIL) | both cores busy |
+| sample batches on one thread per core when each gets 256+ samples (numpy releases the GIL) | both cores busy on large runs; small runs stay on one thread, where the per-step Python work would only take turns |
 
 What remains in bitsim is about 18 numpy passes over a (samples x neurons) array per population
 and step (decays, sums, the threshold test, the fire-once latch), each 50-100 us at 1000 x 120:
@@ -214,9 +214,9 @@ the arithmetic itself. Lava spends about 1.2 ms per step on even a tiny network 
 per Lava process, message passing every step), independent of the batch: its per-sample cost is
 the number of steps times that. bitsim's per-sample cost falls with the batch until the array
 passes dominate; at 100 samples per run its per-step overhead is still large, which is why the
-same-N ratio above is far below the ratio of throughputs (bitsim at 1000 samples vs Lava).
-Reaching 1000x on the same 100 samples would take compiled kernels (numba or C) or skipping
-neurons that have already fired, which this numpy code does not do.
+same-N ratio above is below the ratio of throughputs (bitsim at 1000 samples vs Lava).
+Reaching 1000x would take compiled kernels (numba or C) or skipping neurons that have already
+fired (for fire-once layers most of the run), which this numpy code does not do.
 """
 
 
