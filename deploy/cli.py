@@ -105,7 +105,8 @@ def cmd_zoo(args) -> int:
     for name in zoo.names():
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
-        print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
+        deployable = "" if isinstance(model, zoo.TTFSModel) else "  (export not supported yet)"
+        print((f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name) + deployable)
     return EXIT_OK
 
 
@@ -116,7 +117,7 @@ def cmd_targets(args) -> int:
         except TargetError as exc:
             print(f"{name:12s} (unusable: {exc})")
             continue
-        boards = ", ".join(f"{board} ({chips} chips)" for board, chips in target.boards)
+        boards = ", ".join(f"{board} ({chips} chip{'s' if chips != 1 else ''})" for board, chips in target.boards)
         print(f"{name:12s} {target.description}" + (f"; boards: {boards}" if boards else ""))
     return EXIT_OK
 
@@ -342,7 +343,10 @@ def _add_time_step_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snn-deploy", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog="snn-deploy", description="Deploy spiking neural networks to Loihi-style chips: export to NIR, compile "
+        "to the chip's integers, run bit-accurately, verify against the float model.",
+        epilog="exit codes: 0 success, 1 a verify tolerance exceeded, 2 bad input, 3 the back end failed")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help_text):
