@@ -88,7 +88,7 @@ def _load_bundle(path: str):
 def _semantic_overrides(args) -> dict:
     return {"time_unit": getattr(args, "time_unit", None), "reset": getattr(args, "reset", None),
             "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None),
-            "fire_once": getattr(args, "fire_once", None)}
+            "fire_once": getattr(args, "fire_once", None), "spike": getattr(args, "spike", None)}
 
 
 def _load_graph(path: str, args):
@@ -188,7 +188,7 @@ def cmd_compile(args) -> int:
     if args.max_chips < 1:
         raise DeployError(f"--max-chips must be at least 1, got {args.max_chips}")
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
-                               max_chips=args.max_chips)
+                               max_chips=args.max_chips, dt=args.dt)
     bundle_io.save(compiled, out)
     sem = net.semantics
     _say(args,
@@ -328,6 +328,9 @@ def _add_semantic_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
     g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
+    g.add_argument("--spike", choices=["dirac", "pulse"],
+                   help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "
+                        "of height w lasting one step (pulse, as discrete-time simulators treat it)")
     once = g.add_mutually_exclusive_group()
     once.add_argument("--fire-once", dest="fire_once", action="store_const", const=True,
                       help="neurons spike at most once (time-to-first-spike)")
@@ -376,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("graph", help="NIR file")
     p.add_argument("--target", default="loihi2", help="target name or .toml description (default loihi2)")
     _add_time_step_options(p)
+    p.add_argument("--dt", type=float, help="the time step, in the graph's time unit (e.g. the step a "
+                   "discrete-time model was trained at); overrides --steps-per-tau")
     p.add_argument("--max-chips", type=int, default=1, help="chips the placement may use (default 1)")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p)

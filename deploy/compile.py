@@ -23,18 +23,23 @@ from .quantize import quantize, snapped_dt
 DEFAULT_STEPS_PER_TAU = 128
 
 
-def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True) -> Timing:
-    """dt near 1 / steps_per_tau (snapped so the 12-bit decay is exact, unless told not to), and
-    enough steps to cover the graph's horizon."""
-    if not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
+def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True,
+                  dt: float | None = None) -> Timing:
+    """The given dt (e.g. the step a discrete-time model was trained at), or dt near 1 / steps_per_tau
+    snapped so the 12-bit decay is exact (unless told not to); enough steps to cover the horizon."""
+    if dt is not None:
+        if not (np.isfinite(dt) and dt > 0):
+            raise DeployError(f"--dt must be a positive time, got {dt}")
+    elif not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
         raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
-    dt = snapped_dt(net, steps_per_tau) if snap_decay else 1.0 / steps_per_tau
+    else:
+        dt = snapped_dt(net, steps_per_tau) if snap_decay else 1.0 / steps_per_tau
     return Timing(dt=dt, num_steps=int(math.ceil(net.semantics.horizon / dt)), time_unit=net.semantics.time_unit)
 
 
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
-                    snap_decay: bool = True, max_chips: int = 1) -> Bundle:
-    timing = choose_timing(net, steps_per_tau, snap_decay)
+                    snap_decay: bool = True, max_chips: int = 1, dt: float | None = None) -> Bundle:
+    timing = choose_timing(net, steps_per_tau, snap_decay, dt)
     quantized = quantize(net, target, timing.dt)
     placement = place(quantized.network, target, max_chips=max_chips)
     source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
@@ -42,6 +47,6 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
               "semantics": {**json.loads(net.semantics.to_json()), "origin": net.semantics.origin}}
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
-                  report={"quantization": quantized.report, "snapped_dt": snap_decay,
+                  report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None,
                           "requested_steps_per_tau": steps_per_tau,
                           "placement": placement_report(placement, target), "target_spec": target.spec})

@@ -15,6 +15,9 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     """
     from ..models.zoo import ENCODINGS, encoding_from_description
 
+    if not encoding:
+        raise DeployError("the graph states no input encoding, so a data set cannot be fed to it "
+                          "(it takes input spike trains)")
     if encoding.get("kind") not in ENCODINGS:
         raise DeployError(f"input encoding {encoding.get('kind')!r} is not supported; known: {', '.join(ENCODINGS)}")
     (t_bias,) = encoding["bias_times"]

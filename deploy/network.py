@@ -22,6 +22,7 @@ METADATA_KEY = "snn_deploy"
 SEMANTICS_VERSION = 1
 RESET_MODES = ("zero", "subtract")
 DECODINGS = ("first_spike", "spike_count")
+SPIKE_KINDS = ("dirac", "pulse")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Semantics:
         "t_late": 2.0, "bias_times": [0.9]}: t = t_early + x (t_late - t_early), plus bias spikes.
     decoding: "first_spike" (the first output neuron to fire is the decision) or "spike_count".
     horizon: how long a sample runs, in time units.
+    spike: what one input spike of weight w is. "dirac": an impulse of area w, as NIR's equations
+        read (a LIF jumps by r w / tau). "pulse": a pulse of height w lasting one time step, area
+        w dt, as discrete-time simulators treat a spike (a LIF jumps by about r w dt / tau).
     origin: for each field, where the choice came from ("metadata" or "option").
     """
 
@@ -45,20 +49,23 @@ class Semantics:
     encoding: dict[str, Any]
     decoding: str
     horizon: float
+    spike: str = "dirac"
     origin: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         body = {"semantics_version": SEMANTICS_VERSION, "time_unit": self.time_unit,
                 "fire_once": self.fire_once, "reset": self.reset, "encoding": self.encoding,
-                "decoding": self.decoding, "horizon": self.horizon}
+                "decoding": self.decoding, "horizon": self.horizon, "spike": self.spike}
         return json.dumps(body, sort_keys=True)
 
 
 @dataclass(frozen=True)
 class FloatLayer:
-    """A synapse node (Affine/Linear) feeding a CubaLIF node, in float64.
+    """A synapse node (Affine/Linear) feeding a neuron node, in float64, by the neuron's ``kind``:
 
-    tau_syn dI/dt = -I + w_in (W s + b);  tau_mem dv/dt = (v_leak - v) + r I;
+    CubaLIF: tau_syn dI/dt = -I + w_in (W s + b);  tau_mem dv/dt = (v_leak - v) + r I;
+    LIF:     tau_mem dv/dt = (v_leak - v) + r (W s + b)   (stored with tau_syn = 0, w_in = 1);
+    IF:      dv/dt = r (W s + b)                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
     spike when v > v_threshold, then reset (see Semantics.reset).
     """
 
@@ -74,6 +81,7 @@ class FloatLayer:
     v_leak: np.ndarray
     v_threshold: np.ndarray
     v_reset: np.ndarray
+    kind: str = "CubaLIF"
 
     @property
     def size(self) -> int:
@@ -121,8 +129,8 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     values, origin = {}, {}
     needed = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset zero|subtract",
-              "encoding": "(export metadata)", "decoding": "--decoding first_spike|spike_count",
-              "horizon": "--duration"}
+              "decoding": "--decoding first_spike|spike_count", "horizon": "--duration",
+              "spike": "--spike dirac|pulse"}
     missing = []
     for key, option in needed.items():
         if key in overrides:
@@ -131,6 +139,9 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
             values[key], origin[key] = stored[key], "metadata"
         else:
             missing.append(f"{key} ({option})")
+    # How data become input spikes matters only when a data set is fed in (verify, run --data).
+    values["encoding"] = stored.get("encoding", {})
+    origin["encoding"] = "metadata" if "encoding" in stored else "absent: inputs must be given as spikes"
     if missing:
         raise DeployError("the graph does not state " + ", ".join(missing)
                           + "; give them as options (NIR leaves them open and snn-deploy does not guess)")
@@ -138,9 +149,11 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
         raise DeployError(f"reset mode {values['reset']!r} is not one of {', '.join(RESET_MODES)}")
     if values["decoding"] not in DECODINGS:
         raise DeployError(f"decoding {values['decoding']!r} is not one of {', '.join(DECODINGS)}")
+    if values["spike"] not in SPIKE_KINDS:
+        raise DeployError(f"spike kind {values['spike']!r} is not one of {', '.join(SPIKE_KINDS)}")
     if not (np.isfinite(values["horizon"]) and values["horizon"] > 0):
         raise DeployError(f"horizon (--duration) must be a positive time, got {values['horizon']}")
-    return Semantics(origin=origin, **{k: values[k] for k in needed})
+    return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in needed})
 
 
 def _vector(node_name: str, field_name: str, value, size: int) -> np.ndarray:
@@ -163,7 +176,7 @@ def _check_positive(node_name: str, field_name: str, array: np.ndarray) -> None:
 
 def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str = "",
                source_sha256: str = "") -> FloatNetwork:
-    """Read a chain Input -> (Affine|Linear -> CubaLIF)+ -> Output into a FloatNetwork."""
+    """Read a chain Input -> (Affine|Linear -> CubaLIF|LIF|IF)+ -> Output into a FloatNetwork."""
     import nir
 
     nodes, edges = graph.nodes, graph.edges
@@ -199,22 +212,42 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
         size = weight.shape[0]
         bias = _vector(synapse_name, "bias", getattr(synapse, "bias", 0.0), size)
         after = successors.get(synapse_name, [])
-        if len(after) != 1 or not isinstance(nodes[after[0]], nir.CubaLIF):
+        if len(after) != 1 or not isinstance(nodes[after[0]], (nir.CubaLIF, nir.LIF, nir.IF)):
             kinds = ", ".join(type(nodes[a]).__name__ for a in after) or "nothing"
-            raise DeployError(f"node {synapse_name} feeds {kinds}; expected one CubaLIF")
+            raise DeployError(f"node {synapse_name} feeds {kinds}; expected one CubaLIF, LIF or IF")
         neuron_name = after[0]
-        neuron = nodes[neuron_name]
-        params = {key: _vector(neuron_name, key, getattr(neuron, key), size)
-                  for key in ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold", "v_reset")}
-        for key in ("tau_syn", "tau_mem", "v_threshold"):
-            _check_positive(neuron_name, key, params[key])
+        params = _neuron_parameters(neuron_name, nodes[neuron_name], size)
         layers.append(FloatLayer(name=neuron_name, synapse=synapse_name, source=current,
-                                 weight=weight, bias=bias, **params))
+                                 weight=weight, bias=bias, kind=type(nodes[neuron_name]).__name__, **params))
         current, current_size = neuron_name, size
     if not layers:
         raise DeployError("the graph has no Affine -> CubaLIF layer")
     return FloatNetwork(input_name=input_name, input_size=input_size, layers=tuple(layers), output=layers[-1].name,
                         semantics=semantics, source_file=source_file, source_sha256=source_sha256)
+
+
+def _neuron_parameters(name: str, neuron, size: int) -> dict[str, np.ndarray]:
+    """The CubaLIF-shaped parameters of a CubaLIF, LIF or IF node (see FloatLayer)."""
+    import nir
+
+    def get(key: str, default=None) -> np.ndarray:
+        value = getattr(neuron, key, None)
+        return _vector(name, key, default if value is None else value, size)
+
+    zeros, ones = np.zeros(size), np.ones(size)
+    if isinstance(neuron, nir.CubaLIF):
+        params = {key: get(key) for key in ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold", "v_reset")}
+        _check_positive(name, "tau_syn", params["tau_syn"])
+    elif isinstance(neuron, nir.LIF):
+        params = {"tau_syn": zeros, "tau_mem": get("tau"), "r": get("r"), "w_in": ones, "v_leak": get("v_leak"),
+                  "v_threshold": get("v_threshold"), "v_reset": get("v_reset", 0.0)}
+    else:  # IF: no leak at all
+        params = {"tau_syn": zeros, "tau_mem": np.full(size, np.inf), "r": get("r"), "w_in": ones, "v_leak": zeros,
+                  "v_threshold": get("v_threshold"), "v_reset": get("v_reset", 0.0)}
+    if not isinstance(neuron, nir.IF):
+        _check_positive(name, "tau_mem" if isinstance(neuron, nir.CubaLIF) else "tau", params["tau_mem"])
+    _check_positive(name, "v_threshold", params["v_threshold"])
+    return params
 
 
 def load(path: str | Path, overrides: dict[str, Any] | None = None) -> FloatNetwork:

@@ -68,7 +68,13 @@ class QuantizedNetwork:
     report: dict
 
 
-def discretize(layer: FloatLayer, dt: float, fire_once: bool, reset: str) -> Discretization:
+def discretize(layer: FloatLayer, dt: float, fire_once: bool, reset: str, spike: str = "dirac") -> Discretization:
+    """The exact discrete form of one layer at step dt (see the module docstring).
+
+    A neuron without synaptic current (LIF, IF) jumps by r W / tau_mem (IF: r W) at an input spike
+    and then decays until the next step: the chip's u holds one step's input (du = 4095).
+    A "pulse" spike carries area dt instead of 1.
+    """
     if np.any(layer.bias != 0):
         raise DeployError(f"node {layer.synapse}: a non-zero Affine bias (a constant input current) is not "
                           "supported by this compiler yet; fold it into v_leak or remove it")
@@ -77,12 +83,19 @@ def discretize(layer: FloatLayer, dt: float, fire_once: bool, reset: str) -> Dis
     if reset == "subtract" and not fire_once:
         raise DeployError(f"node {layer.name}: subtractive reset is not available on the Loihi LIF "
                           "(it resets v to 0); use --reset zero or a fire-once network")
-    alpha_u, alpha_v = np.exp(-dt / layer.tau_syn), np.exp(-dt / layer.tau_mem)
-    equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        distinct = (alpha_u - alpha_v) / (1 / layer.tau_mem - 1 / layer.tau_syn)
-    current_to_voltage = layer.r / layer.tau_mem * np.where(equal, dt * alpha_v, distinct)
-    gain = (current_to_voltage * layer.w_in / layer.tau_syn)[:, None] * layer.weight
+    alpha_v = np.exp(-dt / layer.tau_mem)
+    area = dt if spike == "pulse" else 1.0
+    if layer.kind == "CubaLIF":
+        alpha_u = np.exp(-dt / layer.tau_syn)
+        equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distinct = (alpha_u - alpha_v) / (1 / layer.tau_mem - 1 / layer.tau_syn)
+        current_to_voltage = layer.r / layer.tau_mem * np.where(equal, dt * alpha_v, distinct)
+        jump = current_to_voltage * layer.w_in / layer.tau_syn
+    else:
+        alpha_u = np.zeros(layer.size)
+        jump = layer.r * alpha_v / (layer.tau_mem if layer.kind == "LIF" else 1.0)
+    gain = (area * jump)[:, None] * layer.weight
     return Discretization(name=layer.name, source=layer.source, gain=gain, alpha_u=alpha_u, alpha_v=alpha_v,
                           drive=(1 - alpha_v) * layer.v_leak, threshold=layer.v_threshold,
                           reset=reset, fire_once=fire_once)
@@ -151,7 +164,7 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
         v_floor = inhibition * _impulse_peak(float(disc.alpha_u.max()), float(disc.alpha_v.max()), horizon_steps)
     else:
         u_peak = np.maximum(excitation, inhibition) / (1 - disc.alpha_u)
-        v_floor = u_peak / np.maximum(1 - disc.alpha_v, 1.0 / horizon_steps)
+        v_floor = inhibition / (1 - disc.alpha_u) / np.maximum(1 - disc.alpha_v, 1.0 / horizon_steps)
     v_peak = np.maximum(disc.threshold + u_peak + drive, v_floor + drive * horizon_steps)
     with np.errstate(divide="ignore"):
         scale_cap = np.minimum.reduce([vth_max * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
@@ -183,12 +196,16 @@ def quantize_layer(disc: Discretization, target: Target, sources_fire_once: bool
     if np.any(vth < 1) or np.any(vth > vth_max):
         raise DeployError(f"node {disc.name}: threshold maps to vth {int(vth.max())}, outside [1, {vth_max}]")
     du, dv = _decays(disc)
-    bias_mant, bias_exp = _bias_fields(scale * disc.drive, disc.name)
+    chip_alpha_u = (fx.DECAY_UNITY - (du + fx.CURRENT_DECAY_OFFSET)) / fx.DECAY_UNITY
+    chip_alpha_v = (fx.DECAY_UNITY - (dv + fx.VOLTAGE_DECAY_OFFSET)) / fx.DECAY_UNITY
+    # A constant drive c settles v at c / (1 - a_v): scale it to the chip's own decay, so that the
+    # resting level (v_leak) stays exact even where the 12-bit decay is not.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
+    bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name)
 
     realized = stored * unit * 2.0 ** weight_exp / scale[:, None]
     weight_error = (np.abs(realized - disc.gain) / np.where(live, row_max, 1)[:, None])[live]
-    chip_alpha_u = (fx.DECAY_UNITY - (du + fx.CURRENT_DECAY_OFFSET)) / fx.DECAY_UNITY
-    chip_alpha_v = (fx.DECAY_UNITY - (dv + fx.VOLTAGE_DECAY_OFFSET)) / fx.DECAY_UNITY
     report = {
         "scale": float(scale[live].min()), "scale_max": float(scale[live].max()), "weight_exp": weight_exp,
         "sign_mode": {1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
@@ -218,6 +235,9 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
     that factor is exactly exp(-dt / tau), so the decay adds no error at all for that tau.
     """
     taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+    taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
+    if taus.size == 0:
+        return 1.0 / steps_per_tau
     values, counts = np.unique(taus, return_counts=True)
     tau = float(values[np.argmax(counts)])
     decay = round(fx.DECAY_UNITY * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
@@ -232,7 +252,7 @@ def quantize(net: FloatNetwork, target: Target, dt: float) -> QuantizedNetwork:
     horizon_steps = int(math.ceil(sem.horizon / dt))
     populations, connections, discrete, report = [], [], [], {}
     for layer in net.layers:
-        disc = discretize(layer, dt, sem.fire_once, sem.reset)
+        disc = discretize(layer, dt, sem.fire_once, sem.reset, sem.spike)
         # Each source spikes at most once if its neurons fire once, or if it is a latency-coded input.
         sources_fire_once = sem.fire_once or (layer.source == net.input_name
                                               and sem.encoding.get("kind") in ("ttfs_linear", "pixel_latency"))

@@ -25,7 +25,8 @@ from .quantize import Discretization, discretize
 def supports_continuous(net: FloatNetwork) -> bool:
     """The closed form holds for fire-once layers with tau_syn = tau_mem = one tau and no leak drive."""
     taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
-    return (net.semantics.fire_once and np.all(taus == taus[0])
+    return (net.semantics.fire_once and net.semantics.spike == "dirac"
+            and all(layer.kind == "CubaLIF" for layer in net.layers) and np.all(taus == taus[0])
             and all(np.all(layer.v_leak == 0) and np.all(layer.bias == 0) for layer in net.layers))
 
 
@@ -104,7 +105,8 @@ FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step
 
 
 def discrete_network(net: FloatNetwork, dt: float) -> FloatChipNetwork:
-    discs = [discretize(layer, dt, net.semantics.fire_once, net.semantics.reset) for layer in net.layers]
+    sem = net.semantics
+    discs = [discretize(layer, dt, sem.fire_once, sem.reset, sem.spike) for layer in net.layers]
     return FloatChipNetwork(
         input=InputLayer(net.input_name, net.input_size),
         populations=tuple(FloatPopulation(d.name, d.gain.shape[0], d) for d in discs),

@@ -137,10 +137,10 @@ def test_missing_semantics_are_an_error_listing_options(tmp_path):
     with pytest.raises(DeployError, match="does not state.*--reset"):
         load_graph(tmp_path / "bare.nir")
     overrides = {"time_unit": "tau", "fire_once": True, "reset": "zero", "decoding": "first_spike",
-                 "horizon": 4.0, "encoding": {"kind": "ttfs_linear", "t_early": 0.15, "t_late": 2.0,
-                                              "bias_times": [0.9]}}
+                 "horizon": 4.0, "spike": "dirac"}
     net = load_graph(tmp_path / "bare.nir", overrides)
     assert net.semantics.origin["reset"] == "option"
+    assert net.semantics.encoding == {} and net.semantics.origin["encoding"].startswith("absent")
 
 
 def test_unrepresentable_threshold_names_node_value_and_limit(tmp_path):
