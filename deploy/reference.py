@@ -96,12 +96,12 @@ def float_lif_step(pop: FloatPopulation, state: FloatState, activation: np.ndarr
     if d.fire_once:
         spikes &= ~state.fired
     v = np.where(spikes, v - d.threshold if d.reset == "subtract" else 0.0, v)
-    return NeuronStep(FloatState(u, v, state.fired | spikes), spikes, trace={"u": u, "v": v})
+    return NeuronStep(FloatState(u, v, state.fired | spikes), spikes)
 
 
 FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step,
                               synapse=lambda conn, spikes: spike_product(conn.gain, spikes),
-                              activation_dtype=np.float64)
+                              activation_dtype=np.float64, trace=lambda state: {"u": state.u, "v": state.v})
 
 
 def discrete_network(net: FloatNetwork, dt: float) -> FloatChipNetwork:

@@ -65,8 +65,11 @@ def _init_state(pop: LifPopulation, num_samples: int) -> LifState:
 def _neuron_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> NeuronStep:
     step = lif_step(pop, state, activation)
     return NeuronStep(step.state, step.spikes,
-                      events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated},
-                      trace={"u": step.state.u.astype(np.int32), "v": step.state.v.astype(np.int32)})
+                      events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated})
+
+
+def _trace(state: LifState) -> dict[str, np.ndarray]:
+    return {"u": state.u.astype(np.int32), "v": state.v.astype(np.int32)}
 
 
 def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
@@ -74,7 +77,7 @@ def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
 
 
 INTEGER_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=_neuron_step, synapse=_synapse,
-                                activation_dtype=np.float64)
+                                activation_dtype=np.float64, trace=_trace)
 
 
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = 1024,

@@ -47,7 +47,6 @@ class NeuronStep:
     state: Any
     spikes: np.ndarray
     events: dict[str, int] = field(default_factory=dict)
-    trace: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,7 @@ class Arithmetic:
     neuron_step: Callable[[Population, Any, np.ndarray], NeuronStep]
     synapse: Callable[[Connection, np.ndarray], np.ndarray]  # (samples, n_in) -> (samples, n_out)
     activation_dtype: Any
+    trace: Callable[[Any], dict[str, np.ndarray]]  # state -> the variables recorded (asked only when recording)
 
 
 @dataclass
@@ -98,7 +98,7 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
             for key, count in step.events.items():
                 events[p.name][key] = events[p.name].get(key, 0) + count
             if record_state:
-                for key, value in step.trace.items():
+                for key, value in arithmetic.trace(step.state).items():
                     traces[p.name].setdefault(key, np.zeros((num_samples, num_steps, p.size), value.dtype))
                     traces[p.name][key][:, t] = value
         # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step.
