@@ -78,9 +78,9 @@ def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.nda
     """
     summed = decay(u, np.asarray(du) + CURRENT_DECAY_OFFSET)
     summed += np.asarray(activation, dtype=np.float64) * (1 << ACTIVATION_SHIFT)
-    summed = _wrap_int32(summed)
     if summed.size == 0 or (summed.max() <= STATE_LIMIT and summed.min() > -STATE_LIMIT):
-        return summed, None  # the common case, found with two reductions instead of two masks
+        return summed, None  # the common case (within 24 bits, so within 32), from two reductions
+    summed = _wrap_int32(summed)
     over = summed > STATE_LIMIT
     under = summed <= -STATE_LIMIT
     summed = summed - over * (2.0 * STATE_LIMIT) + under * (2.0 * STATE_LIMIT)
