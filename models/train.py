@@ -132,6 +132,24 @@ def encoded_splits(dataset_name: str, encoding, n_train: int | None):
     return splits, train_times, torch.tensor(splits[0].labels[:n_train])
 
 
+@dataclass
+class BestEpoch:
+    """The weights of the epoch with the best validation accuracy so far (the ones a run keeps)."""
+
+    weights: list[np.ndarray]
+    accuracy: float = -1.0
+    epoch: int = 0
+
+    def offer(self, epoch: int, weights: list[np.ndarray], accuracy: float) -> None:
+        if accuracy > self.accuracy:
+            self.accuracy, self.epoch, self.weights = accuracy, epoch, [w.copy() for w in weights]
+
+
+def json_hyper_parameters(config) -> dict:
+    """A config dataclass as the JSON sidecar stores it: lists, not tuples, so it reads back unchanged."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
 def seeded(seed: int) -> tuple[torch.Generator, np.random.RandomState]:
     """The torch generator (initial weights, noise) and the numpy generator (batch order) of a run."""
     return torch.Generator().manual_seed(seed), np.random.RandomState(seed)
@@ -205,7 +223,7 @@ def train_ttfs(
     optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
 
-    best_accuracy, best_epoch, best_weights = -1.0, 0, [w.detach().clone() for w in weights]
+    best = BestEpoch([w.detach().numpy().copy() for w in weights])
     bump, last_bumped, n_bumps = config.bump_value, None, 0
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name, unit="epoch")
     for epoch in bar:
@@ -231,11 +249,11 @@ def train_ttfs(
 
         numpy_weights = [w.detach().numpy() for w in weights]
         validation_accuracy = dataset_accuracy(numpy_weights, config.threshold, encoding, validation_set)
-        if validation_accuracy > best_accuracy:
-            best_accuracy, best_epoch, best_weights = validation_accuracy, epoch, [w.copy() for w in numpy_weights]
-        bar.set_postfix(validation=f"{validation_accuracy:.3f}", best=f"{best_accuracy:.3f}")
+        best.offer(epoch, numpy_weights, validation_accuracy)
+        bar.set_postfix(validation=f"{validation_accuracy:.3f}", best=f"{best.accuracy:.3f}")
         if not progress and epoch % 25 == 0:
-            log(f"epoch {epoch}: validation accuracy {validation_accuracy:.4f} (best {best_accuracy:.4f})")
+            log(f"epoch {epoch}: validation accuracy {validation_accuracy:.4f} (best {best.accuracy:.4f})")
+    best_weights, best_epoch = best.weights, best.epoch
 
     accuracies = {
         split.name.split(":")[1]: dataset_accuracy(best_weights, config.threshold, encoding, split)
@@ -252,8 +270,7 @@ def train_ttfs(
         "test_near_tie_fraction": near_tie_fraction(test_out),
         "near_tie_window_tau": NEAR_TIE_WINDOW,
         "training_seconds": round(time.perf_counter() - started, 1),
-        # Lists, not tuples, so the meta survives the JSON sidecar unchanged.
-        "hyper_parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "hyper_parameters": json_hyper_parameters(config),
         "paper": PAPER,
         "hyper_parameter_source": hyper_parameter_source,
     }

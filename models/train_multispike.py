@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from . import data, multispike
-from .train import DIGITS_ENCODING, encoded_splits, seeded
+from .train import DIGITS_ENCODING, BestEpoch, encoded_splits, json_hyper_parameters, seeded
 from .ttfs import TTFSEncoding
 from .zoo import MultiSpikeModel, PixelLatencyEncoding
 
@@ -104,7 +104,7 @@ def train_multispike(
     weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
     optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
 
-    best_accuracy, best_epoch, best_weights = -1.0, 0, [w.detach().numpy().copy() for w in weights]
+    best = BestEpoch([w.detach().numpy().copy() for w in weights])
     epochs_run = 0
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name, unit="epoch")
     for epoch in bar:
@@ -120,17 +120,17 @@ def train_multispike(
             optimizer.step()
         epochs_run = epoch
 
-        numpy_weights = [w.detach().numpy().copy() for w in weights]
+        numpy_weights = [w.detach().numpy() for w in weights]
         validation_accuracy = dataset_accuracy(numpy_weights, config, encoding, validation_set)
-        if validation_accuracy > best_accuracy:
-            best_accuracy, best_epoch, best_weights = validation_accuracy, epoch, numpy_weights
-        bar.set_postfix(validation=f"{validation_accuracy:.3f}", best=f"{best_accuracy:.3f}")
+        best.offer(epoch, numpy_weights, validation_accuracy)
+        bar.set_postfix(validation=f"{validation_accuracy:.3f}", best=f"{best.accuracy:.3f}")
         if not progress:
             log(f"{name} epoch {epoch} ({time.perf_counter() - started:.0f} s): validation accuracy "
-                f"{validation_accuracy:.4f} (best {best_accuracy:.4f})")
+                f"{validation_accuracy:.4f} (best {best.accuracy:.4f})")
         if max_seconds is not None and time.perf_counter() - started > max_seconds:
             break
     training_seconds = round(time.perf_counter() - started, 1)
+    best_weights, best_epoch = best.weights, best.epoch
 
     trained_on = data.Dataset(train_set.name, train_set.features[:n_train], train_set.labels[:n_train],
                               train_set.n_classes)
@@ -152,7 +152,7 @@ def train_multispike(
         "n_train": len(train_labels),
         "training_seconds": training_seconds,
         "horizon_tau": config.horizon,
-        "hyper_parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "hyper_parameters": json_hyper_parameters(config),
         "paper": PAPER,
         "hyper_parameter_source": "models/train_multispike.py MultiSpikeConfig (Bacho & Chu 2023; bats "
         "experiments/mnist)",

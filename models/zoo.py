@@ -58,8 +58,8 @@ def encoding_from_description(description: dict) -> TTFSEncoding | PixelLatencyE
 
 
 @dataclass(frozen=True)
-class TTFSModel:
-    """A time-to-first-spike network: weights (n_out, n_in) per layer, the first layer fed by encoding.encode."""
+class TrainedModel:
+    """What every zoo model has: weights (n_out, n_in) per layer, the first layer fed by encoding.encode."""
 
     name: str
     weights: tuple[np.ndarray, ...]
@@ -70,17 +70,15 @@ class TTFSModel:
 
 
 @dataclass(frozen=True)
-class MultiSpikeModel:
-    """A multi-spike network (subtractive reset, tau_mem = 2 tau_syn, time in units of tau_mem): weights (n_out, n_in)
-    per layer, at most n_max[l] spikes per neuron of layer l, spikes after horizon dropped, the first layer fed by
-    encoding.encode; decision = most output spikes (multispike.predict)."""
+class TTFSModel(TrainedModel):
+    """A time-to-first-spike network (Fast & Deep, models/ttfs.py)."""
 
-    name: str
-    weights: tuple[np.ndarray, ...]
-    threshold: float
-    encoding: TTFSEncoding
-    dataset: str
-    meta: dict
+
+@dataclass(frozen=True)
+class MultiSpikeModel(TrainedModel):
+    """A multi-spike network (subtractive reset, tau_mem = 2 tau_syn, time in units of tau_mem): at most n_max[l]
+    spikes per neuron of layer l, spikes after horizon dropped; decision = most output spikes (multispike.predict)."""
+
     n_max: tuple[int, ...]
     horizon: float
     tau_syn: float = multispike.TAU_SYN
