@@ -22,7 +22,8 @@ def _events(sample, step, neuron) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpikeEvents:
-    """Spikes of one population as a (3, n) int32 array of rows sample, step, neuron."""
+    """Spikes of one population as a (3, n) int32 array of rows sample, step, neuron, sorted in
+    that order (``from_arrays`` sorts; files keep the order they were written in)."""
 
     events: np.ndarray
     num_samples: int
@@ -57,9 +58,10 @@ class SpikeEvents:
         """Dense boolean (samples, steps, neurons) raster of a slice of samples."""
         start, stop, _ = samples.indices(self.num_samples)
         out = np.zeros((stop - start, self.num_steps, self.size), dtype=bool)
-        sample, step, neuron = self.events
-        keep = (sample >= start) & (sample < stop)
-        out[sample[keep] - start, step[keep] - 1, neuron[keep]] = True
+        # Events are sorted by sample, so this slice of samples is one contiguous run of events.
+        first, last = np.searchsorted(self.events[0], [start, stop])
+        sample, step, neuron = self.events[:, first:last]
+        out[sample - start, step - 1, neuron] = True
         return out
 
 
