@@ -24,7 +24,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from compile_time import SIZES, dense_layer_network  # noqa: E402
+from compile_time import DT, SIZES, dense_layer_network  # noqa: E402
 
 from snn_deploy.deploy import compile_network, compare, export, judge, load_graph  # noqa: E402
 from snn_deploy.deploy.encoding import input_times, to_steps  # noqa: E402
@@ -181,9 +181,8 @@ def bench_compile(repeats: int) -> dict:
     rows = []
     for synapses in SIZES:
         net = dense_layer_network(synapses)
-        dt = 1 / 64
-        q_s = min(timed(lambda: quantize(net, TARGET, dt))[0] for _ in range(repeats))
-        quantized = quantize(net, TARGET, dt)
+        q_s = min(timed(lambda: quantize(net, TARGET, DT))[0] for _ in range(repeats))
+        quantized = quantize(net, TARGET, DT)
         p_s = min(timed(lambda: place(quantized.network, TARGET, max_chips=64))[0] for _ in range(repeats))
         rows.append({"synapses": int(net.layers[0].weight.size), "quantize_s": q_s, "place_s": p_s,
                      "total_s": q_s + p_s})
