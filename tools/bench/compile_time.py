@@ -1,10 +1,5 @@
-"""Compile time (quantize + place) of one dense layer, from 10^4 to 10^7 synapses, and how it grows.
-
-    .venv/bin/python tools/bench_compile.py [--target loihi2] [--repeats 3]
-
-Each size is a square float layer (random weights, TTFS semantics, dt = 1/64 tau) compiled for the
-target; the table gives the best of the repeats, and the last line the growth exponent b of
-time ~ synapses^b (least squares on log-log).
+"""The networks of the compile-time benchmark: one square dense layer per size, 10^4 to 10^7
+synapses (random weights, TTFS semantics). ``bench.py --only compile`` times them.
 """
 
 from __future__ import annotations
