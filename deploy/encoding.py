@@ -7,6 +7,9 @@ import numpy as np
 from ..targets.record import SpikeEvents
 from .errors import DeployError
 
+# Latency codes: every input channel spikes at most once per sample.
+SINGLE_SPIKE_ENCODINGS = ("ttfs_linear", "pixel_latency")
+
 
 def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit.

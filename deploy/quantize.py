@@ -34,6 +34,7 @@ import numpy as np
 from ..targets import fixed_point as fx
 from ..targets.bundle import DenseConnection, InputLayer, IntNetwork, LifPopulation
 from ..targets.description import Target
+from .encoding import SINGLE_SPIKE_ENCODINGS
 from .errors import DeployError
 from .network import FloatLayer, FloatNetwork
 
@@ -255,7 +256,7 @@ def quantize(net: FloatNetwork, target: Target, dt: float) -> QuantizedNetwork:
         disc = discretize(layer, dt, sem.fire_once, sem.reset, sem.spike)
         # Each source spikes at most once if its neurons fire once, or if it is a latency-coded input.
         sources_fire_once = sem.fire_once or (layer.source == net.input_name
-                                              and sem.encoding.get("kind") in ("ttfs_linear", "pixel_latency"))
+                                              and sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS)
         pop, conn, layer_report = quantize_layer(disc, target, sources_fire_once, horizon_steps)
         populations.append(pop)
         connections.append(conn)
