@@ -54,7 +54,7 @@ def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> Lif
     spikes = fx.fire(v, pop.vth)
     if pop.fire_once:
         spikes &= ~state.fired
-    v[spikes] = 0
+    v = fx.reset(v, spikes, pop.vth, pop.reset)
     return LifStep(LifState(u, v, state.fired | spikes), spikes, fx.count(wrapped), fx.count(saturated))
 
 

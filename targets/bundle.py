@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .files import write_atomic
+from .fixed_point import RESET_MODES, RESET_ZERO
 
 FORMAT = "snn-deploy-bundle"
 FORMAT_VERSION = 1
@@ -49,7 +50,8 @@ class LifPopulation:
 
     u' = T(u (4096 - (du + 1))) + (a << 6), wrapped to 24 bits;
     v' = clip(T(v (4096 - dv)) + u' + (bias_mant << bias_exp), +-(2**23 - 1));
-    spike when v' > vth << 6, then v = 0.
+    spike when v' > vth << 6, then v = 0 (``reset`` "zero") or v -= vth << 6 (``reset`` "subtract",
+    a Loihi 2 programmable neuron).
     ``fire_once``: after its first spike the neuron holds v = 0 and stays silent (a refractory
     period longer than the run), which is how a time-to-first-spike neuron runs on the chip.
     """
@@ -62,8 +64,12 @@ class LifPopulation:
     bias_mant: np.ndarray  # (size,) int, 13-bit signed
     bias_exp: int = 0
     fire_once: bool = False
+    reset: str = RESET_ZERO  # one of fixed_point.RESET_MODES
 
     def __post_init__(self):
+        if self.reset not in RESET_MODES:
+            raise ValueError(f"population {self.name!r}: unknown reset mode {self.reset!r}; "
+                             f"known: {', '.join(RESET_MODES)}")
         for name in ("du", "dv", "vth", "bias_mant"):
             value = np.broadcast_to(np.asarray(getattr(self, name)), (self.size,))
             object.__setattr__(self, name, _frozen(value, np.int32))
@@ -216,6 +222,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
     for pop in bundle.network.populations:
         entry = {"name": pop.name, "size": pop.size, "bias_exp": int(pop.bias_exp),
                  "fire_once": bool(pop.fire_once)}
+        if pop.reset != RESET_ZERO:  # left out at its default: older bundles keep their checksum
+            entry["reset"] = pop.reset
         for key in ("du", "dv", "vth", "bias_mant"):
             arrays[f"population/{pop.name}/{key}"] = pop.__dict__[key]
         pops.append(entry)
@@ -288,6 +296,7 @@ def load(path: str | os.PathLike) -> Bundle:
 def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     pops = tuple(
         LifPopulation(name=p["name"], size=p["size"], bias_exp=p["bias_exp"], fire_once=p["fire_once"],
+                      reset=p.get("reset", RESET_ZERO),
                       **{key: arrays[f"population/{p['name']}/{key}"] for key in ("du", "dv", "vth", "bias_mant")})
         for p in manifest["populations"])
     conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"], **c)

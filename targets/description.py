@@ -10,8 +10,10 @@ malformed). Kinds of values:
   integer  any integer;
   pair     two positive integers, e.g. the mesh [tiles east-west, tiles north-south];
   cost     a non-negative number, or a table {low, nominal, high} of them when the source gives
-           only a range (low <= nominal <= high).
+           only a range (low <= nominal <= high);
+  resets   a non-empty list of reset modes from ``fixed_point.RESET_MODES``.
 Optional: ``[core] max_input_axons`` and ``max_output_axons`` (checked only when present),
+``[neuron] reset_modes`` (without it a target has only the zero reset of the fixed CUBA LIF),
 ``[[boards]]`` entries ``{name, chips}``, and the synapse encodings ``[synapse_memory.dense]`` and
 ``[synapse_memory.sparse]`` (at least one; sparse takes ``index_bits = [min, max]``).
 """
@@ -29,6 +31,8 @@ if sys.version_info >= (3, 11):
 else:  # the Lava worker runs on Python 3.10
     import tomli as tomllib
 
+from .fixed_point import RESET_MODES, RESET_ZERO
+
 TARGET_DIR = Path(__file__).resolve().parent
 
 # The per-event costs every target states: in [energy] as <key>_pj, in [latency] as <key>_ns.
@@ -44,7 +48,8 @@ REQUIRED: dict[str, dict[str, str]] = {
     "energy": {**{f"{key}_pj": "cost" for key in COSTS}, "static_power_w": "cost"},
     "latency": {**{f"{key}_ns": "cost" for key in COSTS}, "barrier_ns": "cost"},
 }
-OPTIONAL: dict[str, dict[str, str]] = {"core": {"max_input_axons": "count", "max_output_axons": "count"}}
+OPTIONAL: dict[str, dict[str, str]] = {"core": {"max_input_axons": "count", "max_output_axons": "count"},
+                                        "neuron": {"reset_modes": "resets"}}
 ENCODINGS = ("dense", "sparse")
 
 
@@ -75,6 +80,11 @@ class Target:
         if isinstance(value, dict):
             return float(value["low"]), float(value["nominal"]), float(value["high"])
         return float(value), float(value), float(value)
+
+    @property
+    def reset_modes(self) -> tuple[str, ...]:
+        """How this target's neurons can reset after a spike (fixed_point.RESET_MODES)."""
+        return tuple(self.optional("neuron", "reset_modes") or (RESET_ZERO,))
 
     @property
     def boards(self) -> list[tuple[str, int]]:
@@ -166,6 +176,9 @@ def _check(value, kind: str, where: str) -> None:
         if not (isinstance(value, list) and len(value) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
             raise TargetError(f"{where} must be two positive integers, got {value!r}")
+    elif kind == "resets":
+        if not (isinstance(value, list) and value and all(mode in RESET_MODES for mode in value)):
+            raise TargetError(f"{where} must be a non-empty list of {', '.join(RESET_MODES)}, got {value!r}")
     elif kind == "cost":
         if isinstance(value, dict):
             parts = [value.get(k) for k in ("low", "nominal", "high")]

@@ -41,6 +41,11 @@ VOLTAGE_DECAY_OFFSET = 0  # "dm_offset"
 # CPU model itself accepts any integer, so this is a hardware limit, checked by the compiler.
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
 
+# How a LIF neuron's voltage restarts after a spike: set to 0 (Loihi's fixed CUBA LIF, Lava's LIF), or
+# lowered by the threshold it crossed (a Loihi 2 programmable neuron; no Lava 0.10.0 process has it).
+RESET_ZERO, RESET_SUBTRACT = "zero", "subtract"
+RESET_MODES = (RESET_ZERO, RESET_SUBTRACT)
+
 # Sign modes of a Dense block. Lava's SignMode enum numbers them differently (MIXED = 1,
 # EXCITATORY = 2, INHIBITORY = 3); the lava back end translates.
 EXCITATORY, INHIBITORY, MIXED = 1, 2, 3
@@ -112,6 +117,16 @@ def count(mask: np.ndarray | None) -> int:
 def fire(v: np.ndarray, vth) -> np.ndarray:
     """Spike where v' > vth << 6 (strictly)."""
     return v > np.asarray(vth, dtype=np.float64) * (1 << THRESHOLD_SHIFT)
+
+
+def reset(v: np.ndarray, spikes: np.ndarray, vth, mode: str) -> np.ndarray:
+    """v after the spikes: 0 where a neuron spiked ("zero"), or v - (vth << 6) there ("subtract").
+
+    A subtracted v lies in (0, v], as v > vth << 6 >= 0 (vth is an unsigned mantissa): it cannot saturate.
+    """
+    if mode == RESET_SUBTRACT:
+        return np.where(spikes, v - np.asarray(vth, dtype=np.float64) * (1 << THRESHOLD_SHIFT), v)
+    return np.where(spikes, 0.0, v)
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp) -> np.ndarray:

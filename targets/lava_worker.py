@@ -6,7 +6,8 @@ Runs where Lava is importable: as ``python -m snn_deploy.targets.lava_worker`` i
 The network: a ``RingBuffer`` source plays the input spikes, every connection is Lava's ``Dense``
 with the bundle's stored weights, weight_exp, num_weight_bits and num_message_bits, and every
 population is a ``SampleLif`` (or ``FireOnceLif``) process defined here, whose model inherits Lava's
-bit-accurate LIF arithmetic (``AbstractPyLifModelFixed``: decay, 24-bit wrap, clip, bias) unchanged.
+bit-accurate LIF arithmetic (``AbstractPyLifModelFixed``: decay, 24-bit wrap, clip, bias) unchanged
+and adds the subtractive reset, which no Lava 0.10.0 process has.
 
 Many samples per run: sample k (from 0) of a batch occupies the global steps k*N + 1 ... k*N + N,
 N = bundle.timing.num_steps, with no gap. On the first step of every sample each population
@@ -64,17 +65,18 @@ POLL_SECONDS = 0.01  # how often a running Lava run is checked for dead processe
 class SampleLif(AbstractProcess):
     """Loihi LIF neurons that start every sample from rest (Lava's ``LIFReset`` idea, made exact).
 
-    Unlike Lava's ``LIF``, du, dv and vth are per neuron, as in the bundle. Every
+    Unlike Lava's ``LIF``, du, dv and vth are per neuron, as in the bundle, and ``reset`` (one of
+    ``fixed_point.RESET_MODES``) says whether a spike sets v to 0 or subtracts vth << 6. Every
     ``sample_steps`` steps, on a sample's first step, u and v are zeroed and that step's input
     (the previous sample's last spikes) is dropped. The model writes what the population did at
     every step to ``record_path`` after step ``total_steps``.
     """
 
     def __init__(self, *, du: np.ndarray, dv: np.ndarray, vth: np.ndarray, bias_mant: np.ndarray,
-                 bias_exp: np.ndarray, sample_steps: int, total_steps: int, record_path: str,
+                 bias_exp: np.ndarray, reset: str, sample_steps: int, total_steps: int, record_path: str,
                  record_state: bool, name: str) -> None:
         shape = (len(vth),)
-        super().__init__(shape=shape, sample_steps=sample_steps, total_steps=total_steps,
+        super().__init__(shape=shape, reset=reset, sample_steps=sample_steps, total_steps=total_steps,
                          record_path=record_path, record_state=record_state, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -127,10 +129,10 @@ class StepRecorder:
 class AbstractSampleLifModel(AbstractPyLifModelFixed):
     """The fixed-point model of ``SampleLif``: Lava's bit-accurate LIF arithmetic, per-sample reset.
 
-    ``subthr_dynamics``, ``scale_bias`` and ``reset_voltage`` are Lava's, inherited unchanged; the
-    threshold methods repeat ``PyLifModelBitAcc``'s one-liners (Lava refuses to decorate a subclass
-    of an already decorated model). Lava counts no overflows: the wrap and saturation masks are
-    computed with ``fixed_point`` from Lava's own state and input of the step.
+    ``subthr_dynamics`` and ``scale_bias`` are Lava's, inherited unchanged, and so is ``reset_voltage``
+    for the zero reset; the threshold methods repeat ``PyLifModelBitAcc``'s one-liners (Lava refuses
+    to decorate a subclass of an already decorated model). Lava counts no overflows: the wrap and
+    saturation masks are computed with ``fixed_point`` from Lava's own state and input of the step.
     """
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
@@ -141,6 +143,7 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         self.effective_vth = 0
+        self.subtractive_reset = proc_params["reset"] == fx.RESET_SUBTRACT
         self.sample_steps = proc_params["sample_steps"]
         self.recorder = StepRecorder(proc_params["record_path"], proc_params["total_steps"],
                                      proc_params["shape"][0], proc_params["record_state"])
@@ -151,6 +154,13 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
 
     def spiking_activation(self) -> np.ndarray:
         return self.v > self.effective_vth
+
+    def reset_voltage(self, spike_vector: np.ndarray) -> None:
+        """v = 0 where spiking (Lava's), or v -= vth << 6 there, the reset Lava lacks."""
+        if self.subtractive_reset:
+            self.v[spike_vector] -= self.effective_vth[spike_vector]
+        else:
+            super().reset_voltage(spike_vector)
 
     def start_sample(self) -> None:
         self.u[:] = 0
@@ -264,8 +274,8 @@ def make_population(pop: LifPopulation, num_steps: int, total_steps: int, record
     _check_fits(f"population {pop.name!r} bias_exp", pop.bias_exp, np.int16)
     process = FireOnceLif if pop.fire_once else SampleLif
     return process(du=np.array(pop.du, np.int32), dv=np.array(pop.dv, np.int32), vth=np.array(pop.vth, np.int32),
-                   bias_mant=np.array(pop.bias_mant, np.int32),
-                   bias_exp=np.full(pop.size, pop.bias_exp, np.int32), sample_steps=int(num_steps),
+                   bias_mant=np.array(pop.bias_mant, np.int32), bias_exp=np.full(pop.size, pop.bias_exp, np.int32),
+                   reset=pop.reset, sample_steps=int(num_steps),
                    total_steps=int(total_steps), record_path=str(record_path), record_state=bool(record_state),
                    name=pop.name)
 

@@ -5,15 +5,16 @@ Community), so on most machines ``run`` raises ``BackendUnavailable`` saying so 
 public equivalents. The check runs in the Lava worker, where Lava is: without lava-loihi, Lava's
 own run with ``Loihi2HwCfg`` fails with an unhelpful NameError, so the worker checks first.
 
-Untested here (no lava-loihi): the per-sample reset and the fire-once latch of the ``lava`` back
-end's neuron processes exist only as Python process models, which ``Loihi2HwCfg`` runs on the host
-CPU; on the chip's neuro-cores they need custom neuron microcode.
+Untested here (no lava-loihi): the per-sample reset, the fire-once latch and the subtractive reset of
+the ``lava`` back end's neuron processes exist only as Python process models, which ``Loihi2HwCfg``
+runs on the host CPU; on the chip's neuro-cores they need custom neuron microcode.
 """
 
 from __future__ import annotations
 
 from .backends import BackendUnavailable
 from .bundle import Bundle
+from .fixed_point import RESET_SUBTRACT
 from .lava import DEFAULT_BATCH_SIZE, ProgressCallback, run_in_lava, worker_python
 from .record import SpikeEvents, SpikeRecord
 
@@ -37,8 +38,10 @@ def unavailable_message(bundle: Bundle) -> str:
                "which only members of the Intel Neuromorphic Research Community (INRC) can get; "
                "--backend lava (Lava's bit-accurate CPU simulator) or --backend bitsim (this project's "
                "bit-accurate simulator) are the public equivalents and give the same spikes")
-    fire_once = [pop.name for pop in bundle.network.populations if pop.fire_once]
-    if fire_once:
-        message += (f". Note: the TTFS fire-once populations ({', '.join(fire_once)}) need a custom "
-                    "neuron model (microcode) on the real chip")
+    populations = bundle.network.populations
+    for kind, names in (("TTFS fire-once", [pop.name for pop in populations if pop.fire_once]),
+                        ("subtractive-reset", [pop.name for pop in populations if pop.reset == RESET_SUBTRACT])):
+        if names:
+            message += (f". Note: the {kind} populations ({', '.join(names)}) need a custom "
+                        "neuron model (microcode) on the real chip")
     return message

@@ -2,7 +2,10 @@
 
 import numpy as np
 
+from snn_deploy.targets import bitsim
 from snn_deploy.targets import fixed_point as fx
+from snn_deploy.targets.bitsim import LifState
+from snn_deploy.targets.bundle import LifPopulation
 
 
 def test_decay_rounds_toward_zero_for_both_signs():
@@ -83,3 +86,28 @@ def test_sparse_and_dense_accumulation_agree_exactly():
                 want = expected << exp if exp >= 0 else expected >> -exp
                 got = fx.dense_activation(weights, exp, payload, num_message_bits=bits)
                 np.testing.assert_array_equal(got, want)
+
+
+def test_subtract_reset_lowers_v_by_the_shifted_threshold_and_fire_once_still_holds_zero():
+    # du = 4095: u = 4 << 6 = 256 every step; dv = 0: no leak; the threshold is 10 << 6 = 640.
+    def run(reset: str, fire_once: bool = False) -> list[tuple[bool, int]]:
+        pop = LifPopulation("lif", 1, du=4095, dv=0, vth=10, bias_mant=0, fire_once=fire_once, reset=reset)
+        state, trace = LifState.zeros(1, 1), []
+        for _ in range(6):
+            step = bitsim.lif_step(pop, state, np.array([[4]]))
+            state = step.state
+            trace.append((bool(step.spikes[0, 0]), int(state.v[0, 0])))
+        return trace
+
+    # 768 > 640 fires and keeps 128; 640 is not above 640; 896 fires and keeps 256.
+    assert run("subtract") == [(False, 256), (False, 512), (True, 128), (False, 384), (False, 640), (True, 256)]
+    assert run("zero") == [(False, 256), (False, 512), (True, 0), (False, 256), (False, 512), (True, 0)]
+    assert run("subtract", fire_once=True) == [(False, 256), (False, 512), (True, 128), (False, 0), (False, 0),
+                                               (False, 0)]
+
+
+def test_reset_stage_touches_only_spiking_neurons():
+    v = np.array([[700.0, 700.0, 400.0]])
+    spikes = np.array([[True, False, True]])
+    np.testing.assert_array_equal(fx.reset(v, spikes, [10, 10, 5], fx.RESET_SUBTRACT), [[60, 700, 80]])
+    np.testing.assert_array_equal(fx.reset(v, spikes, [10, 10, 5], fx.RESET_ZERO), [[0, 700, 0]])

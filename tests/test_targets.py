@@ -68,6 +68,13 @@ def test_loihi2_costs_are_flagged_estimates_given_as_ranges():
     assert target.optional("core", "max_input_axons") is None  # not published: not budgeted
 
 
+def test_only_loihi2s_programmable_neurons_reset_by_subtraction():
+    assert description.load("loihi2").value("neuron", "reset_modes") == ["zero", "subtract"]
+    assert description.load("loihi1").value("neuron", "reset_modes") == ["zero"]
+    assert description.load("loihi2").reset_modes == ("zero", "subtract")
+    assert description.load("loihi1").reset_modes == ("zero",)
+
+
 def _broken(tmp_path, substitutions):
     """loihi1.toml with each (pattern, replacement) applied once."""
     text = (description.TARGET_DIR / "loihi1.toml").read_text()
@@ -77,6 +84,10 @@ def _broken(tmp_path, substitutions):
     path = tmp_path / "broken.toml"
     path.write_text(text)
     return path
+
+
+def test_a_target_that_states_no_reset_modes_has_only_the_zero_reset(tmp_path):
+    assert description.load(str(_broken(tmp_path, [(r"^reset_modes = .*$", "")]))).reset_modes == ("zero",)
 
 
 @pytest.mark.parametrize("substitutions, message", [
@@ -89,6 +100,8 @@ def _broken(tmp_path, substitutions):
     ([(r"^\[synapse_memory.dense\]$", ""), (r"^\[synapse_memory.sparse\]$", ""), (r"^index_bits = .*$", "")],
      "names no encoding"),
     ([(r"^chips = 768$", "chips = 0")], "(Pohoiki Springs) chips must be a positive integer"),
+    ([(r"^reset_modes = .*$", 'reset_modes = ["zero", "to_rest"]')],
+     "[neuron] reset_modes must be a non-empty list of zero, subtract"),
 ])
 def test_a_malformed_target_file_is_one_line_naming_file_and_key(tmp_path, substitutions, message):
     path = _broken(tmp_path, substitutions)
