@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from .connectivity import SYNAPSE_TYPES, LinearMap, linear_map
 from .errors import DeployError
 
 METADATA_KEY = "snn_deploy"
-SEMANTICS_VERSION = 1
+SEMANTICS_VERSION = 2
 RESET_MODES = ("zero", "subtract")
 DECODINGS = ("first_spike", "spike_count")
 SPIKE_KINDS = ("dirac", "pulse")
+INTEGRATIONS = ("exact", "euler")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class Semantics:
     spike: what one input spike of weight w is. "dirac": an impulse of area w, as NIR's equations
         read (a LIF jumps by r w / tau). "pulse": a pulse of height w lasting one time step, area
         w dt, as discrete-time simulators treat a spike (a LIF jumps by about r w dt / tau).
+    integration: how a step of dt advances the equations. "exact": the linear dynamics integrated
+        exactly over the step (snn-deploy's own models). "euler": the step discrete-time simulators
+        take (snnTorch, norse, sinabs): I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in x, then
+        v <- (1 - dt/tau_mem) v + (dt/tau_mem) (v_leak + r I) with the new I.
     origin: for each field, where the choice came from ("metadata" or "option").
     """
 
@@ -50,30 +56,43 @@ class Semantics:
     decoding: str
     horizon: float
     spike: str = "dirac"
+    integration: str = "exact"
     origin: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         body = {"semantics_version": SEMANTICS_VERSION, "time_unit": self.time_unit,
                 "fire_once": self.fire_once, "reset": self.reset, "encoding": self.encoding,
-                "decoding": self.decoding, "horizon": self.horizon, "spike": self.spike}
+                "decoding": self.decoding, "horizon": self.horizon, "spike": self.spike,
+                "integration": self.integration}
         return json.dumps(body, sort_keys=True)
 
 
 @dataclass(frozen=True)
-class FloatLayer:
-    """A synapse node (Affine/Linear) feeding a neuron node, in float64, by the neuron's ``kind``:
+class Projection:
+    """One synapse path into a neuron group: it adds W s + b to the group's input, s being the
+    spikes of ``source`` (the network input or a neuron group, the group itself for recurrence).
+    ``nodes`` are the NIR synapse nodes composed into W and b (see ``connectivity``); empty when a
+    neuron node feeds another directly (W = identity)."""
 
-    CubaLIF: tau_syn dI/dt = -I + w_in (W s + b);  tau_mem dv/dt = (v_leak - v) + r I;
-    LIF:     tau_mem dv/dt = (v_leak - v) + r (W s + b)   (stored with tau_syn = 0, w_in = 1);
-    IF:      dv/dt = r (W s + b)                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
+    source: str
+    nodes: tuple[str, ...]
+    weight: np.ndarray  # (group size, source size)
+    bias: np.ndarray  # (group size,)
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """A neuron node and everything feeding it, in float64, by the neuron's ``kind``, x being the
+    sum over its projections of W s + b:
+
+    CubaLIF: tau_syn dI/dt = -I + w_in x;  tau_mem dv/dt = (v_leak - v) + r I;
+    LIF:     tau_mem dv/dt = (v_leak - v) + r x   (stored with tau_syn = 0, w_in = 1);
+    IF:      dv/dt = r x                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
     spike when v > v_threshold, then reset (see Semantics.reset).
     """
 
-    name: str  # the CubaLIF node
-    synapse: str  # the Affine/Linear node
-    source: str  # the layer (or input) feeding the synapse
-    weight: np.ndarray  # (size, source size)
-    bias: np.ndarray
+    name: str  # the neuron node
+    projections: tuple[Projection, ...]
     tau_syn: np.ndarray
     tau_mem: np.ndarray
     r: np.ndarray
@@ -85,18 +104,33 @@ class FloatLayer:
 
     @property
     def size(self) -> int:
-        return self.weight.shape[0]
+        return self.v_threshold.shape[0]
+
+    @property
+    def feed_forward(self) -> Projection:
+        """The single projection of a layer in a chain (export, the closed-form reference, ONNX)."""
+        if len(self.projections) != 1:
+            raise DeployError(f"node {self.name} has {len(self.projections)} incoming projections; "
+                              "this step takes a chain of layers")
+        return self.projections[0]
 
 
 @dataclass(frozen=True)
 class FloatNetwork:
     input_name: str
     input_size: int
-    layers: tuple[FloatLayer, ...]
+    layers: tuple[FloatLayer, ...]  # by distance from the input
     output: str  # the layer whose spikes are the network's output
     semantics: Semantics
     source_file: str = ""
     source_sha256: str = ""
+    input_shape: tuple[int, ...] = ()  # before flattening, e.g. (2, 34, 34)
+
+    def layer(self, name: str) -> FloatLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
 
 
 def read_nir(path: str | Path):
@@ -130,7 +164,9 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
     values, origin = {}, {}
     needed = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset zero|subtract",
               "decoding": "--decoding first_spike|spike_count", "horizon": "--duration",
-              "spike": "--spike dirac|pulse"}
+              "spike": "--spike dirac|pulse", "integration": "--integration exact|euler"}
+    if stored.get("semantics_version") == 1:
+        stored.setdefault("integration", "exact")  # version 1 of this metadata had exact integration only
     missing = []
     for key, option in needed.items():
         if key in overrides:
@@ -151,6 +187,8 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
         raise DeployError(f"decoding {values['decoding']!r} is not one of {', '.join(DECODINGS)}")
     if values["spike"] not in SPIKE_KINDS:
         raise DeployError(f"spike kind {values['spike']!r} is not one of {', '.join(SPIKE_KINDS)}")
+    if values["integration"] not in INTEGRATIONS:
+        raise DeployError(f"integration {values['integration']!r} is not one of {', '.join(INTEGRATIONS)}")
     if not (np.isfinite(values["horizon"]) and values["horizon"] > 0):
         raise DeployError(f"horizon (--duration) must be a positive time, got {values['horizon']}")
     return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in needed})
@@ -174,56 +212,132 @@ def _check_positive(node_name: str, field_name: str, array: np.ndarray) -> None:
         raise DeployError(f"node {node_name}: {field_name} must be > 0, got {bad:g}")
 
 
+NEURON_TYPES = ("CubaLIF", "LIF", "IF")
+
+
 def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str = "",
                source_sha256: str = "") -> FloatNetwork:
-    """Read a chain Input -> (Affine|Linear -> CubaLIF|LIF|IF)+ -> Output into a FloatNetwork."""
+    """Read a graph of neuron nodes (CubaLIF, LIF, IF) joined by paths of synapse nodes into a FloatNetwork.
+
+    Every neuron node becomes a layer whose projections are the synapse paths ending at it, each
+    composed into one matrix (``connectivity``). Paths may start at the Input, at an earlier layer,
+    or at the layer itself or a later one (recurrence: on the chip every projection delivers one step
+    later, which is what breaks the loop). Layers are ordered by their distance from the input.
+    """
     import nir
 
     nodes, edges = graph.nodes, graph.edges
-    successors: dict[str, list[str]] = {}
+    predecessors: dict[str, list[str]] = {name: [] for name in nodes}
     for src, dst in edges:
         if src not in nodes or dst not in nodes:
             raise DeployError(f"edge {src} -> {dst} names a node the graph does not have")
-        successors.setdefault(src, []).append(dst)
+        predecessors[dst].append(src)
     inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
-    if len(inputs) != 1:
-        raise DeployError(f"the graph needs exactly one Input node, it has {len(inputs)}")
+    outputs = [n for n, node in nodes.items() if isinstance(node, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise DeployError(f"the graph needs exactly one Input and one Output node, it has {len(inputs)} and "
+                          f"{len(outputs)}")
+    for name, node in nodes.items():
+        kind = type(node).__name__
+        if not isinstance(node, (nir.Input, nir.Output)) and kind not in NEURON_TYPES + SYNAPSE_TYPES:
+            raise DeployError(f"node {name} is a {kind}, which the target cannot run (it runs the neurons "
+                              f"{', '.join(NEURON_TYPES)} and the synapses {', '.join(SYNAPSE_TYPES)})")
     semantics = semantics_from_metadata(getattr(graph, "metadata", {}) or {}, overrides)
-
     input_name = inputs[0]
-    input_size = int(np.prod(nodes[input_name].input_type["input"]))
-    layers: list[FloatLayer] = []
-    current, current_size = input_name, input_size
-    while True:
-        nexts = successors.get(current, [])
-        if len(nexts) != 1:
-            raise DeployError(f"node {current} feeds {len(nexts)} nodes; this importer takes a chain")
-        synapse_name = nexts[0]
-        synapse = nodes[synapse_name]
-        if isinstance(synapse, nir.Output):
-            break
-        if not isinstance(synapse, (nir.Affine, nir.Linear)):
-            raise DeployError(f"node {synapse_name} is a {type(synapse).__name__}; expected Affine or Linear here")
-        weight = np.asarray(synapse.weight, dtype=np.float64)
-        if weight.ndim != 2 or weight.shape[1] != current_size:
-            raise DeployError(f"node {synapse_name}: weight shape {weight.shape} does not take {current_size} inputs")
-        if not np.all(np.isfinite(weight)):
-            raise DeployError(f"node {synapse_name}: weight contains NaN or infinity")
-        size = weight.shape[0]
-        bias = _vector(synapse_name, "bias", getattr(synapse, "bias", 0.0), size)
-        after = successors.get(synapse_name, [])
-        if len(after) != 1 or not isinstance(nodes[after[0]], (nir.CubaLIF, nir.LIF, nir.IF)):
-            kinds = ", ".join(type(nodes[a]).__name__ for a in after) or "nothing"
-            raise DeployError(f"node {synapse_name} feeds {kinds}; expected one CubaLIF, LIF or IF")
-        neuron_name = after[0]
-        params = _neuron_parameters(neuron_name, nodes[neuron_name], size)
-        layers.append(FloatLayer(name=neuron_name, synapse=synapse_name, source=current,
-                                 weight=weight, bias=bias, kind=type(nodes[neuron_name]).__name__, **params))
-        current, current_size = neuron_name, size
+    input_shape = tuple(int(d) for d in np.atleast_1d(nodes[input_name].input_type["input"]))
+    sources = {input_name: input_shape}
+    neuron_names = [n for n, node in nodes.items() if type(node).__name__ in NEURON_TYPES]
+    for name in neuron_names:
+        sources[name] = _node_shape(name, nodes[name])
+
+    paths: dict[str, dict[str, tuple[tuple[str, ...], LinearMap]]] = {}
+
+    def incoming(name: str, visiting: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], LinearMap]]:
+        """Per source, what the output of synapse node ``name`` is as a linear map of that source's spikes."""
+        if name in paths:
+            return paths[name]
+        if name in visiting:
+            raise DeployError(f"synapse nodes {' -> '.join(visiting)} form a loop without a neuron")
+        summed = _sum_inputs(name, predecessors[name], sources, lambda p: incoming(p, visiting + (name,)))
+        result = {}
+        for source, (through, inner) in summed.items():
+            outer = linear_map(nodes[name], inner.output_shape, name)
+            result[source] = (through + (name,), LinearMap(outer.matrix @ inner.matrix,
+                                                           outer.matrix @ inner.bias + outer.bias, outer.output_shape))
+        paths[name] = result
+        return result
+
+    layers = {}
+    for name in neuron_names:
+        shape = sources[name]
+        size = int(np.prod(shape))
+        projections = []
+        for source, (through, path) in _sum_inputs(name, predecessors[name], sources,
+                                                   lambda p: incoming(p, (name,))).items():
+            if path.matrix.shape[0] != size:
+                raise DeployError(f"node {name} has {size} neurons but {' -> '.join(through) or source} "
+                                  f"delivers {path.matrix.shape[0]} values")
+            projections.append(Projection(source=source, nodes=through, weight=path.matrix, bias=path.bias))
+        if not projections:
+            raise DeployError(f"neuron node {name} has no input")
+        params = _neuron_parameters(name, nodes[name], size)
+        layers[name] = FloatLayer(name=name, projections=tuple(projections), kind=type(nodes[name]).__name__,
+                                  **params)
     if not layers:
-        raise DeployError("the graph has no Affine -> CubaLIF layer")
-    return FloatNetwork(input_name=input_name, input_size=input_size, layers=tuple(layers), output=layers[-1].name,
-                        semantics=semantics, source_file=source_file, source_sha256=source_sha256)
+        raise DeployError("the graph has no neuron node (CubaLIF, LIF or IF)")
+    feeding = predecessors[outputs[0]]
+    if len(feeding) != 1 or feeding[0] not in layers:
+        raise DeployError(f"the Output node must be fed by one neuron node, it is fed by {', '.join(feeding) or 'nothing'}")
+    return FloatNetwork(input_name=input_name, input_size=int(np.prod(input_shape)), input_shape=input_shape,
+                        layers=_by_depth(input_name, layers), output=feeding[0], semantics=semantics,
+                        source_file=source_file, source_sha256=source_sha256)
+
+
+def _node_shape(name: str, node) -> tuple[int, ...]:
+    shape = node.input_type.get("input") if getattr(node, "input_type", None) else None
+    if shape is None:
+        shape = np.shape(node.v_threshold)
+    return tuple(int(d) for d in np.atleast_1d(shape))
+
+
+def _sum_inputs(name: str, feeding: list[str], sources: dict[str, tuple[int, ...]], through_synapse):
+    """The input of node ``name`` (the sum of what its predecessors deliver) per source: a source feeding it
+    directly contributes the identity; a synapse node contributes its own paths."""
+    summed: dict[str, tuple[tuple[str, ...], LinearMap]] = {}
+    for predecessor in feeding:
+        if predecessor in sources:
+            size = int(np.prod(sources[predecessor]))
+            contributions = {predecessor: ((), LinearMap(np.eye(size), np.zeros(size), sources[predecessor]))}
+        else:
+            contributions = through_synapse(predecessor)
+        for source, (through, path) in contributions.items():
+            if source in summed:
+                previous_through, previous = summed[source]
+                if previous.matrix.shape != path.matrix.shape:
+                    raise DeployError(f"node {name}: its inputs from {source} have different shapes")
+                path = LinearMap(previous.matrix + path.matrix, previous.bias + path.bias, path.output_shape)
+                through = previous_through + tuple(n for n in through if n not in previous_through)
+            summed[source] = (through, path)
+    if not feeding:
+        raise DeployError(f"node {name} has no input")
+    return summed
+
+
+def _by_depth(input_name: str, layers: dict[str, FloatLayer]) -> tuple[FloatLayer, ...]:
+    """Layers in order of their shortest feed-forward distance from the input (ties: graph order)."""
+    depth = {input_name: 0}
+    changed = True
+    while changed:
+        changed = False
+        for layer in layers.values():
+            reach = [depth[p.source] + 1 for p in layer.projections if p.source in depth]
+            if reach and min(reach) < depth.get(layer.name, np.inf):
+                depth[layer.name] = min(reach)
+                changed = True
+    unreached = [name for name in layers if name not in depth]
+    if unreached:
+        raise DeployError(f"node {unreached[0]} is not reached from the input")
+    return tuple(sorted(layers.values(), key=lambda layer: depth[layer.name]))
 
 
 def _neuron_parameters(name: str, neuron, size: int) -> dict[str, np.ndarray]:
