@@ -22,6 +22,7 @@ from ..targets.description import TargetError
 from ..targets.files import write_atomic
 from ..targets.lava import LavaRunError
 from ..targets.record import RecordError
+from .encoding import load_stimulus
 from .errors import DeployError
 
 EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_BACKEND_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -63,21 +64,6 @@ def _load_model(name_or_path: str):
         raise DeployError(str(exc).splitlines()[0]) from None
 
 
-def load_data(spec: str, samples: int | None):
-    from ..models import data
-
-    try:
-        dataset = data.load(spec)
-    except ValueError as exc:
-        raise DeployError(str(exc).splitlines()[0]) from None
-    if samples is not None:
-        if samples < 1:
-            raise DeployError(f"--samples must be at least 1, got {samples}")
-        dataset = type(dataset)(name=dataset.name, features=dataset.features[:samples],
-                                labels=dataset.labels[:samples], n_classes=dataset.n_classes)
-    return dataset
-
-
 def _load_bundle(path: str):
     try:
         return bundle_io.load(path)
@@ -88,7 +74,8 @@ def _load_bundle(path: str):
 def _semantic_overrides(args) -> dict:
     return {"time_unit": getattr(args, "time_unit", None), "reset": getattr(args, "reset", None),
             "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None),
-            "fire_once": getattr(args, "fire_once", None), "spike": getattr(args, "spike", None)}
+            "fire_once": getattr(args, "fire_once", None), "spike": getattr(args, "spike", None),
+            "integration": getattr(args, "integration", None)}
 
 
 def _load_graph(path: str, args):
@@ -188,14 +175,14 @@ def cmd_compile(args) -> int:
     if args.max_chips < 1:
         raise DeployError(f"--max-chips must be at least 1, got {args.max_chips}")
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
-                               max_chips=args.max_chips, dt=args.dt)
+                               max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights)
     bundle_io.save(compiled, out)
     sem = net.semantics
     _say(args,
          f"compiled {args.graph} for {target.name}: {len(net.layers)} layers, "
          f"{sum(p.size for p in compiled.network.populations)} neurons on {compiled.placement.cores_used} cores",
          f"semantics: time unit {sem.time_unit}, fire_once={sem.fire_once}, reset={sem.reset}, "
-         f"decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
+         f"spike={sem.spike}, integration={sem.integration}, decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report['snapped_dt'] else ''}), "
          f"{compiled.timing.num_steps} steps per sample",
@@ -203,13 +190,6 @@ def cmd_compile(args) -> int:
          *format_placement(compiled.placement, target),
          f"wrote {out}")
     return EXIT_OK
-
-
-def _run_inputs(bundle, dataset):
-    from .encoding import input_times, to_steps
-
-    return to_steps(input_times(bundle.encoding, dataset.features), bundle.timing.dt,
-                    bundle.timing.num_steps)
 
 
 def get_backend(name: str):
@@ -221,10 +201,9 @@ def get_backend(name: str):
 
 def cmd_run(args) -> int:
     bundle = _load_bundle(args.bundle)
-    dataset = load_data(args.data, args.samples)
+    inputs = load_stimulus(args.data, args.samples, bundle).inputs
     out = _output_path(args.output)
     backend = get_backend(args.backend)
-    inputs = _run_inputs(bundle, dataset)
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = backend.run(bundle, inputs, record_state=args.record_state, progress=progress)
     record_io.save(result, out)
@@ -242,11 +221,20 @@ def _pct(x: float) -> str:
 def format_summary(verdict) -> list[str]:
     m = verdict.metrics
     acc = m["accuracy"]
+    counts, parted = m["output_spike_count_error"], m["divergence"]
+    first_layers = ", ".join(f"{layer} {n}" for layer, n in parted["first_layer"].items() if n)
+    steps = parted["first_step"]
     lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
              f"{m['num_steps']} steps of {m['dt']:.4g} {m['time_unit']})",
-             f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}",
+             *([f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}"]
+               if acc is not None else []),
              f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
              f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
+             f"  output spike counts  |chip - discrete| mean {counts['mean_abs']:.3f} (max {counts['max_abs']}) per "
+             f"neuron and sample, against a mean count of {counts['reference_mean']:.2f}",
+             f"  spike trains identical to the discrete reference in {_pct(parted['samples_identical'])} of samples"
+             + (f"; first divergence by layer: {first_layers}; at step {steps['min']} at the earliest, "
+                f"median {steps['median']:.0f}" if steps else ""),
              "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
              "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
     for layer, s in m["spike_time_error_steps"].items():
@@ -287,22 +275,22 @@ def _load_replay(path: str, bundle, num_samples: int):
 
 def cmd_verify(args) -> int:
     from .tolerances import load_tolerances, tolerance_file
-    from .verify import compare, judge
+    from .verify import compare_spikes, judge
 
     net = _load_graph(args.graph, args)
     bundle = _load_bundle(args.bundle)
-    dataset = load_data(args.data, args.samples)
-    replay = _load_replay(args.replay, bundle, len(dataset.labels)) if args.replay else None
+    stimulus = load_stimulus(args.data, args.samples, bundle)
+    replay = _load_replay(args.replay, bundle, stimulus.inputs.num_samples) if args.replay else None
     json_out = _output_path(args.json) if args.json else None
     report_out = _output_path(args.report) if args.report else None
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
     get_backend(args.backend)  # reject an unknown name before any work
-    with _progress(args, len(dataset.labels), f"verify on {args.backend}") as progress:
-        comparison = compare(net, bundle, dataset.features, dataset.labels, backend=args.backend,
-                             progress=progress, record=replay)
-    verdict = judge(comparison, net, bundle, dataset=dataset.name, tolerances=tolerances)
+    with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
+        comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
+                                    backend=args.backend, progress=progress, record=replay)
+    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances)
     if json_out:
         write_atomic(json_out, verdict.to_json().encode())
     if report_out:
@@ -324,13 +312,16 @@ def cmd_demo(args) -> int:
 
 def _add_semantic_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("semantics NIR leaves open (override the graph's metadata)")
-    g.add_argument("--time-unit", choices=["tau", "s"], help="unit of time constants and spike times")
+    g.add_argument("--time-unit", choices=["tau", "s", "step"], help="unit of time constants and spike times")
     g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
     g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
     g.add_argument("--spike", choices=["dirac", "pulse"],
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "
                         "of height w lasting one step (pulse, as discrete-time simulators treat it)")
+    g.add_argument("--integration", choices=["exact", "euler"],
+                   help="a time step integrates the equations exactly (exact), or as snnTorch, norse and sinabs "
+                        "step them (euler: current first, then voltage from the new current)")
     once = g.add_mutually_exclusive_group()
     once.add_argument("--fire-once", dest="fire_once", action="store_const", const=True,
                       help="neurons spike at most once (time-to-first-spike)")
@@ -382,13 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dt", type=float, help="the time step, in the graph's time unit (e.g. the step a "
                    "discrete-time model was trained at); overrides --steps-per-tau")
     p.add_argument("--max-chips", type=int, default=1, help="chips the placement may use (default 1)")
+    p.add_argument("--split-weights", action="store_true",
+                   help="store each weight as two 8-bit synapses, a high and a low part (about 14-bit weights, "
+                        "twice the synapse memory): for networks trained without 8-bit weights in mind")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p)
 
     p = command("run", cmd_run, "run a bundle on a back end, writing the spike record")
     p.add_argument("bundle")
-    p.add_argument("--data", required=True, help="data set and split, e.g. yinyang:test")
-    p.add_argument("--samples", type=int, help="use the first N samples")
+    p.add_argument("--data", required=True,
+                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
+                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
+    p.add_argument("--samples", type=int, help="use the first N samples (random spike trains: N of them, default 100)")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
@@ -396,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
     p.add_argument("graph", help="the NIR file the bundle was compiled from")
     p.add_argument("bundle")
-    p.add_argument("--data", required=True, help="data set and split, e.g. yinyang:test")
-    p.add_argument("--samples", type=int, help="use the first N samples")
+    p.add_argument("--data", required=True,
+                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
+                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
+    p.add_argument("--samples", type=int, help="use the first N samples (random spike trains: N of them, default 100)")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "

@@ -38,15 +38,18 @@ def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TA
 
 
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
-                    snap_decay: bool = True, max_chips: int = 1, dt: float | None = None) -> Bundle:
+                    snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
+                    split_weights: bool = False) -> Bundle:
     timing = choose_timing(net, steps_per_tau, snap_decay, dt)
-    quantized = quantize(net, target, timing.dt)
+    quantized = quantize(net, target, timing.dt, split_weights)
     placement = place(quantized.network, target, max_chips=max_chips)
     source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
-              "nodes": {layer.name: {"synapse": layer.synapse, "neuron": layer.name} for layer in net.layers},
+              "nodes": {layer.name: {"neuron": layer.name,
+                                     "projections": [{"source": p.source, "synapses": list(p.nodes)}
+                                                     for p in layer.projections]} for layer in net.layers},
               "semantics": {**json.loads(net.semantics.to_json()), "origin": net.semantics.origin}}
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
-                  report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None,
+                  report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None, "split_weights": split_weights,
                           "requested_steps_per_tau": steps_per_tau,
                           "placement": placement_report(placement, target), "target_spec": target.spec})

@@ -179,7 +179,9 @@ class Traffic:
 def _traffic(network, cores: dict[str, Cores], spikes: dict[str, SpikeEvents], samples: int, steps: int,
              latency: dict) -> Traffic:
     per_core = {pop.name: np.zeros((samples, steps, len(cores[pop.name].starts))) for pop in network.populations}
-    traffic = Traffic(layers={}, synaptic_ops=per_core, messages_out={k: v.copy() for k, v in per_core.items()},
+    counted = ("synaptic_ops", "spike_messages", "hops_east_west", "hops_north_south", "messages_between_chips")
+    traffic = Traffic(layers={pop.name: dict.fromkeys(counted, 0.0) for pop in network.populations},
+                      synaptic_ops=per_core, messages_out={k: v.copy() for k, v in per_core.items()},
                       longest_route={level: np.zeros((samples, steps)) for level in LEVELS},
                       first_input={p.name: np.full((samples, p.size), steps + 1, np.int64)
                                    for p in network.populations})
@@ -187,12 +189,11 @@ def _traffic(network, cores: dict[str, Cores], spikes: dict[str, SpikeEvents], s
         source = spikes[conn.source]
         routes = _routes(conn, cores.get(conn.source), cores[conn.target], latency)
         count = np.bincount(source.events[2], minlength=source.size)
-        traffic.layers[conn.target] = {
-            "synaptic_ops": float(count @ routes.synapses_per_core.sum(axis=1)),
-            "spike_messages": float(count @ routes.messages),
-            "hops_east_west": float(count @ routes.hops_east_west),
-            "hops_north_south": float(count @ routes.hops_north_south),
-            "messages_between_chips": float(count @ routes.between_chips)}
+        # A population with several incoming connections (recurrence, a bias source) sums them.
+        layer = traffic.layers[conn.target]
+        for key, per_neuron in zip(counted, (routes.synapses_per_core.sum(axis=1), routes.messages,
+                                             routes.hops_east_west, routes.hops_north_south, routes.between_chips)):
+            layer[key] += float(count @ per_neuron)
         traffic.synaptic_ops[conn.target] += _per_step(source, routes.synapses_per_core, steps, delay=1)
         if conn.source in cores:  # the input is not on a core
             on_core = np.zeros((source.size, len(cores[conn.source].starts)))

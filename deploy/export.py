@@ -1,12 +1,15 @@
 """export: a trained zoo model -> a NIR graph, with the semantics NIR leaves out written down.
 
-The time-to-first-spike network of Fast & Deep (Göltz et al. 2021) in NIR terms, time in units
-of tau (tau = 1):
-  Input -> Affine(W1) -> CubaLIF -> Affine(W2) -> CubaLIF -> Output
-  with tau_syn = tau_mem = 1, r = 1, w_in = 1, v_leak = 0, v_reset = 0, v_threshold = theta.
-NIR's CubaLIF (tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = -v + r I) then gives
-v(t) = sum_i w_i (t - t_i) exp(-(t - t_i)), the Fast & Deep membrane. Every parameter is a
-per-neuron vector: scalars break ``nir.read``'s type check.
+Both zoo networks are Input -> Affine(W1) -> CubaLIF -> Affine(W2) -> CubaLIF -> Output, time in
+units of tau = tau_mem = 1, r = 1, v_leak = 0, v_reset = 0, v_threshold = theta. NIR's CubaLIF
+(tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = -v + r I) gives, per input spike of weight w at 0:
+- time to first spike (Fast & Deep, Göltz et al. 2021): tau_syn = 1, w_in = 1, so
+  v(t) = w t e^{-t}, the Fast & Deep membrane; fire once, first-spike decoding.
+- multi-spike (Bacho & Chu 2023): tau_syn = 1/2, w_in = 1/2 (I jumps by w), so
+  v(t) = w (e^{-t} - e^{-2t}), the models.multispike kernel; subtractive reset by theta, decisions
+  by spike count. The trained model's spike buffer (n_max) has no chip counterpart: the chip keeps
+  every spike.
+Every parameter is a per-neuron vector: scalars break ``nir.read``'s type check.
 """
 
 from __future__ import annotations
@@ -25,23 +28,27 @@ DEFAULT_HORIZON_TAU = 3.0
 
 
 def model_semantics(model) -> Semantics:
+    from ..models.zoo import MultiSpikeModel
+
     enc = model.encoding
-    kind = getattr(enc, "kind", "ttfs_linear")
-    return Semantics(time_unit="tau", fire_once=True, reset="zero",
-                     encoding={"kind": kind, "t_early": enc.t_early, "t_late": enc.t_late,
-                               "bias_times": [enc.t_bias], "dataset": model.dataset},
-                     decoding="first_spike", horizon=model.meta.get("horizon_tau", DEFAULT_HORIZON_TAU))
+    multi_spike = isinstance(model, MultiSpikeModel)
+    return Semantics(time_unit="tau", fire_once=not multi_spike, reset="subtract" if multi_spike else "zero",
+                     encoding={"kind": getattr(enc, "kind", "ttfs_linear"), "t_early": enc.t_early,
+                               "t_late": enc.t_late, "bias_times": [enc.t_bias], "dataset": model.dataset},
+                     decoding="spike_count" if multi_spike else "first_spike",
+                     horizon=model.horizon if multi_spike else model.meta.get("horizon_tau", DEFAULT_HORIZON_TAU))
 
 
 def to_nir(model):
-    """Build the NIR graph of a TTFS zoo model (a ``models.zoo.TTFSModel``)."""
+    """Build the NIR graph of a zoo model (a ``models.zoo.TTFSModel`` or ``MultiSpikeModel``)."""
     import nir
 
-    from ..models.zoo import TTFSModel
+    from ..models.multispike import TAU_MEM, TAU_SYN
+    from ..models.zoo import MultiSpikeModel, TTFSModel
 
-    if not isinstance(model, TTFSModel):
-        raise DeployError(f"{model.name} is a {type(model).__name__}: exporting it to NIR (subtractive reset, "
-                          "tau_mem = 2 tau_syn, spike-count decoding) is not supported yet; TTFS models export")
+    if not isinstance(model, (TTFSModel, MultiSpikeModel)):
+        raise DeployError(f"{model.name} is a {type(model).__name__}, which has no NIR form")
+    tau_syn = TAU_SYN / TAU_MEM if isinstance(model, MultiSpikeModel) else 1.0
 
     nodes = {"input": nir.Input(input_type=np.array([model.weights[0].shape[1]]))}
     edges = []
@@ -50,9 +57,9 @@ def to_nir(model):
         size = weight.shape[0]
         ones, zeros = np.ones(size), np.zeros(size)
         nodes[f"fc{index}"] = nir.Affine(weight=np.asarray(weight, dtype=np.float64), bias=zeros.copy())
-        nodes[f"lif{index}"] = nir.CubaLIF(tau_syn=ones.copy(), tau_mem=ones.copy(), r=ones.copy(),
+        nodes[f"lif{index}"] = nir.CubaLIF(tau_syn=ones * tau_syn, tau_mem=ones.copy(), r=ones.copy(),
                                            v_leak=zeros.copy(), v_threshold=ones * model.threshold,
-                                           v_reset=zeros.copy(), w_in=ones.copy())
+                                           v_reset=zeros.copy(), w_in=ones * tau_syn)
         edges += [(previous, f"fc{index}"), (f"fc{index}", f"lif{index}")]
         previous = f"lif{index}"
     nodes["output"] = nir.Output(output_type=np.array([model.weights[-1].shape[0]]))

@@ -233,6 +233,10 @@ def size_population(pop: LifPopulation, incoming: list[Synapses], fan_out: np.nd
     return blocks, failed.violations[0][0]
 
 
+# Feed-forward networks settle in the second pass; recurrent ones within a few.
+MAX_PLACEMENT_PASSES = 4
+
+
 def place(network: IntNetwork, target: Target, max_chips: int = 1) -> Placement:
     """Place every population on cores of at most ``max_chips`` chips, or raise a DeployError that
     names each layer's need, the rule that sets it, the smallest number of chips that fits and what
@@ -241,14 +245,23 @@ def place(network: IntNetwork, target: Target, max_chips: int = 1) -> Placement:
         raise DeployError(f"the chip count must be at least 1, got {max_chips}")
     budget = CoreBudget.of(target)
     depth = network.layer_depth()
+    incoming = {pop.name: [Synapses.of(c) for c in network.connections if c.target == pop.name]
+                for pop in network.populations}
+    # A neuron's output axons depend on how its targets are split, so targets are sized first. A
+    # recurrent target is not sized yet: the first pass counts one route per neuron that reaches it,
+    # and passes repeat with the previous pass's splits until the core counts settle.
     sized: dict[str, tuple[Blocks, str]] = {}
-    for pop in sorted(network.populations, key=lambda p: -depth.get(p.name, 0)):
-        fan_out = np.zeros(pop.size, np.int64)
-        for conn in network.connections:
-            if conn.source == pop.name:
-                fan_out += sized[conn.target][0].reached[conn.name]
-        incoming = [Synapses.of(c) for c in network.connections if c.target == pop.name]
-        sized[pop.name] = size_population(pop, incoming, fan_out, budget)
+    for _ in range(MAX_PLACEMENT_PASSES):
+        previous = {name: blocks.count for name, (blocks, _) in sized.items()}
+        for pop in sorted(network.populations, key=lambda p: -depth.get(p.name, 0)):
+            fan_out = np.zeros(pop.size, np.int64)
+            for conn in network.connections:
+                if conn.source == pop.name:
+                    fan_out += (sized[conn.target][0].reached[conn.name] if conn.target in sized
+                                else np.count_nonzero(conn.weights, axis=0) > 0)
+            sized[pop.name] = size_population(pop, incoming[pop.name], fan_out, budget)
+        if previous == {name: blocks.count for name, (blocks, _) in sized.items()}:
+            break
     cores_per_chip = int(target.value("chip", "neuro_cores"))
     total = sum(blocks.count for blocks, _ in sized.values())
     if total > max_chips * cores_per_chip:

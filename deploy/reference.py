@@ -19,15 +19,18 @@ from ..targets.record import SpikeEvents
 from ..targets.schedule import Arithmetic, NeuronStep
 from ..targets.spikes import spike_product
 from .network import FloatNetwork
-from .quantize import Discretization, discretize
+from .quantize import Discretization, discrete_layers
 
 
 def supports_continuous(net: FloatNetwork) -> bool:
     """The closed form holds for fire-once layers with tau_syn = tau_mem = one tau and no leak drive."""
     taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
-    return (net.semantics.fire_once and net.semantics.spike == "dirac"
+    chain = all(len(layer.projections) == 1 for layer in net.layers) and [
+        layer.feed_forward.source for layer in net.layers] == [net.input_name] + [previous.name for previous in net.layers[:-1]]
+    return (chain and net.semantics.fire_once and net.semantics.spike == "dirac"
+            and net.semantics.integration == "exact"
             and all(layer.kind == "CubaLIF" for layer in net.layers) and np.all(taus == taus[0])
-            and all(np.all(layer.v_leak == 0) and np.all(layer.bias == 0) for layer in net.layers))
+            and all(np.all(layer.v_leak == 0) and np.all(layer.feed_forward.bias == 0) for layer in net.layers))
 
 
 # The closed form holds (samples, neurons, inputs) arrays: batches keep each under this many entries.
@@ -44,7 +47,8 @@ def continuous(net: FloatNetwork, input_times: np.ndarray) -> list[np.ndarray]:
     from ..models.ttfs import network_spike_times_numpy
 
     tau = float(net.layers[0].tau_mem[0])
-    weights = [(layer.r * layer.w_in / tau / layer.v_threshold)[:, None] * layer.weight for layer in net.layers]
+    weights = [(layer.r * layer.w_in / tau / layer.v_threshold)[:, None] * layer.feed_forward.weight
+               for layer in net.layers]
     times = np.asarray(input_times) / tau
     batch_size = max(1, CONTINUOUS_BATCH_ENTRIES // max(w.size for w in weights))
     batches = [network_spike_times_numpy(times[start:start + batch_size], weights, 1.0)
@@ -105,12 +109,11 @@ FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step
 
 
 def discrete_network(net: FloatNetwork, dt: float) -> FloatChipNetwork:
-    sem = net.semantics
-    discs = [discretize(layer, dt, sem.fire_once, sem.reset, sem.spike) for layer in net.layers]
+    discs = discrete_layers(net, dt)
     return FloatChipNetwork(
         input=InputLayer(net.input_name, net.input_size),
-        populations=tuple(FloatPopulation(d.name, d.gain.shape[0], d) for d in discs),
-        connections=tuple(FloatConnection(d.source, d.name, d.gain) for d in discs))
+        populations=tuple(FloatPopulation(d.name, d.size, d) for d in discs),
+        connections=tuple(FloatConnection(source, d.name, gain) for d in discs for source, gain in d.inputs))
 
 
 def discrete(net: FloatNetwork, dt: float, inputs: SpikeEvents, num_steps: int,

@@ -46,8 +46,9 @@ def run_verification(nir_file: Path, *, target: str, data: str, samples: int | N
     """compile + verify, as the CLI does; a bad input or an exceeded tolerance fails the test."""
     from ..targets import description
     from ..targets.backends import BackendUnavailable
-    from .cli import get_backend, load_data  # the CLI's own checks: both reject bad input alike
+    from .cli import get_backend  # the CLI's own checks: both reject bad input alike
     from .compile import DEFAULT_STEPS_PER_TAU, compile_network
+    from .encoding import load_data
     from .errors import DeployError
     from .network import load
     from .tolerances import load_tolerances

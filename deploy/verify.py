@@ -23,7 +23,7 @@ from ..targets import backends
 from ..targets.bundle import Bundle
 from ..targets.record import SpikeEvents, SpikeRecord
 from . import reference
-from .encoding import input_times, to_steps
+from .encoding import encode
 from .errors import DeployError
 from .network import FloatNetwork
 from .tolerances import Tolerances, checks
@@ -50,18 +50,67 @@ class Verdict:
 
 
 def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
-    """Chip decision per sample: the first output neuron to fire (ties: lowest index), or the
-    most spikes; -1 when no output neuron fired."""
+    """Decision per sample, -1 when no output neuron fired. first_spike: the first output neuron to
+    fire (ties: lowest index). spike_count: the most spikes (ties: the earliest first spike, then the
+    lowest index), the rule the multi-spike models are trained and scored with."""
+    first = spikes.first_spike_steps().astype(np.float64)
+    first[first < 0] = np.inf
     if decoding == "first_spike":
-        first = spikes.first_spike_steps().astype(np.float64)
-        first[first < 0] = np.inf
         decision = np.argmin(first, axis=1)
         decision[~np.isfinite(first).any(axis=1)] = -1
         return decision
     counts = spikes.counts()
-    decision = np.argmax(counts, axis=1)
+    most = counts == counts.max(axis=1, keepdims=True)
+    decision = np.argmin(np.where(most, first, np.inf), axis=1)
     decision[counts.max(axis=1) == 0] = -1
     return decision
+
+
+def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> dict:
+    """Per output neuron and sample, |chip count - reference count|: its mean, its maximum, and the
+    reference's mean count for scale."""
+    difference = np.abs(chip.counts().astype(np.int64) - reference_spikes.counts())
+    return {"mean_abs": float(difference.mean()), "max_abs": int(difference.max(initial=0)),
+            "reference_mean": float(reference_spikes.counts().mean()),
+            "samples_identical": float(np.mean(~difference.any(axis=1)))}
+
+
+def first_divergence_steps(chip: SpikeEvents, reference_spikes: SpikeEvents) -> np.ndarray:
+    """Per sample, the first step at which the two spike trains differ (a spike in one and not the
+    other), or -1 where they are identical."""
+    def keys(events: np.ndarray) -> np.ndarray:
+        sample, step, neuron = events.astype(np.int64)
+        return (sample * (chip.num_steps + 1) + step) * chip.size + neuron
+
+    differing = np.setxor1d(keys(chip.events), keys(reference_spikes.events), assume_unique=True)
+    steps = np.full(chip.num_samples, -1, np.int64)
+    sample, step = np.divmod(differing // chip.size, chip.num_steps + 1)
+    # Keys sort by sample, then step: the first key of each sample holds its first differing step.
+    first = np.unique(sample, return_index=True)[1]
+    steps[sample[first]] = step[first]
+    return steps
+
+
+def divergence(chip: dict[str, SpikeEvents], reference_spikes: dict[str, SpikeEvents], layer_order) -> dict:
+    """Where chip and discrete reference first part, per sample: the earliest step at which any layer's
+    spikes differ, and the first layer (in ``layer_order``) that differs at that step. Summarized as
+    the fraction of samples identical in every layer, the count of samples by first divergent layer,
+    and the step distribution."""
+    per_layer = np.stack([first_divergence_steps(chip[name], reference_spikes[name]) for name in layer_order])
+    diverged = (per_layer >= 0).any(axis=0)
+    step = np.where(per_layer >= 0, per_layer, np.iinfo(np.int64).max).min(axis=0)
+    layer = np.argmax(per_layer == step[None, :], axis=0)
+    steps = step[diverged]
+    return {"samples_identical": float(np.mean(~diverged)),
+            "first_layer": {name: int(np.sum(diverged & (layer == index))) for index, name in enumerate(layer_order)},
+            "first_step": {"min": int(steps.min()), "median": float(np.median(steps)), "max": int(steps.max())}
+            if steps.size else None,
+            "per_sample": [{"sample": int(i), "layer": layer_order[layer[i]], "step": int(step[i])}
+                           for i in np.flatnonzero(diverged)[:DIVERGENCE_SAMPLES_LISTED]]}
+
+
+# The verdict lists this many diverging samples by name (the counts cover all of them).
+DIVERGENCE_SAMPLES_LISTED = 20
 
 
 def _stats(errors: np.ndarray) -> dict:
@@ -118,32 +167,43 @@ class Comparison:
     """Everything verify measured, per sample: the data behind the verdict (and the report).
 
     ``times[model][layer]`` are first-spike times in chip steps (time / dt), +inf
-    where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions.
+    where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions;
+    ``discrete`` every layer's spikes in the discrete reference. ``labels`` is None for unlabelled
+    input spike trains.
     """
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     decisions: dict[str, np.ndarray]
     times: dict[str, dict[str, np.ndarray]]
     inputs: SpikeEvents
     record: SpikeRecord
     float_reference: str  # "continuous" or "discrete"
+    discrete: dict[str, SpikeEvents] = field(default_factory=dict)
 
 
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
             backend: str = "bitsim", progress: Callable[[int], None] | None = None,
             record: SpikeRecord | None = None) -> Comparison:
-    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references."""
+    """Encode a data set by the graph's encoding, then ``compare_spikes``."""
+    times_in, inputs = encode(bundle, features)
+    return compare_spikes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
+                          progress=progress, record=record)
+
+
+def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None = None,
+                   times_in: np.ndarray | None = None, backend: str = "bitsim",
+                   progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Comparison:
+    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references on the same
+    input spikes. The continuous reference needs the input spike times (``times_in``) too."""
     check_pair(net, bundle)
     dt, num_steps = bundle.timing.dt, bundle.timing.num_steps
-    times_in = input_times(bundle.encoding, features)
-    if times_in.shape[1] != bundle.network.input.size:
-        raise DeployError(f"the data set gives {times_in.shape[1]} input channels; the network takes "
-                          f"{bundle.network.input.size}")
-    inputs = to_steps(times_in, dt, num_steps)
+    if inputs.size != bundle.network.input.size:
+        raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
     if record is None:
         record = backends.get(backend).run(bundle, inputs, progress=progress)
     discrete = reference.discrete(net, dt, inputs, num_steps)
-    continuous = reference.continuous(net, times_in) if reference.supports_continuous(net) else None
+    continuous = (reference.continuous(net, times_in)
+                  if times_in is not None and reference.supports_continuous(net) else None)
 
     out = bundle.network.output
     decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
@@ -159,7 +219,8 @@ def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.
         decisions["float"] = predict(continuous[-1])
     else:
         decisions["float"] = decisions["discrete"]
-    return Comparison(labels=np.asarray(labels), decisions=decisions, times=times, inputs=inputs, record=record,
+    return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
+                      inputs=inputs, record=record, discrete=discrete,
                       float_reference="continuous" if continuous is not None else "discrete")
 
 
@@ -181,7 +242,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
     from .energy import decision_steps, estimate
 
     c = comparison
-    accuracy = {name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
+    accuracy = ({name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
+                if c.labels is not None else None)
     errors, budget = {}, {}
     for layer in net.layers:
         chip_t, disc_t, float_t = (c.times[m][layer.name] for m in ("chip", "discrete", "float"))
@@ -189,7 +251,7 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         budget[layer.name] = {"discretization": _spike_time_errors(disc_t, float_t),
                               "quantization": _spike_time_errors(chip_t, disc_t)}
     metrics = {
-        "samples": int(len(c.labels)), "dataset": dataset, "backend": c.record.backend, "target": bundle.target,
+        "samples": int(c.inputs.num_samples), "dataset": dataset, "backend": c.record.backend, "target": bundle.target,
         "bundle_checksum": bundle.checksum, "nir_file": net.source_file,
         "dt": bundle.timing.dt, "time_unit": bundle.timing.time_unit, "num_steps": bundle.timing.num_steps,
         "accuracy": accuracy,
@@ -198,6 +260,9 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
                            "discrete_to_chip": int(np.sum(c.decisions["discrete"] != c.decisions["chip"]))},
         "spike_time_error_steps": errors,
         "error_budget_steps": budget,
+        "output_spike_count_error": spike_count_error(c.record.spikes[bundle.network.output],
+                                                      c.discrete[bundle.network.output]),
+        "divergence": divergence(c.record.spikes, c.discrete, [layer.name for layer in net.layers]),
         "activity": _activity(bundle, c.inputs, c.record),
         "hardware_events": c.record.counters,
         "float_reference": c.float_reference,

@@ -38,6 +38,9 @@ class MultiSpikeConfig:
     weight_stds: tuple[float, float] = (2.0, 0.2)
     learning_rate: float = 0.005
     batch_size: int = 50
+    # Step decay of the learning rate (lr * lr_gamma every lr_step_epochs); chosen here so long runs settle.
+    lr_step_epochs: int = 10
+    lr_gamma: float = 0.85
     target_true: int = multispike.TARGET_TRUE
     target_false: int = multispike.TARGET_FALSE
 
@@ -103,6 +106,7 @@ def train_multispike(
     generator, shuffle_rng = seeded(seed)
     weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
     optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
 
     best = BestEpoch([w.detach().numpy().copy() for w in weights])
     epochs_run = 0
@@ -118,6 +122,7 @@ def train_multispike(
             multispike.spike_count_loss(layer_times[-1], train_labels[batch], config.target_true,
                                         config.target_false).backward()
             optimizer.step()
+        scheduler.step()
         epochs_run = epoch
 
         numpy_weights = [w.detach().numpy() for w in weights]

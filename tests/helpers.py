@@ -4,6 +4,9 @@ import numpy as np
 
 from snn_deploy.models.ttfs import TTFSEncoding
 from snn_deploy.models.zoo import TTFSModel
+from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets.bundle import Bundle
+from snn_deploy.targets.record import SpikeEvents, SpikeRecord
 
 
 def random_ttfs_model(seed: int = 0, hidden: int = 20) -> TTFSModel:
@@ -12,3 +15,25 @@ def random_ttfs_model(seed: int = 0, hidden: int = 20) -> TTFSModel:
     weights = (rng.normal(1.5, 0.8, (hidden, 5)), rng.normal(0.5, 0.8, (3, hidden)))
     return TTFSModel(name="random", weights=weights, threshold=1.0, encoding=TTFSEncoding(), dataset="yinyang",
                      meta={})
+
+
+def assert_records_equal(expected: SpikeRecord, actual: SpikeRecord, context: str = "") -> None:
+    """Every spike, every trace value and every counter equal, population by population."""
+    assert (actual.num_samples, actual.num_steps) == (expected.num_samples, expected.num_steps)
+    assert actual.spikes.keys() == expected.spikes.keys()
+    for name, events in expected.spikes.items():
+        np.testing.assert_array_equal(actual.spikes[name].events, events.events,
+                                      err_msg=f"spikes of {name} {context}")
+        assert actual.counters[name] == expected.counters[name], f"counters of {name} {context}"
+        for key, trace in expected.traces.get(name, {}).items():
+            np.testing.assert_array_equal(actual.traces[name][key], trace, err_msg=f"{key} of {name} {context}")
+
+
+def assert_lava_matches_bitsim(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = True,
+                               context: str = "") -> tuple[SpikeRecord, SpikeRecord]:
+    """Run both back ends on the same bundle and inputs; return (bitsim's, Lava's) equal records."""
+    expected = bitsim.run(bundle, inputs, record_state=record_state)
+    actual = lava.run(bundle, inputs, record_state=record_state)
+    assert actual.backend == "lava" and actual.bundle_checksum == bundle.checksum
+    assert_records_equal(expected, actual, context)
+    return expected, actual

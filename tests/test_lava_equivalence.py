@@ -25,6 +25,8 @@ from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntN
                                        Placement, Timing)
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
 
+from helpers import assert_lava_matches_bitsim, assert_records_equal
+
 NUM_STEPS = 32
 NUM_SAMPLES = 3  # several samples per case: the per-sample reset is part of what is checked
 SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.MIXED: "mixed"}
@@ -44,28 +46,6 @@ class Case:
     bundle: Bundle
     inputs: SpikeEvents
     label: str
-
-
-def assert_records_equal(expected: SpikeRecord, actual: SpikeRecord, context: str = "") -> None:
-    """Every spike, every trace value and every counter equal, population by population."""
-    assert (actual.num_samples, actual.num_steps) == (expected.num_samples, expected.num_steps)
-    assert actual.spikes.keys() == expected.spikes.keys()
-    for name, events in expected.spikes.items():
-        np.testing.assert_array_equal(actual.spikes[name].events, events.events,
-                                      err_msg=f"spikes of {name} {context}")
-        assert actual.counters[name] == expected.counters[name], f"counters of {name} {context}"
-        for key, trace in expected.traces.get(name, {}).items():
-            np.testing.assert_array_equal(actual.traces[name][key], trace, err_msg=f"{key} of {name} {context}")
-
-
-def assert_lava_matches_bitsim(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = True,
-                               context: str = "") -> tuple[SpikeRecord, SpikeRecord]:
-    """Run both back ends on the same bundle and inputs; return (bitsim's, Lava's) equal records."""
-    expected = bitsim.run(bundle, inputs, record_state=record_state)
-    actual = lava.run(bundle, inputs, record_state=record_state)
-    assert actual.backend == "lava" and actual.bundle_checksum == bundle.checksum
-    assert_records_equal(expected, actual, context)
-    return expected, actual
 
 
 def prefixed(index: int, name: str) -> str:
@@ -127,14 +107,14 @@ FORCED = (
     {"graded": False}, {"graded": True},
     {"bias_exp_sign": -1}, {"bias_exp_sign": 1},
     {"layers": 1}, {"layers": 4},
-    {"recurrent": True}, {"fire_once": True},
+    {"recurrent": True}, {"fire_once": True}, {"reset": fx.RESET_SUBTRACT, "fire_once": False},
 )
-UNFORCED = 5
+UNFORCED = 4
 
 
 @st.composite
 def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, graded=None, bias_exp_sign=None,
-             layers=None, recurrent=None, fire_once=None) -> Case:
+             layers=None, recurrent=None, fire_once=None, reset=None) -> Case:
     """A random 1-4 layer network with random inputs; a forced property holds for all its layers.
 
     Hypothesis draws the structure and the parameters; the bulk arrays (weights, input spikes) come
@@ -145,7 +125,7 @@ def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, g
     sizes = [draw(st.integers(2, 5))] + [draw(st.integers(1, 6)) for _ in range(num_layers)]
     populations, connections, labels = [], [], []
     for layer in range(num_layers):
-        populations.append(draw(lif_populations(f"layer{layer}", sizes[layer + 1], bias_exp_sign, fire_once)))
+        populations.append(draw(lif_populations(f"layer{layer}", sizes[layer + 1], bias_exp_sign, fire_once, reset)))
         source = "input" if layer == 0 else f"layer{layer - 1}"
         conn = draw(dense_connections(rng, f"dense{layer}", source, f"layer{layer}", (sizes[layer + 1], sizes[layer]),
                                       sign_mode, num_weight_bits, weight_exp_sign, graded))
@@ -158,7 +138,8 @@ def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, g
     for conn in connections:
         labels.append(f"{conn.name}: {conn.source}->{conn.target} {SIGN_MODE_NAMES[fx.sign_mode(conn.weights)]} "
                       f"nwb={conn.num_weight_bits} exp={conn.weight_exp} msg_bits={conn.num_message_bits}")
-    labels += [f"{pop.name}: bias_exp={pop.bias_exp} fire_once={pop.fire_once}" for pop in populations]
+    labels += [f"{pop.name}: bias_exp={pop.bias_exp} fire_once={pop.fire_once} reset={pop.reset}"
+               for pop in populations]
     density = draw(st.sampled_from([0.05, 0.2, 0.5]))
     return Case(make_bundle(sizes[0], populations, connections), random_inputs(rng, sizes[0], density),
                 "; ".join(labels))
@@ -172,7 +153,7 @@ def signed_exponent(forced_sign, low: int, high: int):
 
 
 @st.composite
-def lif_populations(draw, name: str, size: int, bias_exp_sign=None, fire_once=None) -> LifPopulation:
+def lif_populations(draw, name: str, size: int, bias_exp_sign=None, fire_once=None, reset=None) -> LifPopulation:
     def per_neuron(values):
         # Either one value for the population or one per neuron (Lava's LIF has only the former).
         return draw(st.one_of(values, st.lists(values, min_size=size, max_size=size)))
@@ -184,7 +165,8 @@ def lif_populations(draw, name: str, size: int, bias_exp_sign=None, fire_once=No
         vth=per_neuron(st.one_of(st.integers(0, 2000), st.integers(0, 2**17 - 1))),
         bias_mant=per_neuron(st.one_of(st.just(0), st.integers(-300, 300), st.integers(-4096, 4095))),
         bias_exp=draw(signed_exponent(bias_exp_sign, -4, 7)),
-        fire_once=draw(st.booleans()) if fire_once is None else fire_once)
+        fire_once=draw(st.booleans()) if fire_once is None else fire_once,
+        reset=reset or draw(st.sampled_from(fx.RESET_MODES)))
 
 
 @st.composite
@@ -247,10 +229,13 @@ def current_wrap_cases() -> list[Case]:
 def voltage_saturation_cases() -> list[Case]:
     """Bias +-4095 << 7 per step, no leak: v reaches the 24-bit limit after 16-17 steps.
 
-    Upwards v saturates at 2**23 - 1, which is above vth << 6, so it fires and restarts; downwards
-    it stays saturated. The fire-once population saturates once, then holds v = 0 (not counted).
+    Upwards v saturates at 2**23 - 1, which is above vth << 6, so it fires and restarts (from 0, or
+    from 63 when the threshold is subtracted); downwards it stays saturated. The fire-once
+    population saturates once, then holds v = 0 (not counted).
     """
     populations = [LifPopulation("saturates_up", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=4095, bias_exp=7),
+                   LifPopulation("saturates_up_subtracting", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=4095,
+                                 bias_exp=7, reset=fx.RESET_SUBTRACT),
                    LifPopulation("saturates_down", 2, du=0, dv=0, vth=10, bias_mant=-4096, bias_exp=7),
                    LifPopulation("saturates_once", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=4095, bias_exp=7,
                                  fire_once=True)]
@@ -277,7 +262,7 @@ def test_wraparound_saturation_and_sample_boundaries_match_and_are_counted():
     _, actual = assert_lava_matches_bitsim(bundle, inputs)
     counters = {name.split(".", 1)[1]: value for name, value in actual.counters.items()}
     assert counters["wraps_up"]["current_wraps"] > 0 and counters["wraps_down"]["current_wraps"] > 0
-    for name in ("saturates_up", "saturates_down", "saturates_once"):
+    for name in ("saturates_up", "saturates_up_subtracting", "saturates_down", "saturates_once"):
         assert counters[name]["voltage_saturations"] > 0, name
     busy = next(events for name, events in actual.spikes.items() if name.endswith("busy"))
     assert busy.raster()[:, -1].all(), "the case must spike on each sample's last step"

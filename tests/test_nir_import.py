@@ -3,6 +3,7 @@ run on bitsim, checked against ground truth; malformed or unsupported graphs ref
 
 import math
 
+import nir
 import numpy as np
 import pytest
 
@@ -17,7 +18,7 @@ CHIP_OUTPUT_ROWS = [461, 511, 711, 761]  # lif_lava_loihi_fixed.csv, recorded on
 def _semantics(spike: str) -> dict:
     # These graphs carry no snn-deploy metadata: every choice is stated, as a user states it with options.
     return {"time_unit": "s", "fire_once": False, "reset": "zero", "decoding": "spike_count", "horizon": 0.1,
-            "spike": spike}
+            "spike": spike, "integration": "exact"}
 
 
 def _run(path, spike: str, input_raster: np.ndarray, dt: float = 1e-4):
@@ -94,10 +95,11 @@ def test_rockpool_graph_that_fails_nirs_type_check_is_refused_naming_the_file(re
         load_graph(reference_dir / "nir-paper-lif" / "lif_rockpool.nir", _semantics("dirac"))
 
 
-@pytest.mark.parametrize("graph, message", [
-    ("cnn_sinabs.nir", r"node 0 is a Conv2d; expected Affine or Linear"),
-    ("braille_noDelay_bias_zero.nir", r"node lif1.lif feeds 2 nodes; this importer takes a chain"),
-])
-def test_graphs_this_importer_cannot_map_yet_are_refused_by_node_and_type(reference_dir, graph, message):
-    with pytest.raises(DeployError, match=message):
-        load_graph(reference_dir / "nir-paper-graphs" / graph, _semantics("pulse"))
+def test_a_node_type_the_chip_cannot_run_is_refused_by_name_and_type(tmp_path):
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.eye(2)),
+               "li": nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)), "output": nir.Output(np.array([2]))},
+        edges=[("input", "fc"), ("fc", "li"), ("li", "output")])
+    nir.write(tmp_path / "li.nir", graph)
+    with pytest.raises(DeployError, match="node li is a LI, which the target cannot run"):
+        load_graph(tmp_path / "li.nir", _semantics("pulse"))

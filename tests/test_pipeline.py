@@ -48,7 +48,7 @@ def test_bundle_is_integer_self_describing_and_round_trips(compiled, tmp_path):
     loaded = bundle_io.load(path)
     assert loaded.checksum == compiled.checksum
     assert loaded.format_version == bundle_io.FORMAT_VERSION
-    assert loaded.source["nodes"]["lif1"] == {"synapse": "fc1", "neuron": "lif1"}
+    assert loaded.source["nodes"]["lif1"] == {"neuron": "lif1", "projections": [{"source": "input", "synapses": ["fc1"]}]}
     for conn in loaded.network.connections:
         assert conn.weights.dtype == np.int32
         np.testing.assert_array_equal(fx.stored_weights(conn.weights, conn.num_weight_bits), conn.weights)
@@ -138,7 +138,9 @@ def test_missing_semantics_are_an_error_listing_options(tmp_path):
         load_graph(tmp_path / "bare.nir")
     overrides = {"time_unit": "tau", "fire_once": True, "reset": "zero", "decoding": "first_spike",
                  "horizon": 4.0, "spike": "dirac"}
-    net = load_graph(tmp_path / "bare.nir", overrides)
+    with pytest.raises(DeployError, match=r"does not state integration \(--integration exact\|euler\)"):
+        load_graph(tmp_path / "bare.nir", overrides)
+    net = load_graph(tmp_path / "bare.nir", {**overrides, "integration": "exact"})
     assert net.semantics.origin["reset"] == "option"
     assert net.semantics.encoding == {} and net.semantics.origin["encoding"].startswith("absent")
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from snn_deploy.deploy.network import FloatLayer, FloatNetwork, Semantics
+from snn_deploy.deploy.network import FloatLayer, FloatNetwork, Projection, Semantics
 
 SIZES = (10**4, 10**5, 10**6, 10**7)
 DT = 1 / 64  # a fixed time step (tau units): compile time does not depend on it
@@ -18,8 +18,9 @@ def dense_layer_network(synapses: int, seed: int = 0) -> FloatNetwork:
     side = int(round(math.sqrt(synapses)))
     weight = np.random.default_rng(seed).normal(0.5, 0.8, (side, side))
     ones = np.ones(side)
-    layer = FloatLayer(name="lif", synapse="fc", source="input", weight=weight, bias=np.zeros(side), tau_syn=ones,
-                       tau_mem=ones, r=ones, w_in=ones, v_leak=np.zeros(side), v_threshold=ones, v_reset=np.zeros(side))
+    projection = Projection(source="input", nodes=("fc",), weight=weight, bias=np.zeros(side))
+    layer = FloatLayer(name="lif", projections=(projection,), tau_syn=ones, tau_mem=ones, r=ones, w_in=ones,
+                       v_leak=np.zeros(side), v_threshold=ones, v_reset=np.zeros(side))
     semantics = Semantics(time_unit="tau", fire_once=True, reset="zero", decoding="first_spike", horizon=4.0,
                           encoding={"kind": "ttfs_linear", "t_early": 0.15, "t_late": 2.0, "bias_times": []})
     return FloatNetwork(input_name="input", input_size=side, layers=(layer,), output="lif", semantics=semantics)
