@@ -245,7 +245,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     # the positive side is bounded by theta plus one step of input; the negative side by the
     # inhibitory weights alone.
     drive = np.abs(disc.drive)
-    u_peak, v_floor = np.zeros(disc.size), np.zeros(disc.size)
+    u_peak, v_floor, v_floor_sustained = np.zeros(disc.size), np.zeros(disc.size), np.zeros(disc.size)
     for source, g in disc.inputs:
         excitation, inhibition = np.clip(g, 0, None).sum(axis=1), np.clip(-g, 0, None).sum(axis=1)
         if fires_once[source]:
@@ -254,19 +254,23 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
                                                   horizon_steps)
         else:
             u_peak += np.maximum(excitation, inhibition) / (1 - disc.alpha_u)
-            v_floor += inhibition / (1 - disc.alpha_u) / np.maximum(1 - disc.alpha_v, 1.0 / horizon_steps)
+            v_floor_sustained += (inhibition / (1 - disc.alpha_u)
+                                  / np.maximum(1 - disc.alpha_v, 1.0 / horizon_steps))
     v_peak = disc.threshold + u_peak + drive
     v_low = v_floor + drive * horizon_steps
     with np.errstate(divide="ignore"):
+        # u must never wrap and v never reach the rails in the worst case, except that inhibition
+        # sustained every step for the whole run (v_floor_sustained) only saturates v at the negative
+        # rail, which is graceful and counted. Even the bounded worst cases assume every source
+        # spikes at once, which can leave a neuron too coarse to mean anything: precision wins down to
+        # MIN_THRESHOLD_LEVELS threshold levels and MIN_MANTISSA_LEVELS weight levels at exponent 0,
+        # and a state that then overflows is counted by the simulators (current wraps fail verify).
         worst_case = np.minimum.reduce([state_max / u_peak, state_max / v_peak, state_max / v_low])
-        # The worst cases assume that every source able to spike every step does so, which can
-        # leave a neuron too coarse to mean anything. Precision wins down to MIN_THRESHOLD_LEVELS
-        # threshold levels and MIN_MANTISSA_LEVELS weight levels at exponent 0; a state that then
-        # overflows is counted by the simulators (current wraps, voltage saturations) and fails verify.
         resolvable = np.maximum(MIN_THRESHOLD_LEVELS * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
                                 MIN_MANTISSA_LEVELS * unit / row_max)
         scale_cap = np.minimum(vth_max * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
                                np.maximum(worst_case, resolvable))
+    v_low = v_low + v_floor_sustained  # reported: the headroom against sustained inhibition
 
     # The largest shared weight exponent at which every neuron's full-precision scale is within its cap.
     tightest = np.argmin(np.where(live, scale_cap * row_max, np.inf))

@@ -69,27 +69,31 @@ def _verdict(net, bundle, rate: float, samples: int):
     return comparison, judge(comparison, net, bundle).metrics
 
 
-def test_braille_subtract_decides_as_the_float_interpreter(braille_subtract):
-    comparison, m = _verdict(*braille_subtract, rate=0.01, samples=200)
+@pytest.mark.parametrize("graph", ["braille_bias_zero", "braille_subtract"])
+def test_braille_decides_as_the_float_interpreter(graph, request):
+    """Issue target: >= 95% identical decisions on seeded random spike trains (rate 0.05 per step)."""
+    comparison, m = _verdict(*request.getfixturevalue(graph), rate=0.05, samples=200)
     assert m["accuracy"] is None and m["samples"] == 200
-    assert m["agreement"] >= 0.98
-    # Counts differ more than decisions: one weight step (64 / scale) per synapse, integrated by the
-    # recurrence, moves individual spikes (see the README).
+    assert m["agreement"] >= 0.95
+    # Counts differ more than decisions: one weight step per synapse, integrated by the recurrence,
+    # moves single spikes, and the recurrence spreads them.
     counts = m["output_spike_count_error"]
-    assert counts["mean_abs"] < 0.25 * counts["reference_mean"]
-    assert m["hardware_events"]["lif1.lif"] == {"current_wraps": 0, "voltage_saturations": 0}
-    # The chip parts from the float model late, if at all: never before the first input arrives.
-    assert m["divergence"]["first_step"]["min"] >= 3
+    assert counts["mean_abs"] < 0.1 * counts["reference_mean"]
+    assert all(c["current_wraps"] == 0 for c in m["hardware_events"].values())
+    # The chip parts from the float model only after the input arrives (step 2 at the earliest).
+    assert m["divergence"]["first_step"]["min"] >= 2
 
 
 def test_braille_with_biases_is_bias_driven_and_ties_often(braille_bias_zero):
-    """The bias network's outputs fire about every other step whatever the input, so its decisions
-    rest on small count differences: it agrees less (see the README's table)."""
+    """The bias network's outputs fire about every other step whatever the input, so with sparse input
+    its decisions rest on count differences of a spike or two: a third of the samples tie within one
+    spike at rate 0.01, and agreement is lower there (see the README's table)."""
     comparison, m = _verdict(*braille_bias_zero, rate=0.01, samples=200)
     counts = np.sort(comparison.discrete["lif2"].counts(), axis=1)
-    assert np.mean(counts[:, -1] - counts[:, -2] <= 1) > 0.2  # a fifth of the samples tie within a spike
-    assert m["agreement"] >= 0.8
-    assert m["output_spike_count_error"]["mean_abs"] / m["output_spike_count_error"]["reference_mean"] < 0.03
+    margin = counts[:, -1] - counts[:, -2]
+    assert np.mean(margin <= 1) > 0.2
+    agree = comparison.decisions["chip"] == comparison.decisions["discrete"]
+    assert agree[margin > 2].mean() >= 0.97 and m["agreement"] >= 0.9
 
 
 def test_split_weights_make_the_chip_follow_the_float_interpreter_closer(reference_dir, braille_bias_zero):

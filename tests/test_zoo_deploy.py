@@ -12,7 +12,7 @@ from snn_deploy.deploy.verify import compare, judge
 from snn_deploy.models import data, zoo
 from snn_deploy.targets import bitsim, description, lava
 
-from test_lava_equivalence import assert_records_equal
+from helpers import assert_records_equal
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,39 @@ def test_digits_ttfs_deploys_within_one_point_of_float(tmp_path):
     assert m["agreement"] >= 0.99
 
 
-def test_multispike_models_are_refused_by_export_with_a_reason(tmp_path):
+@pytest.mark.parametrize("name, split", [("yinyang-multispike", "yinyang:test"), ("digits-multispike", "digits:test")])
+def test_multispike_models_deploy_with_their_subtractive_reset_within_one_point(tmp_path, name, split):
+    """On Loihi 2 the trained model's own reset (subtract theta) is mapped as it is; the chip decides within
+    one point of the trained (event-driven) model and of the float discrete reference."""
+    path = tmp_path / f"{name}.nir"
+    model = zoo.load(name)
+    export(model, path)
+    net = load_graph(path)
+    assert (net.semantics.reset, net.semantics.fire_once, net.semantics.decoding) == ("subtract", False, "spike_count")
+    bundle = compile_network(net, description.load("loihi2"))
+    assert {pop.reset for pop in bundle.network.populations} == {"subtract"}
+    test = data.load(split)
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    assert abs(m["accuracy"]["chip"] - m["accuracy"]["discrete"]) <= 0.01
+    assert abs(m["accuracy"]["chip"] - model.meta["accuracy"]["test"]) <= 0.01
+    assert m["agreement"] >= 0.98
+    assert all(c["current_wraps"] == 0 for c in m["hardware_events"].values())
+
+
+def test_multispike_model_on_loihi1_runs_with_a_stated_zero_reset(tmp_path):
+    """Loihi 1 resets to zero only: the subtractive graph is refused until the user states --reset zero,
+    and then the zero reset costs no accuracy here (the membrane overshoots theta by under a step's input)."""
     from snn_deploy.deploy.errors import DeployError
 
-    with pytest.raises(DeployError, match="MultiSpikeModel: exporting it to NIR .* not supported yet"):
-        export(zoo.load("yinyang-multispike"), tmp_path / "m.nir")
-    assert not (tmp_path / "m.nir").exists()
+    path = tmp_path / "digits-multispike.nir"
+    export(zoo.load("digits-multispike"), path)
+    loihi1 = description.load("loihi1")
+    with pytest.raises(DeployError, match="loihi1 neurons reset by zero, not 'subtract'"):
+        compile_network(load_graph(path), loihi1)
+    net = load_graph(path, {"reset": "zero"})
+    assert net.semantics.origin["reset"] == "option"
+    bundle = compile_network(net, loihi1)
+    assert {pop.reset for pop in bundle.network.populations} == {"zero"}
+    test = data.load("digits:test")
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    assert abs(m["accuracy"]["chip"] - zoo.load("digits-multispike").meta["accuracy"]["test"]) <= 0.01
