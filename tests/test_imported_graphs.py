@@ -113,3 +113,33 @@ def test_braille_runs_bit_exact_on_lava(graph, request, lava_python):
     net, bundle = request.getfixturevalue(graph)
     inputs = random_spike_trains(net.input_size, 3, bundle.timing.num_steps, 0.01, seed=1)
     assert_lava_matches_bitsim(bundle, inputs, context=graph)
+
+
+def cnn(reference_dir, steps: int):
+    return load_graph(reference_dir / "nir-paper-graphs" / "cnn_sinabs.nir", {
+        "time_unit": "step", "fire_once": False, "reset": "subtract", "decoding": "spike_count",
+        "horizon": steps, "spike": "dirac", "integration": "euler"})
+
+
+def test_cnn_convolutions_and_pools_become_dense_blocks_with_their_synapses_counted(reference_dir):
+    net = cnn(reference_dir, 30)
+    assert [layer.kind for layer in net.layers] == ["IF"] * 5 and net.input_shape == (2, 34, 34)
+    assert [(layer.name, layer.size, layer.feed_forward.nodes) for layer in net.layers] == [
+        ("1", 4096, ("0",)), ("3", 4096, ("2",)), ("6", 512, ("4", "5")), ("10", 256, ("7", "8", "9")),
+        ("12", 10, ("11",))]
+    # Conv 0: 5x5 kernels, stride 2, padding 1 over 2x34x34 -> 16x16x16. Output row 0 reads padded input
+    # row -1, so only 4 of its 5 kernel rows land (79 = 16 * 5 - 1 row taps per axis), columns alike.
+    assert np.count_nonzero(net.layer("1").feed_forward.weight) == 16 * 2 * 79 * 79
+    bundle = compile_network(net, description.load("loihi2"), dt=1)
+    synapses = {name: layer["synapses"] for name, layer in bundle.report["placement"]["layers"].items()}
+    # Every nonzero 8-bit weight is a synapse in the compile report (weights that round to 0 are not).
+    stored = np.count_nonzero(next(c.weights for c in bundle.network.connections if c.target == "1"))
+    assert synapses["1"] == stored and stored > 0.99 * np.count_nonzero(net.layer("1").feed_forward.weight)
+
+
+def test_cnn_runs_bit_exact_on_lava(reference_dir, lava_python):
+    net = cnn(reference_dir, 30)
+    bundle = compile_network(net, description.load("loihi2"), dt=1, split_weights=True)
+    inputs = random_spike_trains(net.input_size, 2, bundle.timing.num_steps, 0.05, seed=2)
+    expected, _ = assert_lava_matches_bitsim(bundle, inputs, record_state=False, context="cnn")
+    assert expected.spikes["12"].events.shape[1] > 0  # the output layer is reached
