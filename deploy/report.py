@@ -82,7 +82,7 @@ def first_divergence(comparison: Comparison, layer_order) -> list[dict]:
     rows = []
     for sample in np.flatnonzero(c.decisions["chip"] != c.decisions["float"]):
         chosen = {model: int(c.decisions[model][sample]) for model in MODELS}
-        row = {"sample": int(sample), "label": int(c.labels[sample]),
+        row = {"sample": int(sample), "label": None if c.labels is None else int(c.labels[sample]),
                **{f"{model}_decision": chosen[model] for model in MODELS},
                "flipped_by": _flipped_by(chosen), "layer": None, "step": None, "neurons": None}
         for layer in layer_order:
@@ -106,7 +106,7 @@ def _flipped_by(decision: dict[str, int]) -> str:
 def disagreement_steps(comparison: Comparison, layer_order, num_steps: int) -> np.ndarray:
     """Per sample, the summed |chip - float| first-spike time over all neurons, in steps; a silent
     neuron counts as firing just after the run (step num_steps + 1)."""
-    total = np.zeros(len(comparison.labels))
+    total = np.zeros(comparison.inputs.num_samples)
     for layer in layer_order:
         chip, float_ = (np.minimum(comparison.times[m][layer], num_steps + 1) for m in ("chip", "float"))
         total += np.abs(chip - float_).sum(axis=1)
@@ -372,7 +372,8 @@ def raster_section(comparison: Comparison, layer_order, num_steps: int) -> Secti
     for sample in raster_samples(comparison, layer_order, num_steps):
         d = {model: int(comparison.decisions[model][sample]) for model in MODELS}
         verdict = "disagrees" if disagrees[sample] else "agrees"
-        caption = (f"sample {sample}: true class {int(comparison.labels[sample])}, float decides {d['float']}, "
+        truth = "" if comparison.labels is None else f"true class {int(comparison.labels[sample])}, "
+        caption = (f"sample {sample}: {truth}float decides {d['float']}, "
                    f"chip decides {d['chip']} ({verdict})")
         figures.append(_image(raster_plot(comparison, layer_order, sample, num_steps),
                               f"spike raster of sample {sample}", caption))
@@ -457,16 +458,19 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
     """The report as one HTML string."""
     layer_order = [layer.name for layer in net.layers]
     num_steps = bundle.timing.num_steps
-    num_classes = max(int(comparison.labels.max(initial=0)) + 1, bundle.network.population(bundle.network.output).size)
+    labelled = comparison.labels is not None  # random input spike trains have no labels, hence no accuracy
+    num_classes = bundle.network.population(bundle.network.output).size
+    if labelled:
+        num_classes = max(int(comparison.labels.max(initial=0)) + 1, num_classes)
     sections = [
-        accuracy_section(comparison, verdict, num_classes),
+        *([accuracy_section(comparison, verdict, num_classes)] if labelled else []),
         raster_section(comparison, layer_order, num_steps),
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
         Section("quantization", "Quantization", data_tables(bundle.report.get("quantization", {}))),
         *([Section("energy", "Energy and latency per inference", data_tables(energy))] if energy else []),
         *([placement_section(bundle)] if bundle.placement.cores or bundle.report.get("placement") else []),
-        divergence_section(first_divergence(comparison, layer_order), len(comparison.labels), bundle.timing),
+        divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),
     ]
     nav = "<nav>" + "".join(f'<a href="#{s.id}">{_esc(s.title)}</a>' for s in sections) + "</nav>"
     title = f"snn-deploy verify: {verdict.metrics['nir_file']} on {verdict.metrics['target']}"

@@ -1,5 +1,6 @@
 """The command line: exit codes, one-line errors, and no partial output on bad input."""
 
+import json
 import subprocess
 import sys
 
@@ -185,3 +186,28 @@ def test_ctrl_c_stops_cleanly_without_partial_output(files, tmp_path):
     assert "interrupted; no output was written" in stderr and "Traceback" not in stderr
     assert not out_json.exists() and not out_report.exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_imported_graph_compiles_and_verifies_on_random_spike_trains(reference_dir, tmp_path, capsys):
+    """The whole command line for a graph from another tool: every open semantic stated, then verify
+    without a data set, on seeded random input spike trains; the choices are printed and stored."""
+    graph = str(reference_dir / "nir-paper-graphs" / "braille_noDelay_noBias_subtract.nir")
+    semantics = ["--time-unit", "s", "--multi-spike", "--reset", "subtract", "--decoding", "spike_count",
+                 "--duration", "0.03", "--spike", "pulse", "--integration", "euler"]
+    bundle = tmp_path / "braille.npz"
+    assert main(["compile", graph, "--target", "loihi2", "--dt", "1e-4", "--split-weights", "-o", str(bundle),
+                 *semantics]) == 0
+    out = capsys.readouterr().out
+    assert "reset=subtract, spike=pulse, integration=euler" in out and "integration from option" in out
+    report = tmp_path / "v.json"
+    assert main(["verify", graph, str(bundle), "--data", "random:rate=0.05,seed=3", "--samples", "40",
+                 "--min-agreement", "0.9", "--json", str(report), *semantics]) == 0
+    out = capsys.readouterr().out
+    assert "random spike trains (rate 0.05 per step, seed 3) (40 samples" in out
+    assert "accuracy" not in out.split("\n")[1] and "output spike counts" in out
+    metrics = json.loads(report.read_text())
+    assert metrics["accuracy"] is None and metrics["samples"] == 40
+    assert set(metrics["divergence"]) == {"samples_identical", "first_layer", "first_step", "per_sample"}
+    for bad, message in (("random:rate=2", "rate must be in (0, 1]"), ("random:speed=1", "takes rate= and seed=")):
+        assert main(["verify", graph, str(bundle), "--data", bad, *semantics]) == 2
+        assert message in _error_line(capsys)

@@ -143,3 +143,17 @@ def test_cnn_runs_bit_exact_on_lava(reference_dir, lava_python):
     inputs = random_spike_trains(net.input_size, 2, bundle.timing.num_steps, 0.05, seed=2)
     expected, _ = assert_lava_matches_bitsim(bundle, inputs, record_state=False, context="cnn")
     assert expected.spikes["12"].events.shape[1] > 0  # the output layer is reached
+
+
+def test_cnn_decides_as_the_float_interpreter(reference_dir):
+    """Issue target: >= 95% identical decisions on seeded random spike trains (rate 0.05, 100 steps).
+    Leak-free IF neurons under sustained inhibition reach the chip's negative voltage rail (counted as
+    saturations); the float model has no rail, so their spike trains part, but rarely the decision."""
+    net = cnn(reference_dir, 100)
+    bundle = compile_network(net, description.load("loihi2"), dt=1, split_weights=True)
+    comparison, m = _verdict(net, bundle, rate=0.05, samples=20)
+    assert m["agreement"] >= 0.95
+    counts = m["output_spike_count_error"]
+    assert counts["mean_abs"] < 0.2 * counts["reference_mean"]
+    assert all(c["current_wraps"] == 0 for c in m["hardware_events"].values())
+    assert m["hardware_events"]["1"]["voltage_saturations"] > 0
