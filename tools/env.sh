@@ -6,10 +6,12 @@ SNN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SNN_VENV="$SNN_ROOT/.venv"
 # torch 2.13.0 is the CPU wheel served locally on the project's machines; override elsewhere.
 SNN_TORCH_SPEC="${SNN_DEPLOY_TORCH_SPEC:-torch==2.13.0}"
+# The simulators that tests/test_interop.py checks NIR graphs against (pinned: their exporters' quirks are asserted).
+SNN_INTEROP_SPEC="snntorch==1.0.0 nirtorch==2.6 norse==1.1.0"
 
 _snn_stamp() {
   # Rebuild the environment when the project's dependencies change.
-  { cat "$SNN_ROOT/pyproject.toml"; echo "$SNN_TORCH_SPEC"; } | sha256sum | cut -c1-16
+  { cat "$SNN_ROOT/pyproject.toml"; echo "$SNN_TORCH_SPEC"; echo "$SNN_INTEROP_SPEC"; } | sha256sum | cut -c1-16
 }
 
 ensure_main_env() {
@@ -31,7 +33,9 @@ ensure_main_env() {
   # pip and the build backend are chatty; their output goes to a log, shown only if a step fails.
   if ! { "$SNN_VENV/bin/python" -m pip install --upgrade pip &&
          "$SNN_VENV/bin/python" -m pip install "$SNN_TORCH_SPEC" &&
-         "$SNN_VENV/bin/python" -m pip install -e "$SNN_ROOT[torch,report,onnx,dev]"; } > "$log" 2>&1; then
+         "$SNN_VENV/bin/python" -m pip install -e "$SNN_ROOT[torch,report,onnx,dev]" &&
+         # --no-deps: their declared dependencies would replace the CPU torch and pull torchvision, neither needed.
+         "$SNN_VENV/bin/python" -m pip install --no-deps $SNN_INTEROP_SPEC; } > "$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "snn-deploy set-up: installing into $SNN_VENV failed; the full log is $log" >&2
     return 1
