@@ -106,7 +106,7 @@ def _flipped_by(decision: dict[str, int]) -> str:
 def disagreement_steps(comparison: Comparison, layer_order, num_steps: int) -> np.ndarray:
     """Per sample, the summed |chip - float| first-spike time over all neurons, in steps; a silent
     neuron counts as firing just after the run (step num_steps + 1)."""
-    total = np.zeros(comparison.inputs.num_samples)
+    total = np.zeros(len(comparison.decisions["chip"]))
     for layer in layer_order:
         chip, float_ = (np.minimum(comparison.times[m][layer], num_steps + 1) for m in ("chip", "float"))
         total += np.abs(chip - float_).sum(axis=1)
