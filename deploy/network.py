@@ -323,17 +323,23 @@ def _sum_inputs(name: str, feeding: list[str], sources: dict[str, tuple[int, ...
     return summed
 
 
-def _by_depth(input_name: str, layers: dict[str, FloatLayer]) -> tuple[FloatLayer, ...]:
-    """Layers in order of their shortest feed-forward distance from the input (ties: graph order)."""
+def feed_forward_depths(input_name: str, layers) -> dict[str, int]:
+    """Each layer's shortest feed-forward distance from the input (the input is 0, its first layer 1)."""
     depth = {input_name: 0}
     changed = True
     while changed:
         changed = False
-        for layer in layers.values():
+        for layer in layers:
             reach = [depth[p.source] + 1 for p in layer.projections if p.source in depth]
             if reach and min(reach) < depth.get(layer.name, np.inf):
                 depth[layer.name] = min(reach)
                 changed = True
+    return depth
+
+
+def _by_depth(input_name: str, layers: dict[str, FloatLayer]) -> tuple[FloatLayer, ...]:
+    """Layers in order of their shortest feed-forward distance from the input (ties: graph order)."""
+    depth = feed_forward_depths(input_name, layers.values())
     unreached = [name for name in layers if name not in depth]
     if unreached:
         raise DeployError(f"node {unreached[0]} is not reached from the input")

@@ -45,7 +45,7 @@ from ..targets.bundle import DenseConnection, InputLayer, IntNetwork, LifPopulat
 from ..targets.description import Target
 from .encoding import SINGLE_SPIKE_ENCODINGS
 from .errors import DeployError
-from .network import FloatLayer, FloatNetwork, Semantics
+from .network import FloatLayer, FloatNetwork, Semantics, feed_forward_depths
 
 
 # Fewer weight levels than this leave a layer meaningless: refuse it rather than run noise.
@@ -63,6 +63,12 @@ MIN_THRESHOLD_LEVELS = 256
 
 # The constant source: one neuron that fires every step (v = bias = 1 > vth = 0, reset to 0).
 CONSTANT_SOURCE = "constant"
+
+
+def constant_source_name(depth: int) -> str:
+    """The constant source whose spikes first reach a layer at feed-forward depth ``depth`` together with
+    the first input: "constant" for depth 1, a relay "constant.<depth>" one step later per depth."""
+    return CONSTANT_SOURCE if depth <= 1 else f"{CONSTANT_SOURCE}.{depth}"
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,22 @@ def constant_source() -> Discretization:
                           reset="zero", fire_once=False)
 
 
-def constant_population() -> LifPopulation:
-    """The constant source on the chip: u and v keep nothing (du = dv = 4095), bias 1 > vth << 6 = 0."""
-    return LifPopulation(name=CONSTANT_SOURCE, size=1, du=fx.DECAY_UNITY - 1, dv=fx.DECAY_UNITY - 1, vth=0,
-                         bias_mant=1)
+def constant_relay(depth: int) -> Discretization:
+    """The float form of relay ``depth``: it fires in every step after the previous source does."""
+    zero, one = np.zeros(1), np.ones(1)
+    return Discretization(name=constant_source_name(depth), inputs=((constant_source_name(depth - 1), one[:, None]),),
+                          alpha_u=zero, alpha_v=zero, drive=zero, threshold=one / 2, reset="zero", fire_once=False)
+
+
+def constant_population(disc: Discretization) -> tuple[LifPopulation, tuple[DenseConnection, ...]]:
+    """A constant source on the chip: u and v keep nothing (du = dv = 4095) and vth << 6 = 0. The first
+    fires on its bias of 1; a relay on its input of weight 1 from the previous one."""
+    relay = bool(disc.inputs)
+    pop = LifPopulation(name=disc.name, size=1, du=fx.DECAY_UNITY - 1, dv=fx.DECAY_UNITY - 1, vth=0,
+                        bias_mant=0 if relay else 1)
+    conns = tuple(DenseConnection(name=f"{source}->{disc.name}", source=source, target=disc.name,
+                                  weights=np.ones((1, 1), np.int64)) for source, _ in disc.inputs)
+    return pop, conns
 
 
 def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,7 +148,8 @@ def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.
     return np.zeros(layer.size), alpha_v, layer.r * alpha_v / (layer.tau_mem if layer.kind == "LIF" else 1.0)
 
 
-def discretize(layer: FloatLayer, dt: float, semantics: Semantics) -> Discretization:
+def discretize(layer: FloatLayer, dt: float, semantics: Semantics,
+               constant_source: str = CONSTANT_SOURCE) -> Discretization:
     """The discrete form of one layer at step dt (see the module docstring).
 
     A neuron without synaptic current (LIF, IF) jumps by r W / tau_mem (IF: r W) at an input spike
@@ -147,7 +166,7 @@ def discretize(layer: FloatLayer, dt: float, semantics: Semantics) -> Discretiza
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
         if layer.kind == "CubaLIF":
-            inputs.append((CONSTANT_SOURCE, (jump * dt * bias)[:, None]))
+            inputs.append((constant_source, (jump * dt * bias)[:, None]))
         elif layer.kind == "LIF" and semantics.integration == "exact":
             drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
         else:
@@ -364,14 +383,26 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
 
 
 def discrete_layers(net: FloatNetwork, dt: float) -> tuple[Discretization, ...]:
-    """Every layer's discrete form, led by the constant source when a layer needs it."""
-    layers = tuple(discretize(layer, dt, net.semantics) for layer in net.layers)
-    if not any(source == CONSTANT_SOURCE for layer in layers for source, _ in layer.inputs):
-        return layers
-    if any(layer.name == CONSTANT_SOURCE for layer in net.layers) or net.input_name == CONSTANT_SOURCE:
-        raise DeployError(f"a node is named {CONSTANT_SOURCE!r}, the name of the source this compiler adds for "
-                          "Affine biases; rename the node")
-    return (constant_source(),) + layers
+    """Every layer's discrete form, led by the constant sources the layers' biases need.
+
+    With Euler integration a simulator steps a feed-forward chain within one time step, while the
+    chip delays each stage by one: a layer at depth d sees its first input d steps late, so its bias
+    comes from the relay that starts then too. Exact integration has no such latency (every layer
+    samples t = n dt), and every bias comes from the first source.
+    """
+    depths = feed_forward_depths(net.input_name, net.layers)
+    layers = tuple(discretize(layer, dt, net.semantics, constant_source_name(
+        depths[layer.name] if net.semantics.integration == "euler" else 1)) for layer in net.layers)
+    deepest = max((depth for depth in range(1, len(net.layers) + 1)
+                   if any(source == constant_source_name(depth) for layer in layers for source, _ in layer.inputs)),
+                  default=0)
+    sources = tuple([constant_source()] if deepest else []) + tuple(constant_relay(d) for d in range(2, deepest + 1))
+    taken = {layer.name for layer in net.layers} | {net.input_name}
+    for source in sources:
+        if source.name in taken:
+            raise DeployError(f"a node is named {source.name!r}, the name of a source this compiler adds for "
+                              "Affine biases; rename the node")
+    return sources + layers
 
 
 def quantize(net: FloatNetwork, target: Target, dt: float, split_weights: bool = False) -> QuantizedNetwork:
@@ -386,12 +417,15 @@ def quantize(net: FloatNetwork, target: Target, dt: float, split_weights: bool =
     # Each source spikes at most once if its neurons fire once, or if it is a latency-coded input.
     fires_once = {layer.name: sem.fire_once for layer in net.layers}
     fires_once[net.input_name] = sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS
-    fires_once[CONSTANT_SOURCE] = False
     populations, connections, report = [], [], {}
     discrete = discrete_layers(net, dt)
+    layer_names = {layer.name for layer in net.layers}
     for disc in discrete:
-        if disc.name == CONSTANT_SOURCE:
-            populations.append(constant_population())
+        if disc.name not in layer_names:  # a constant source
+            fires_once[disc.name] = False
+            pop, conns = constant_population(disc)
+            populations.append(pop)
+            connections.extend(conns)
             continue
         pop, conns, layer_report = quantize_layer(disc, target, fires_once, horizon_steps, split_weights)
         populations.append(pop)

@@ -82,13 +82,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(GRAPHS), help="measure these graphs only")
     args = parser.parse_args()
-    rows = []
+    results = HERE / "imported_graphs.json"
+    # --only replaces those graphs' rows and keeps the others'.
+    rows = [r for r in json.loads(results.read_text()) if r["graph"] not in args.only] \
+        if args.only and results.exists() else []
     for name in args.only or GRAPHS:
         for split_weights in (False, True):
             for rate in GRAPHS[name][3]:
                 rows.append(measure(name, split_weights, rate))
                 print(json.dumps(rows[-1]), flush=True)
-    (HERE / "imported_graphs.json").write_text(json.dumps(rows, indent=1) + "\n")
+    rows.sort(key=lambda r: list(GRAPHS).index(r["graph"]))
+    results.write_text(json.dumps(rows, indent=1) + "\n")
     (HERE / "IMPORTED.md").write_text(markdown(rows))
 
 
