@@ -61,8 +61,9 @@ class TrainingConfig:
     beta: float = BETA
 
 
-def initial_weights(config: TrainingConfig, n_in: int, n_out: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Gaussian weights N(mean_l, std_l^2), shapes (n_hidden, n_in) and (n_out, n_hidden)."""
+def initial_weights(config, n_in: int, n_out: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Gaussian weights N(mean_l, std_l^2), shapes (n_hidden, n_in) and (n_out, n_hidden); ``config`` has
+    n_hidden, weight_means and weight_stds (TrainingConfig and train_multispike.MultiSpikeConfig do)."""
     shapes = [(config.n_hidden, n_in), (n_out, config.n_hidden)]
     return [
         torch.normal(mean, std, size=shape, generator=generator, dtype=torch.float64).requires_grad_()
@@ -155,6 +156,34 @@ def seeded(seed: int) -> tuple[torch.Generator, np.random.RandomState]:
     return torch.Generator().manual_seed(seed), np.random.RandomState(seed)
 
 
+@dataclass
+class TrainingRun:
+    """What both trainers start from: the data, the seeded generators, the weights and their optimizer
+    (Adam with step decay of the learning rate), and the best-epoch tracker."""
+
+    splits: tuple
+    train_times: torch.Tensor
+    train_labels: torch.Tensor
+    generator: torch.Generator
+    shuffle_rng: np.random.RandomState
+    weights: list[torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.StepLR
+    best: BestEpoch
+
+
+def start_training(config, dataset_name: str, encoding, n_train: int | None, seed: int) -> TrainingRun:
+    """Set up a run: one thread (the machine is shared), splits, initial weights, optimizer, schedule."""
+    torch.set_num_threads(1)
+    splits, train_times, train_labels = encoded_splits(dataset_name, encoding, n_train)
+    generator, shuffle_rng = seeded(seed)
+    weights = initial_weights(config, train_times.shape[1], splits[0].n_classes, generator)
+    optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
+    return TrainingRun(splits, train_times, train_labels, generator, shuffle_rng, weights, optimizer, scheduler,
+                       BestEpoch([w.detach().numpy().copy() for w in weights]))
+
+
 def train_yinyang_ttfs(
     seed: int = 0,
     epochs: int = 300,
@@ -217,15 +246,11 @@ def train_ttfs(
     """Train n_in(+1 bias) -> n_hidden -> n_classes with Adam on the Fast & Deep loss; keep the best-validation
     weights. n_train limits the training set to its first n_train samples (for quick checks).
     """
-    torch.set_num_threads(1)
     started = time.perf_counter()
-    (train_set, validation_set, test_set), train_times, train_labels = encoded_splits(dataset_name, encoding, n_train)
-    generator, shuffle_rng = seeded(seed)
-    weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
-    optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
-
-    best = BestEpoch([w.detach().numpy().copy() for w in weights])
+    run = start_training(config, dataset_name, encoding, n_train, seed)
+    (train_set, validation_set, test_set), train_times, train_labels = run.splits, run.train_times, run.train_labels
+    generator, shuffle_rng, weights, optimizer, scheduler, best = (run.generator, run.shuffle_rng, run.weights,
+                                                                   run.optimizer, run.scheduler, run.best)
     bump, last_bumped, n_bumps = config.bump_value, None, 0
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name, unit="epoch")
     for epoch in bar:

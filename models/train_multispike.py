@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from . import data, multispike
-from .train import DIGITS_ENCODING, BestEpoch, encoded_splits, json_hyper_parameters, seeded
+from .train import DIGITS_ENCODING, json_hyper_parameters, start_training
 from .ttfs import TTFSEncoding
 from .zoo import MultiSpikeModel, PixelLatencyEncoding
 
@@ -47,15 +47,6 @@ class MultiSpikeConfig:
 
 YINYANG_CONFIG = MultiSpikeConfig(lr_gamma=0.9)
 DIGITS_CONFIG = MultiSpikeConfig(weight_means=(0.2, 0.1), weight_stds=(0.5, 0.2))
-
-
-def initial_weights(config: MultiSpikeConfig, n_in: int, n_out: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Gaussian weights N(mean_l, std_l^2), shapes (n_hidden, n_in) and (n_out, n_hidden)."""
-    shapes = [(config.n_hidden, n_in), (n_out, config.n_hidden)]
-    return [
-        torch.normal(mean, std, size=shape, generator=generator, dtype=torch.float64).requires_grad_()
-        for shape, mean, std in zip(shapes, config.weight_means, config.weight_stds)
-    ]
 
 
 def output_times(t_in: np.ndarray, weights, config: MultiSpikeConfig) -> np.ndarray:
@@ -100,15 +91,11 @@ def train_multispike(
     how many epochs ran). n_train limits the training set to its first n_train samples (for quick checks); the
     stored train accuracy is measured on the samples trained on.
     """
-    torch.set_num_threads(1)
     started = time.perf_counter()
-    (train_set, validation_set, test_set), train_times, train_labels = encoded_splits(dataset_name, encoding, n_train)
-    generator, shuffle_rng = seeded(seed)
-    weights = initial_weights(config, train_times.shape[1], train_set.n_classes, generator)
-    optimizer = torch.optim.Adam(weights, lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
-
-    best = BestEpoch([w.detach().numpy().copy() for w in weights])
+    run = start_training(config, dataset_name, encoding, n_train, seed)
+    (train_set, validation_set, test_set), train_times, train_labels = run.splits, run.train_times, run.train_labels
+    shuffle_rng, weights, optimizer, scheduler, best = (run.shuffle_rng, run.weights, run.optimizer, run.scheduler,
+                                                        run.best)
     epochs_run = 0
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name, unit="epoch")
     for epoch in bar:
