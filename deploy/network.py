@@ -278,8 +278,6 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
                 raise DeployError(f"node {name} has {size} neurons but {' -> '.join(through) or source} "
                                   f"delivers {path.matrix.shape[0]} values")
             projections.append(Projection(source=source, nodes=through, weight=path.matrix, bias=path.bias))
-        if not projections:
-            raise DeployError(f"neuron node {name} has no input")
         params = _neuron_parameters(name, nodes[name], size)
         layers[name] = FloatLayer(name=name, projections=tuple(projections), kind=type(nodes[name]).__name__,
                                   **params)
@@ -303,6 +301,8 @@ def _node_shape(name: str, node) -> tuple[int, ...]:
 def _sum_inputs(name: str, feeding: list[str], sources: dict[str, tuple[int, ...]], through_synapse):
     """The input of node ``name`` (the sum of what its predecessors deliver) per source: a source feeding it
     directly contributes the identity; a synapse node contributes its own paths."""
+    if not feeding:
+        raise DeployError(f"node {name} has no input")
     summed: dict[str, tuple[tuple[str, ...], LinearMap]] = {}
     for predecessor in feeding:
         if predecessor in sources:
@@ -318,8 +318,6 @@ def _sum_inputs(name: str, feeding: list[str], sources: dict[str, tuple[int, ...
                 path = LinearMap(previous.matrix + path.matrix, previous.bias + path.bias, path.output_shape)
                 through = previous_through + tuple(n for n in through if n not in previous_through)
             summed[source] = (through, path)
-    if not feeding:
-        raise DeployError(f"node {name} has no input")
     return summed
 
 

@@ -233,7 +233,7 @@ def size_population(pop: LifPopulation, incoming: list[Synapses], fan_out: np.nd
     return blocks, failed.violations[0][0]
 
 
-# Feed-forward networks settle in the second pass; recurrent ones within a few.
+# Feed-forward networks are placed in one pass; recurrent ones settle within a few.
 MAX_PLACEMENT_PASSES = 4
 
 
@@ -253,14 +253,16 @@ def place(network: IntNetwork, target: Target, max_chips: int = 1) -> Placement:
     sized: dict[str, tuple[Blocks, str]] = {}
     for _ in range(MAX_PLACEMENT_PASSES):
         previous = {name: blocks.count for name, (blocks, _) in sized.items()}
+        estimated = False  # a fan-out counted before its target was sized (recurrence)
         for pop in sorted(network.populations, key=lambda p: -depth.get(p.name, 0)):
             fan_out = np.zeros(pop.size, np.int64)
             for conn in network.connections:
                 if conn.source == pop.name:
+                    estimated |= conn.target not in sized
                     fan_out += (sized[conn.target][0].reached[conn.name] if conn.target in sized
                                 else np.count_nonzero(conn.weights, axis=0) > 0)
             sized[pop.name] = size_population(pop, incoming[pop.name], fan_out, budget)
-        if previous == {name: blocks.count for name, (blocks, _) in sized.items()}:
+        if not estimated or previous == {name: blocks.count for name, (blocks, _) in sized.items()}:
             break
     cores_per_chip = int(target.value("chip", "neuro_cores"))
     total = sum(blocks.count for blocks, _ in sized.values())
