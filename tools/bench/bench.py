@@ -184,7 +184,7 @@ def bench_compile(repeats: int) -> dict:
         q_s = min(timed(lambda: quantize(net, TARGET, DT))[0] for _ in range(repeats))
         quantized = quantize(net, TARGET, DT)
         p_s = min(timed(lambda: place(quantized.network, TARGET, max_chips=64))[0] for _ in range(repeats))
-        rows.append({"synapses": int(net.layers[0].weight.size), "quantize_s": q_s, "place_s": p_s,
+        rows.append({"synapses": int(net.layers[0].feed_forward.weight.size), "quantize_s": q_s, "place_s": p_s,
                      "total_s": q_s + p_s})
     exponent = float(np.polyfit(np.log([r["synapses"] for r in rows]), np.log([r["total_s"] for r in rows]), 1)[0])
     return {"rows": rows, "growth_exponent": exponent}
