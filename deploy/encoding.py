@@ -29,8 +29,11 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(features)):
         raise DeployError("input features contain NaN or infinity")
-    model_encoding = encoding_from_description({"kind": encoding["kind"], "t_early": encoding["t_early"],
-                                                "t_late": encoding["t_late"], "t_bias": t_bias})
+    fields = {name: value for name, value in encoding.items() if name not in ("bias_times", "dataset")}
+    try:
+        model_encoding = encoding_from_description({**fields, "t_bias": t_bias})
+    except TypeError as error:
+        raise DeployError(f"input encoding {encoding['kind']!r} has fields the encoding does not take: {error}")
     return model_encoding.encode(features)
 
 

@@ -28,13 +28,14 @@ DEFAULT_HORIZON_TAU = 3.0
 
 
 def model_semantics(model) -> Semantics:
-    from ..models.zoo import MultiSpikeModel
+    from ..models.zoo import MultiSpikeModel, encoding_description
 
     enc = model.encoding
     multi_spike = isinstance(model, MultiSpikeModel)
+    fields = {name: value for name, value in encoding_description(enc).items() if name not in ("kind", "t_bias")}
     return Semantics(time_unit="tau", fire_once=not multi_spike, reset="subtract" if multi_spike else "zero",
-                     encoding={"kind": getattr(enc, "kind", "ttfs_linear"), "t_early": enc.t_early,
-                               "t_late": enc.t_late, "bias_times": [enc.t_bias], "dataset": model.dataset},
+                     encoding={"kind": getattr(enc, "kind", "ttfs_linear"), **fields, "bias_times": [enc.t_bias],
+                               "dataset": model.dataset},
                      decoding="spike_count" if multi_spike else "first_spike",
                      horizon=model.horizon if multi_spike else model.meta.get("horizon_tau", DEFAULT_HORIZON_TAU))
 

@@ -23,21 +23,25 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class PixelLatencyEncoding:
-    """Pixel x in [0, 1] -> one spike at t = t_early + (1 - x) (t_late - t_early) if x > 0 (brighter = earlier),
-    no spike if x = 0; one bias spike at t_bias is appended. Blank pixels stay silent as in Bacho & Chu (2023)'s
-    MNIST coding: a synchronous volley of background spikes would carry no information yet dominate every
-    neuron's input."""
+    """Pixel x in [0, 1] -> one spike at t = t_early + (1 - x) (t_late - t_early) (brighter = earlier); one bias
+    spike at t_bias is appended. Blank pixels (x = 0) either stay silent, as in Bacho & Chu (2023)'s MNIST coding,
+    or, with blank_spikes, spike at t_late like every other pixel, as in Fast & Deep's MNIST coding (Göltz et al.
+    2021; their datasets.py maps 0 to the latest time). The late volley lets a first-spike network tell a blank
+    pixel from one still to come (digits-ttfs uses it; models/train.py DIGITS_TTFS_CONFIG has the measurements)."""
 
     t_early: float
     t_late: float
     t_bias: float
+    blank_spikes: bool = False
 
     kind = "pixel_latency"
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """(N, F) features -> (N, F + 1) float64 spike times (inf = no spike), the last column the bias spike."""
         features = np.asarray(features, dtype=np.float64)
-        times = np.where(features > 0, self.t_early + (1.0 - features) * (self.t_late - self.t_early), np.inf)
+        times = self.t_early + (1.0 - features) * (self.t_late - self.t_early)
+        if not self.blank_spikes:
+            times = np.where(features > 0, times, np.inf)
         bias = np.full((features.shape[0], 1), self.t_bias)
         return np.concatenate([times, bias], axis=1)
 

@@ -152,3 +152,11 @@ def test_unrepresentable_threshold_names_node_value_and_limit(tmp_path):
     nir.write(tmp_path / "big.nir", graph)
     with pytest.raises(DeployError, match=r"node lif2: neuron 0: threshold 1e\+09 is too large .* vth at most 131071"):
         compile_network(load_graph(tmp_path / "big.nir"), description.load("loihi2"))
+
+
+def test_an_encoding_with_a_field_the_coding_does_not_take_is_a_deploy_error():
+    from snn_deploy.deploy.encoding import input_times
+
+    encoding = {"kind": "pixel_latency", "t_early": 0.15, "t_late": 2.0, "bias_times": [0.9], "gamma": 1.0}
+    with pytest.raises(DeployError, match="'pixel_latency' has fields the encoding does not take"):
+        input_times(encoding, np.zeros((1, 4)))
