@@ -13,6 +13,18 @@ from .errors import DeployError
 SINGLE_SPIKE_ENCODINGS = ("ttfs_linear", "pixel_latency")
 
 
+# The graph's encoding entry holds a model encoding's fields, with its bias spike as "bias_times", and the data set.
+GRAPH_ONLY_FIELDS = ("bias_times", "dataset")
+
+
+def graph_encoding(model_encoding, dataset: str) -> dict:
+    """The graph metadata's "encoding" entry for a zoo model's encoding (``models.zoo.ENCODINGS``)."""
+    from ..models.zoo import encoding_description
+
+    fields = {name: value for name, value in encoding_description(model_encoding).items() if name != "t_bias"}
+    return {"kind": "ttfs_linear", **fields, "bias_times": [model_encoding.t_bias], "dataset": dataset}
+
+
 def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit.
 
@@ -29,7 +41,7 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(features)):
         raise DeployError("input features contain NaN or infinity")
-    fields = {name: value for name, value in encoding.items() if name not in ("bias_times", "dataset")}
+    fields = {name: value for name, value in encoding.items() if name not in GRAPH_ONLY_FIELDS}
     try:
         model_encoding = encoding_from_description({**fields, "t_bias": t_bias})
     except TypeError as error:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..targets.files import atomic_path
+from .encoding import graph_encoding
 from .errors import DeployError
 from .network import METADATA_KEY, Semantics
 
@@ -28,14 +29,11 @@ DEFAULT_HORIZON_TAU = 3.0
 
 
 def model_semantics(model) -> Semantics:
-    from ..models.zoo import MultiSpikeModel, encoding_description
+    from ..models.zoo import MultiSpikeModel
 
-    enc = model.encoding
     multi_spike = isinstance(model, MultiSpikeModel)
-    fields = {name: value for name, value in encoding_description(enc).items() if name not in ("kind", "t_bias")}
     return Semantics(time_unit="tau", fire_once=not multi_spike, reset="subtract" if multi_spike else "zero",
-                     encoding={"kind": getattr(enc, "kind", "ttfs_linear"), **fields, "bias_times": [enc.t_bias],
-                               "dataset": model.dataset},
+                     encoding=graph_encoding(model.encoding, model.dataset),
                      decoding="spike_count" if multi_spike else "first_spike",
                      horizon=model.horizon if multi_spike else model.meta.get("horizon_tau", DEFAULT_HORIZON_TAU))
 
