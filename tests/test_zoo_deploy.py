@@ -73,8 +73,11 @@ def test_digits_ttfs_deploys_within_one_point_of_float(tmp_path):
     assert m["agreement"] >= 0.99
 
 
-@pytest.mark.parametrize("name, split", [("yinyang-multispike", "yinyang:test"), ("digits-multispike", "digits:test")])
-def test_multispike_models_deploy_with_their_subtractive_reset_within_one_point(tmp_path, name, split):
+# yinyang-multispike's output neurons sum 200 hidden inputs; with 8-bit weights the chip drops 1.8 points (measured),
+# with split weights (~14 bits) 0.6, so it deploys with --split-weights.
+@pytest.mark.parametrize("name, split, split_weights", [("yinyang-multispike", "yinyang:test", True),
+                                                        ("digits-multispike", "digits:test", False)])
+def test_multispike_models_deploy_with_their_subtractive_reset_within_one_point(tmp_path, name, split, split_weights):
     """On Loihi 2 the trained model's own reset (subtract theta) is mapped as it is; the chip decides within
     one point of the trained (event-driven) model and of the float discrete reference."""
     path = tmp_path / f"{name}.nir"
@@ -82,7 +85,7 @@ def test_multispike_models_deploy_with_their_subtractive_reset_within_one_point(
     export(model, path)
     net = load_graph(path)
     assert (net.semantics.reset, net.semantics.fire_once, net.semantics.decoding) == ("subtract", False, "spike_count")
-    bundle = compile_network(net, description.load("loihi2"))
+    bundle = compile_network(net, description.load("loihi2"), split_weights=split_weights)
     assert {pop.reset for pop in bundle.network.populations} == {"subtract"}
     test = data.load(split)
     m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics

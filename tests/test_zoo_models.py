@@ -12,7 +12,7 @@ torch.set_num_threads(1)  # the machine is shared; more threads only contend
 
 NEW_MODELS = {
     # name: (kind, dataset, layer shapes)
-    "yinyang-multispike": (zoo.MultiSpikeModel, "yinyang", [(100, 5), (3, 100)]),
+    "yinyang-multispike": (zoo.MultiSpikeModel, "yinyang", [(200, 5), (3, 200)]),
     "digits-ttfs": (zoo.TTFSModel, "digits", [(200, 65), (10, 200)]),
     "digits-multispike": (zoo.MultiSpikeModel, "digits", [(100, 65), (10, 100)]),
 }
