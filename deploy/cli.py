@@ -121,7 +121,11 @@ def cmd_train(args) -> int:
     out = _output_path(args.output or f"{args.model}.npz")
     kwargs = {"seed": args.seed, "progress": not args.quiet and sys.stderr.isatty()}
     if args.epochs is not None:
+        if args.epochs < 1:
+            raise DeployError(f"--epochs must be at least 1, got {args.epochs}")
         kwargs["epochs"] = args.epochs
+    if args.refit is not None:
+        kwargs["refit"] = args.refit
     model = trainers[args.model](**kwargs)
     zoo.save(model, out)
     _say(args, f"test accuracy {model.meta['accuracy']['test']:.4f}; wrote {out}")
@@ -355,7 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", cmd_train, "train a zoo model (seeded, deterministic)")
     p.add_argument("model", help="zoo model name, e.g. yinyang-ttfs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the zoo model's)")
+    p.add_argument("--refit", action=argparse.BooleanOptionalAction,
+                   help="--refit: learn from the training and validation splits and keep the last epoch (how the "
+                   "digits models are trained, their epoch counts chosen on validation); --no-refit: learn from the "
+                   "training split and keep the best-validation epoch (how the Yin-Yang models are trained). "
+                   "Default: the zoo model's")
     p.add_argument("-o", "--output", help="checkpoint to write (.npz; a .json sidecar is written beside it)")
 
     p = command("export", cmd_export, "write a model as a NIR graph with explicit semantics (or as ONNX)")

@@ -158,6 +158,11 @@ def test_replay_verifies_a_stored_run_and_refuses_another_bundles(files, tmp_pat
                     "--samples", "31", "--replay", str(run), "--json", str(out)], capsys, out, "holds 30 samples")
 
 
+def test_train_refuses_a_non_positive_epoch_count(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    _fails_cleanly(["train", "digits-ttfs", "--epochs", "0", "-o", str(out)], capsys, out, "--epochs must be at least 1")
+
+
 def test_console_script_unknown_option_exits_2():
     result = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.cli", "compile", "--bogus"],
                             capture_output=True, text=True)

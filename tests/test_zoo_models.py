@@ -1,4 +1,5 @@
-"""The multi-spike and digits checkpoints of the zoo: they load, and reproduce their stored accuracies exactly."""
+"""The multi-spike and digits checkpoints of the zoo: they load, reproduce their stored accuracies exactly, and say
+how they were trained (the digits models are refit on training + validation)."""
 
 import json
 
@@ -14,7 +15,7 @@ NEW_MODELS = {
     # name: (kind, dataset, layer shapes)
     "yinyang-multispike": (zoo.MultiSpikeModel, "yinyang", [(200, 5), (3, 200)]),
     "digits-ttfs": (zoo.TTFSModel, "digits", [(200, 65), (10, 200)]),
-    "digits-multispike": (zoo.MultiSpikeModel, "digits", [(100, 65), (10, 100)]),
+    "digits-multispike": (zoo.MultiSpikeModel, "digits", [(200, 65), (10, 200)]),
 }
 
 
@@ -81,12 +82,45 @@ def test_multispike_model_round_trip_is_exact(tmp_path):
 def test_short_multispike_training_is_finite_and_deterministic():
     def run():
         return train_multispike.train_digits_multispike(seed=1, epochs=1, progress=False, log=lambda *_: None,
-                                                        n_train=100)
+                                                        n_train=100, refit=False)
 
     first, second = run(), run()
     for ours, theirs in zip(first.weights, second.weights):
         assert np.isfinite(ours).all()
         np.testing.assert_array_equal(ours, theirs)
     assert set(first.meta["accuracy"]) == set(data.SPLITS)
+    assert first.meta["trained_on"] == "digits:train" and first.meta["n_train"] == 100
     assert set(first.meta["discrete_test_accuracy"]) == {"dt_tau", "subtract", "zero"}
     assert multispike.predict(zoo.output_spike_times(first, data.digits("test").features[:5])).shape == (5,)
+
+
+def test_refit_learns_from_training_and_validation_and_keeps_the_last_epoch():
+    splits = tuple(data.digits(split) for split in data.SPLITS)
+    learned = train.trained_on(splits, refit=True, n_train=None)
+    assert learned.name == "digits:train+validation"
+    assert len(learned.labels) == len(splits[0].labels) + len(splits[1].labels)
+    np.testing.assert_array_equal(learned.features[len(splits[0].labels):], splits[1].features)
+    assert train.trained_on(splits, refit=False, n_train=None).features.shape == splits[0].features.shape
+
+    weights = [[np.full(1, float(epoch))] for epoch in range(3)]
+    best, last = train.BestEpoch(weights[0]), train.LastEpoch(weights[0])
+    for epoch, accuracy in ((1, 0.9), (2, 0.8)):
+        best.offer(epoch, weights[epoch], accuracy)
+        last.offer(epoch, weights[epoch], accuracy)
+    assert (best.epoch, best.weights) == (1, weights[1]) and (last.epoch, last.weights) == (2, weights[2])
+
+
+@pytest.mark.parametrize("name", ["digits-ttfs", "digits-multispike"])
+def test_digits_checkpoints_are_refit_on_training_and_validation(name):
+    meta = zoo.load(name).meta
+    assert meta["trained_on"] == "digits:train+validation" and meta["kept_epoch"] == "last"
+    assert meta["n_train"] == len(data.digits("train").labels) + len(data.digits("validation").labels)
+    assert set(meta["accuracy"]) == {"train+validation", "test"}  # no held-out validation figure to state
+    trainer_epochs = {"digits-ttfs": train.DIGITS_TTFS_EPOCHS, "digits-multispike": train_multispike.DIGITS_EPOCHS}
+    assert meta["epochs"] == trainer_epochs[name]
+
+
+def test_short_refit_training_states_what_it_learned_from():
+    model = train.train_digits_ttfs(seed=1, epochs=1, progress=False, log=lambda *_: None, n_train=100)
+    assert model.meta["trained_on"] == "digits:train+validation" and model.meta["kept_epoch"] == "last"
+    assert set(model.meta["accuracy"]) == {"train+validation", "test"} and model.meta["epochs"] == 1
