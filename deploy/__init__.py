@@ -1,15 +1,23 @@
-"""The deployment pipeline: model -> NIR graph -> quantized network -> placement -> bundle -> spike
-record -> verdict. Each stage is one function; the CLI (``snn-deploy``) is a thin layer over them.
+"""The deployment pipeline, one stage a module (``stages``), each taking one artifact (``artifacts``) and
+returning the next:
+
+    model -> NIR graph -> float network -> discrete network -> quantized network -> placement -> bundle
+          -> spike record -> verdict
+
+``references`` holds the float models the chip is compared with, ``reporting`` the text and HTML
+reports, ``interfaces`` the CLI (``snn-deploy``), the demo and the pytest plugin: thin layers over
+the stages, and the only code that prints or exits.
 
     from snn_deploy.deploy import export, load_graph, compile_network, verify
 """
 
-from .compile import compile_network
+from .artifacts.tolerances import Tolerances
+from .artifacts.verdict import Verdict
 from .errors import DeployError
-from .export import export, to_nir
-from .network import load as load_graph
-from .tolerances import Tolerances
-from .verify import Verdict, compare, judge, verify
+from .stages.compile import compile_network
+from .stages.export import export, to_nir
+from .stages.load import load as load_graph
+from .stages.verify import compare, judge, verify
 
 __all__ = ["DeployError", "Tolerances", "Verdict", "compare", "compile_network", "export", "judge", "load_graph",
            "to_nir", "verify"]

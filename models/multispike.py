@@ -34,6 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..targets.decision import SPIKE_COUNT, decide
+
 from .ttfs import on_numpy
 
 TAU_MEM = 1.0
@@ -157,23 +159,10 @@ def spike_counts(times) -> np.ndarray:
     return np.isfinite(times).sum(axis=2)
 
 
-def decide(counts: np.ndarray, first_times: np.ndarray) -> np.ndarray:
-    """Label = the output with the most spikes; ties go to the earliest first spike, then the lowest index.
-    -1 if every output is silent."""
-    counts = np.asarray(counts)
-    first_times = np.asarray(first_times, dtype=np.float64)
-    most = counts == counts.max(axis=1, keepdims=True)
-    tie_break = np.where(most, first_times, np.inf)
-    labels = np.where(np.isfinite(tie_break).any(axis=1), np.argmin(tie_break, axis=1), np.argmax(most, axis=1))
-    labels = labels.astype(np.int64)
-    labels[counts.max(axis=1) == 0] = -1
-    return labels
-
-
 def predict(out_times) -> np.ndarray:
     """decide() on an output spike buffer (B, n_out, n_max)."""
     times = out_times.detach().cpu().numpy() if isinstance(out_times, torch.Tensor) else np.asarray(out_times)
-    return decide(spike_counts(times), times[:, :, 0])
+    return decide(times[:, :, 0], spike_counts(times), SPIKE_COUNT)
 
 
 def count_targets(labels: torch.Tensor, n_classes: int, target_true: float, target_false: float) -> torch.Tensor:

@@ -9,21 +9,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..targets.encoding import T_BIAS, T_EARLY, T_LATE, PixelLatencyEncoding, TTFSEncoding
 from . import data
 from .ttfs import (
     ALPHA,
-    T_BIAS,
-    T_EARLY,
-    T_LATE,
     BETA,
     XI,
-    TTFSEncoding,
     first_spike_times,
     network_spike_times_numpy,
     predict,
     ttfs_loss,
 )
-from .zoo import PixelLatencyEncoding, TTFSModel
+from .zoo import TTFSModel
 
 PAPER = (
     "J. Göltz, L. Kriener et al., Fast and energy-efficient neuromorphic deep learning with first-spike times, "

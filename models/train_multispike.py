@@ -12,8 +12,9 @@ from tqdm import tqdm
 from . import data, multispike
 from .train import (DIGITS_ENCODING, accuracy_key, json_hyper_parameters, keep_epoch, protocol_meta, reported_splits,
                     start_training)
-from .ttfs import TTFSEncoding
-from .zoo import MultiSpikeModel, PixelLatencyEncoding
+from ..targets.decision import SPIKE_COUNT, decide
+from ..targets.encoding import PixelLatencyEncoding, TTFSEncoding
+from .zoo import MultiSpikeModel
 
 PAPER = (
     "F. Bacho and D. Chu, Exploring Tradeoffs in Spiking Neural Networks, Neural Computation 35(10), 1627-1656 "
@@ -77,7 +78,7 @@ def discrete_accuracy(weights, config: MultiSpikeConfig, encoding: TTFSEncoding 
     """Accuracy of the discrete-time (chip) form at step dt with the given reset ("subtract" or "zero")."""
     counts, first = multispike.discrete_time_network(encoding.encode(dataset.features), weights, config.threshold,
                                                      dt, config.horizon, reset)
-    return float(np.mean(multispike.decide(counts, first) == dataset.labels))
+    return float(np.mean(decide(first, counts, SPIKE_COUNT) == dataset.labels))
 
 
 def train_multispike(

@@ -10,16 +10,12 @@ Weights have shape (n_out, n_in), like NIR's Affine.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-# Fast & Deep input coding for Yin-Yang (paper, Methods; experiment_configs/yin_yang.yaml of the authors' code).
-T_EARLY = 0.15
-T_LATE = 2.0
-T_BIAS = 0.9
+from ..targets.decision import FIRST_SPIKE, decide
 
 # Loss constants of Fast & Deep for Yin-Yang: softmax temperature xi, regulariser alpha * (exp(t_label / beta) - 1).
 XI = 0.2
@@ -35,22 +31,6 @@ _HALLEY_STEPS = 8
 # Below this distance of W from the branch point -1, dW/dx = 1 / (e^W (1 + W)) is capped: the membrane maximum
 # only grazes the threshold, and an unbounded derivative there would only produce inf/NaN gradients.
 _MIN_ONE_PLUS_W = 1e-9
-
-
-@dataclass(frozen=True)
-class TTFSEncoding:
-    """Feature v in [0, 1] -> spike time t = t_early + v (t_late - t_early); one bias spike at t_bias is appended."""
-
-    t_early: float = T_EARLY
-    t_late: float = T_LATE
-    t_bias: float = T_BIAS
-
-    def encode(self, features: np.ndarray) -> np.ndarray:
-        """(N, F) features -> (N, F + 1) float64 spike times, the last column the bias spike."""
-        features = np.asarray(features, dtype=np.float64)
-        times = self.t_early + features * (self.t_late - self.t_early)
-        bias = np.full((features.shape[0], 1), self.t_bias)
-        return np.concatenate([times, bias], axis=1)
 
 
 def _lambert_w0_initial_guess(x: torch.Tensor) -> torch.Tensor:
@@ -174,11 +154,9 @@ def network_spike_times_numpy(t_in: np.ndarray, weights: Sequence[np.ndarray], t
 
 
 def predict(out_times) -> np.ndarray:
-    """Label = first output to fire (argmin, ties -> lowest index), -1 if every output is silent."""
+    """Label = first output to fire (``targets.decision``: ties -> lowest index), -1 if every output is silent."""
     times = out_times.detach().cpu().numpy() if isinstance(out_times, torch.Tensor) else np.asarray(out_times)
-    labels = np.argmin(times, axis=1).astype(np.int64)
-    labels[~np.isfinite(times).any(axis=1)] = -1
-    return labels
+    return decide(times, None, FIRST_SPIKE)
 
 
 def ttfs_loss(

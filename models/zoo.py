@@ -9,56 +9,17 @@ from __future__ import annotations
 import json
 import pathlib
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..targets.files import atomic_path
 from .data import Dataset
 from . import multispike
-from .ttfs import TTFSEncoding, network_spike_times_numpy, predict
+from ..targets.encoding import Encoding, encoding_description, encoding_from_description
+from .ttfs import network_spike_times_numpy, predict
 
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class PixelLatencyEncoding:
-    """Pixel x in [0, 1] -> one spike at t = t_early + (1 - x) (t_late - t_early) (brighter = earlier); one bias
-    spike at t_bias is appended. Blank pixels (x = 0) either stay silent, as in Bacho & Chu (2023)'s MNIST coding,
-    or, with blank_spikes, spike at t_late like every other pixel, as in Fast & Deep's MNIST coding (Göltz et al.
-    2021; their datasets.py maps 0 to the latest time). The late volley lets a first-spike network tell a blank
-    pixel from one still to come (digits-ttfs uses it; models/train.py DIGITS_TTFS_CONFIG has the measurements)."""
-
-    t_early: float
-    t_late: float
-    t_bias: float
-    blank_spikes: bool = False
-
-    kind = "pixel_latency"
-
-    def encode(self, features: np.ndarray) -> np.ndarray:
-        """(N, F) features -> (N, F + 1) float64 spike times (inf = no spike), the last column the bias spike."""
-        features = np.asarray(features, dtype=np.float64)
-        times = self.t_early + (1.0 - features) * (self.t_late - self.t_early)
-        if not self.blank_spikes:
-            times = np.where(features > 0, times, np.inf)
-        bias = np.full((features.shape[0], 1), self.t_bias)
-        return np.concatenate([times, bias], axis=1)
-
-
-ENCODINGS = {"ttfs_linear": TTFSEncoding, PixelLatencyEncoding.kind: PixelLatencyEncoding}
-
-
-def encoding_description(encoding: TTFSEncoding | PixelLatencyEncoding) -> dict:
-    """The sidecar's "encoding" entry: the fields, plus "kind" for any encoding but TTFSEncoding (the original)."""
-    fields = asdict(encoding)
-    return fields if isinstance(encoding, TTFSEncoding) else {"kind": encoding.kind, **fields}
-
-
-def encoding_from_description(description: dict) -> TTFSEncoding | PixelLatencyEncoding:
-    """Inverse of encoding_description."""
-    fields = dict(description)
-    return ENCODINGS[fields.pop("kind", "ttfs_linear")](**fields)
 
 
 @dataclass(frozen=True)
@@ -68,7 +29,7 @@ class TrainedModel:
     name: str
     weights: tuple[np.ndarray, ...]
     threshold: float
-    encoding: TTFSEncoding
+    encoding: Encoding
     dataset: str
     meta: dict
 

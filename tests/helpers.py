@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from snn_deploy.models.ttfs import TTFSEncoding
+from snn_deploy.targets.encoding import TTFSEncoding
 from snn_deploy.models.zoo import TTFSModel
 from snn_deploy.targets import bitsim, lava
 from snn_deploy.targets.bundle import Bundle

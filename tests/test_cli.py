@@ -8,8 +8,8 @@ import nir
 import numpy as np
 import pytest
 
-from snn_deploy.deploy.cli import main
-from snn_deploy.deploy.export import export, to_nir
+from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.deploy.stages.export import export, to_nir
 from snn_deploy.models.zoo import save
 
 from helpers import random_ttfs_model
@@ -164,7 +164,7 @@ def test_train_refuses_a_non_positive_epoch_count(tmp_path, capsys):
 
 
 def test_console_script_unknown_option_exits_2():
-    result = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.cli", "compile", "--bogus"],
+    result = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.interfaces.cli", "compile", "--bogus"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
@@ -181,7 +181,7 @@ def test_ctrl_c_stops_cleanly_without_partial_output(files, tmp_path):
 
     out_json, out_report = tmp_path / "v.json", tmp_path / "r.html"
     process = subprocess.Popen(
-        [sys.executable, "-m", "snn_deploy.deploy.cli", "verify", str(files / "m.nir"), str(files / "m.bundle"),
+        [sys.executable, "-m", "snn_deploy.deploy.interfaces.cli", "verify", str(files / "m.nir"), str(files / "m.bundle"),
          "--data", "yinyang:train", "--json", str(out_json), "--report", str(out_report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # imported and running: 5000 samples take far longer than this

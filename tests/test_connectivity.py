@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from snn_deploy.deploy.connectivity import linear_map
+from snn_deploy.deploy.stages.connectivity import linear_map
 from snn_deploy.deploy.errors import DeployError
 
 

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from snn_deploy.deploy.energy import decision_steps, estimate, format_energy
+from snn_deploy.deploy.reporting.text import format_energy
+from snn_deploy.deploy.stages.energy import decision_steps, estimate
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.place import place
+from snn_deploy.deploy.stages.place import place
 from snn_deploy.targets import description
 from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from snn_deploy.deploy import compile_network, load_graph
-from snn_deploy.deploy.encoding import random_spike_trains
+from snn_deploy.deploy.stages.stimulus import random_spike_trains
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.quantize import CONSTANT_SOURCE
-from snn_deploy.deploy.verify import compare_spikes, judge
+from snn_deploy.deploy.stages.discretize import CONSTANT_SOURCE
+from snn_deploy.deploy.stages.verify import compare_spikes, judge
 from snn_deploy.targets import description
 
 from helpers import assert_lava_matches_bitsim

@@ -32,7 +32,9 @@ except ImportError as exc:
     pytest.skip(f"snnTorch/norse not installed (tools/env.sh installs them; under CI this fails): {exc}",
                 allow_module_level=True)
 
-from snn_deploy.deploy import load_graph, reference
+from snn_deploy.deploy import load_graph
+from snn_deploy.deploy.references import discrete as reference
+from snn_deploy.deploy.stages.discretize import discretize
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.targets.record import SpikeEvents
 
@@ -58,7 +60,7 @@ def interpret(path, dt: float, reset: str, spikes: np.ndarray) -> dict[str, np.n
     net = load_graph(path, {**SEMANTICS, "reset": reset, "horizon": num_steps * dt})
     padded = np.zeros((NUM_SAMPLES, num_steps, spikes.shape[2]), bool)
     padded[:, :NUM_STEPS] = spikes
-    events = reference.discrete(net, dt, SpikeEvents.from_raster(padded), num_steps)
+    events = reference.simulate(discretize(net, dt), SpikeEvents.from_raster(padded), num_steps)
     return {layer.name: events[layer.name].raster() for layer in net.layers}
 
 

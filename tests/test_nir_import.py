@@ -7,7 +7,9 @@ import nir
 import numpy as np
 import pytest
 
-from snn_deploy.deploy import compile_network, load_graph, reference
+from snn_deploy.deploy import compile_network, load_graph
+from snn_deploy.deploy.references import discrete as reference
+from snn_deploy.deploy.stages.discretize import discretize
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.targets import bitsim, description
 from snn_deploy.targets.record import SpikeEvents
@@ -26,7 +28,7 @@ def _run(path, spike: str, input_raster: np.ndarray, dt: float = 1e-4):
     bundle = compile_network(net, description.load("loihi2"), dt=dt)
     inputs = SpikeEvents.from_raster(input_raster[None, :bundle.timing.num_steps])
     chip = bitsim.run(bundle, inputs)
-    discrete = reference.discrete(net, dt, inputs, bundle.timing.num_steps)
+    discrete = reference.simulate(discretize(net, dt), inputs, bundle.timing.num_steps)
     return net, bundle, chip, discrete
 
 
@@ -68,7 +70,7 @@ def test_bias_driven_lif_fires_with_the_analytic_period(reference_dir):
     dt, steps = bundle.timing.dt, bundle.timing.num_steps
     assert bundle.report["snapped_dt"] and abs(dt - 1e-4) < 1e-6
     inputs = SpikeEvents.from_raster(np.zeros((1, steps, 1), bool))
-    discrete = reference.discrete(net, dt, inputs, steps)
+    discrete = reference.simulate(discretize(net, dt), inputs, steps)
     period = math.ceil(0.01 * math.log(6) / dt)
     assert list(discrete["lif1"].events[1]) == [period * k for k in range(1, steps // period + 1)]
 

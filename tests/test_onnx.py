@@ -8,13 +8,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from snn_deploy.deploy import reference
-from snn_deploy.deploy.encoding import input_times, to_steps
+from snn_deploy.deploy.references import discrete as reference
+from snn_deploy.deploy.stages.discretize import discretize
+from snn_deploy.deploy.stages.stimulus import input_times, to_steps
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.export import to_nir
-from snn_deploy.deploy.network import from_graph
-from snn_deploy.deploy.onnx_export import export_onnx, output_names, reference_module
-from snn_deploy.deploy.quantize import snapped_dt
+from snn_deploy.deploy.stages.export import to_nir
+from snn_deploy.deploy.stages.load import from_graph
+from snn_deploy.deploy.references.onnx import export_onnx, output_names, reference_module
+from snn_deploy.deploy.stages.discretize import snapped_dt
 from snn_deploy.models.data import load as load_data
 from snn_deploy.targets import schedule
 
@@ -46,16 +47,16 @@ def test_onnxruntime_matches_torch_and_numpy_reference(tmp_path, fire_once, rese
     dt = snapped_dt(net, STEPS_PER_TAU)
     num_steps = math.ceil(net.semantics.horizon / dt)
     path = tmp_path / "reference.onnx"
-    export_onnx(net, dt, num_steps, path)
+    export_onnx(net, discretize(net, dt), num_steps, path)
 
     inputs = _inputs(net, dt, num_steps)
     raster = inputs.raster().astype(np.float64)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ran = dict(zip(output_names(net), session.run(None, {"input_spikes": raster})))
     with torch.no_grad():
-        torch_out = dict(zip(output_names(net), (t.numpy() for t in reference_module(net, dt, num_steps)(
+        torch_out = dict(zip(output_names(net), (t.numpy() for t in reference_module(discretize(net, dt), num_steps)(
             torch.from_numpy(raster)))))
-    spikes, _, traces = schedule.run(reference.discrete_network(net, dt), reference.FLOAT_ARITHMETIC, inputs,
+    spikes, _, traces = schedule.run(reference.chip_network(discretize(net, dt)), reference.FLOAT_ARITHMETIC, inputs,
                                      num_steps, record_state=True)
 
     hidden = net.layers[0].name
@@ -74,7 +75,7 @@ def test_the_number_of_steps_is_fixed_and_recorded(tmp_path):
     net = _network(True, "zero")
     dt, num_steps = snapped_dt(net, STEPS_PER_TAU), 12
     path = tmp_path / "short.onnx"
-    export_onnx(net, dt, num_steps, path)
+    export_onnx(net, discretize(net, dt), num_steps, path)
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert metadata["snn_deploy.num_steps"] == "12" and float(metadata["snn_deploy.dt"]) == dt
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -88,5 +89,5 @@ def test_bad_step_count_writes_nothing(tmp_path):
     net = _network(True, "zero")
     path = tmp_path / "bad.onnx"
     with pytest.raises(DeployError, match="steps"):
-        export_onnx(net, 0.1, 0, path)
+        export_onnx(net, discretize(net, 0.1), 0, path)
     assert list(tmp_path.iterdir()) == []

@@ -99,8 +99,9 @@ def test_bitsim_matches_the_float_discrete_model_when_quantization_is_fine(graph
     """The chip and the float discrete model share the step schedule and differ only in rounding
     (12-bit decays: exp(-1/64) = 0.98450 becomes 4032/4096 = 0.98438; 8-bit weights), which can
     move a threshold crossing across a step boundary but not further."""
-    from snn_deploy.deploy import reference
-    from snn_deploy.deploy.encoding import input_times, to_steps
+    from snn_deploy.deploy.references import discrete as reference
+    from snn_deploy.deploy.stages.discretize import discretize
+    from snn_deploy.deploy.stages.stimulus import input_times, to_steps
     from snn_deploy.models import data
 
     net = load_graph(graph_path)
@@ -109,7 +110,7 @@ def test_bitsim_matches_the_float_discrete_model_when_quantization_is_fine(graph
     dt = bundle.timing.dt
     inputs = to_steps(input_times(bundle.encoding, ds.features[:100]), dt, bundle.timing.num_steps)
     chip = bitsim.run(bundle, inputs).spikes["lif1"].first_spike_steps()
-    disc = reference.discrete(net, dt, inputs, bundle.timing.num_steps)["lif1"].first_spike_steps()
+    disc = reference.simulate(discretize(net, dt), inputs, bundle.timing.num_steps)["lif1"].first_spike_steps()
     assert np.all((chip < 0) == (disc < 0))
     difference = np.abs(chip - disc)[chip > 0]
     assert np.mean(difference == 0) >= 0.85
@@ -155,8 +156,8 @@ def test_unrepresentable_threshold_names_node_value_and_limit(tmp_path):
 
 
 def test_an_encoding_with_a_field_the_coding_does_not_take_is_a_deploy_error():
-    from snn_deploy.deploy.encoding import input_times
+    from snn_deploy.deploy.stages.stimulus import input_times
 
     encoding = {"kind": "pixel_latency", "t_early": 0.15, "t_late": 2.0, "bias_times": [0.9], "gamma": 1.0}
-    with pytest.raises(DeployError, match="'pixel_latency' has fields the encoding does not take"):
+    with pytest.raises(DeployError, match="'pixel_latency' has fields it does not take"):
         input_times(encoding, np.zeros((1, 4)))

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.place import (CoreBudget, axon_memory_bits, format_placement, place, placement_report,
-                                     sparse_index_bits)
+from snn_deploy.deploy.reporting.text import format_placement
+from snn_deploy.deploy.stages.place import (CoreBudget, axon_memory_bits, place, placement_report,
+                                            sparse_index_bits)
 from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets import description
 from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, InputLayer, IntNetwork, LifPopulation,

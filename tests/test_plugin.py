@@ -3,7 +3,7 @@
 import nir  # noqa: F401  (see below)
 import pytest
 
-from snn_deploy.deploy.export import export
+from snn_deploy.deploy.stages.export import export
 
 from helpers import random_ttfs_model
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn_deploy.deploy.compile import compile_network
-from snn_deploy.deploy.export import export
-from snn_deploy.deploy.network import load as load_graph
-from snn_deploy.deploy.report import first_divergence, raster_samples, write_report
-from snn_deploy.deploy.verify import Comparison, Tolerances, compare, judge
+from snn_deploy.deploy.stages.compile import compile_network
+from snn_deploy.deploy.stages.export import export
+from snn_deploy.deploy import load_graph
+from snn_deploy.deploy.reporting.html import first_divergence, raster_samples, write_report
+from snn_deploy.deploy import Tolerances, compare, judge
+from snn_deploy.deploy.artifacts.verdict import Comparison
 from snn_deploy.models.data import load as load_data
 from snn_deploy.targets import description
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from snn_deploy.deploy.cli import main
+from snn_deploy.deploy.interfaces.cli import main
 from snn_deploy.targets import description
 from snn_deploy.targets.description import COSTS, TargetError
 

@@ -3,8 +3,8 @@
 import pytest
 
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.tolerances import checks, load_tolerances, tolerance_file
-from snn_deploy.deploy.tolerances import Tolerances
+from snn_deploy.deploy.stages.tolerances import checks, load_tolerances, tolerance_file
+from snn_deploy.deploy import Tolerances
 
 
 @pytest.fixture

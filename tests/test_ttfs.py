@@ -8,6 +8,7 @@ import torch
 from scipy.special import lambertw
 
 from snn_deploy.models import ttfs
+from snn_deploy.targets.encoding import TTFSEncoding
 
 THRESHOLD = 1.0
 GRID_STEP = 1e-4  # tau
@@ -117,5 +118,5 @@ def test_predict_takes_the_first_output_and_marks_silence():
 
 
 def test_encoding_appends_the_bias_spike():
-    encoded = ttfs.TTFSEncoding().encode(np.array([[0.0, 1.0, 0.5]]))
+    encoded = TTFSEncoding().encode(np.array([[0.0, 1.0, 0.5]]))
     np.testing.assert_allclose(encoded, [[0.15, 2.0, 1.075, 0.9]])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from snn_deploy.models import data, train, zoo
-from snn_deploy.models.ttfs import TTFSEncoding
+from snn_deploy.targets.encoding import TTFSEncoding
 
 
 def test_committed_checkpoint_reproduces_its_stored_accuracies():

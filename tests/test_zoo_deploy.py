@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snn_deploy.deploy import compile_network, export, load_graph
-from snn_deploy.deploy.verify import compare, judge
+from snn_deploy.deploy.stages.verify import compare, judge
 from snn_deploy.models import data, zoo
 from snn_deploy.targets import bitsim, description, lava
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from snn_deploy.models import data, multispike, train, train_multispike, zoo
+from snn_deploy.targets.encoding import PixelLatencyEncoding, encoding_description, encoding_from_description
 
 torch.set_num_threads(1)  # the machine is shared; more threads only contend
 
@@ -50,14 +51,14 @@ def test_multispike_checkpoints_state_their_semantics():
 
 
 def test_pixel_latency_encoding_brighter_is_earlier_and_blank_is_silent():
-    encoding = zoo.PixelLatencyEncoding(t_early=0.15, t_late=2.0, t_bias=0.9)
+    encoding = PixelLatencyEncoding(t_early=0.15, t_late=2.0, t_bias=0.9)
     np.testing.assert_allclose(encoding.encode(np.array([[1.0, 0.5, 0.0]])), [[0.15, 1.075, np.inf, 0.9]])
 
 
 def test_pixel_latency_encoding_with_blank_spikes_sends_blank_pixels_at_t_late():
-    encoding = zoo.PixelLatencyEncoding(t_early=0.15, t_late=2.0, t_bias=0.9, blank_spikes=True)
+    encoding = PixelLatencyEncoding(t_early=0.15, t_late=2.0, t_bias=0.9, blank_spikes=True)
     np.testing.assert_allclose(encoding.encode(np.array([[1.0, 0.5, 0.0]])), [[0.15, 1.075, 2.0, 0.9]])
-    assert zoo.encoding_from_description(zoo.encoding_description(encoding)) == encoding
+    assert encoding_from_description(encoding_description(encoding)) == encoding
 
 
 def test_multispike_model_round_trip_is_exact(tmp_path):
@@ -66,7 +67,7 @@ def test_multispike_model_round_trip_is_exact(tmp_path):
         name="toy-multispike",
         weights=(rng.normal(size=(4, 3)), rng.normal(size=(2, 4))),
         threshold=1.0,
-        encoding=zoo.PixelLatencyEncoding(t_early=0.1, t_late=1.9, t_bias=0.7),
+        encoding=PixelLatencyEncoding(t_early=0.1, t_late=1.9, t_bias=0.7),
         dataset="digits",
         meta={"accuracy": {"test": 0.5}},
         n_max=(7, 9),

@@ -27,9 +27,9 @@ sys.path.insert(0, str(HERE))
 from compile_time import DT, SIZES, dense_layer_network  # noqa: E402
 
 from snn_deploy.deploy import compile_network, compare, export, judge, load_graph  # noqa: E402
-from snn_deploy.deploy.encoding import input_times, to_steps  # noqa: E402
+from snn_deploy.deploy.stages.stimulus import input_times, to_steps  # noqa: E402
 from snn_deploy.models import data, zoo  # noqa: E402
-from snn_deploy.models.ttfs import TTFSEncoding  # noqa: E402
+from snn_deploy.targets.encoding import TTFSEncoding  # noqa: E402
 from snn_deploy.models.zoo import TTFSModel  # noqa: E402
 from snn_deploy.targets import bitsim, description, lava  # noqa: E402
 
@@ -101,12 +101,13 @@ def bench_float_torch(tmp: Path, batch: int, rounds: int) -> dict:
     """bitsim against the float discrete-time simulation of the same network in plain torch."""
     import torch
 
-    from snn_deploy.deploy.onnx_export import reference_module
+    from snn_deploy.deploy.references.onnx import reference_module
+    from snn_deploy.deploy.stages.discretize import discretize
 
     net, bundle = deployed(zoo.load("yinyang-ttfs"), tmp)
     features = data.load("yinyang:train").features[:batch]
     inputs = to_steps(input_times(bundle.encoding, features), bundle.timing.dt, bundle.timing.num_steps)
-    module = reference_module(net, bundle.timing.dt, bundle.timing.num_steps)
+    module = reference_module(discretize(net, bundle.timing.dt), bundle.timing.num_steps)
     raster = torch.from_numpy(inputs.raster().astype(np.float64))
     ratios, rows = [], []
     for _ in range(rounds):
@@ -146,7 +147,7 @@ def throughput_worker(spec: dict) -> dict:
 
 
 def net_horizon(model) -> float:
-    from snn_deploy.deploy.export import model_semantics
+    from snn_deploy.deploy.stages.export import model_semantics
 
     return model_semantics(model).horizon
 
@@ -175,14 +176,15 @@ def bench_verify_yinyang(tmp: Path, rounds: int) -> dict:
 
 
 def bench_compile(repeats: int) -> dict:
-    from snn_deploy.deploy.place import place
-    from snn_deploy.deploy.quantize import quantize
+    from snn_deploy.deploy.stages.discretize import discretize
+    from snn_deploy.deploy.stages.place import place
+    from snn_deploy.deploy.stages.quantize import quantize
 
     rows = []
     for synapses in SIZES:
         net = dense_layer_network(synapses)
-        q_s = min(timed(lambda: quantize(net, TARGET, DT))[0] for _ in range(repeats))
-        quantized = quantize(net, TARGET, DT)
+        q_s = min(timed(lambda: quantize(discretize(net, DT), TARGET))[0] for _ in range(repeats))
+        quantized = quantize(discretize(net, DT), TARGET)
         p_s = min(timed(lambda: place(quantized.network, TARGET, max_chips=64))[0] for _ in range(repeats))
         rows.append({"synapses": int(net.layers[0].feed_forward.weight.size), "quantize_s": q_s, "place_s": p_s,
                      "total_s": q_s + p_s})

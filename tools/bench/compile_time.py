@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from snn_deploy.deploy.network import FloatLayer, FloatNetwork, Projection, Semantics
+from snn_deploy.deploy.artifacts.network import FloatLayer, FloatNetwork, Projection
+from snn_deploy.deploy.artifacts.semantics import Semantics
 
 SIZES = (10**4, 10**5, 10**6, 10**7)
 DT = 1 / 64  # a fixed time step (tau units): compile time does not depend on it

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from snn_deploy.deploy import compile_network, load_graph
-from snn_deploy.deploy.encoding import random_spike_trains
-from snn_deploy.deploy.verify import compare_spikes, judge
+from snn_deploy.deploy.stages.stimulus import random_spike_trains
+from snn_deploy.deploy.stages.verify import compare_spikes, judge
 from snn_deploy.targets import description
 
 HERE = Path(__file__).resolve().parent

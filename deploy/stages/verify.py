@@ -13,57 +13,26 @@ float -> discrete is the time-discretization error; discrete -> chip is the quan
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ..targets import backends
-from ..targets.bundle import Bundle
-from ..targets.record import SpikeEvents, SpikeRecord
-from . import reference
-from .encoding import encode
-from .errors import DeployError
-from .network import FloatNetwork
-from .tolerances import Tolerances, checks
-
-SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Verdict:
-    metrics: dict
-    tolerances: Tolerances
-    failures: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, **self.metrics, "tolerances": asdict(self.tolerances),
-                "passed": self.passed, "failures": list(self.failures)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
-
+from ...targets import backends, decision
+from ...targets.bundle import Bundle
+from ...targets.record import SpikeEvents, SpikeRecord
+from ..artifacts.network import FloatNetwork
+from ..artifacts.tolerances import Tolerances
+from ..artifacts.verdict import Comparison, Verdict
+from ..errors import DeployError
+from ..references import continuous as continuous_reference
+from ..references import discrete as discrete_reference
+from .discretize import discretize
+from .stimulus import encode
+from .tolerances import checks
 
 def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
-    """Decision per sample, -1 when no output neuron fired. first_spike: the first output neuron to
-    fire (ties: lowest index). spike_count: the most spikes (ties: the earliest first spike, then the
-    lowest index), the rule the multi-spike models are trained and scored with."""
-    first = spikes.first_spike_steps().astype(np.float64)
-    first[first < 0] = np.inf
-    if decoding == "first_spike":
-        decision = np.argmin(first, axis=1)
-        decision[~np.isfinite(first).any(axis=1)] = -1
-        return decision
-    counts = spikes.counts()
-    most = counts == counts.max(axis=1, keepdims=True)
-    decision = np.argmin(np.where(most, first, np.inf), axis=1)
-    decision[counts.max(axis=1) == 0] = -1
-    return decision
+    """Decision per sample by the one decision rule (``targets.decision``)."""
+    return decision.decide(_steps(spikes), spikes.counts(), decoding)
 
 
 def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> dict:
@@ -162,25 +131,6 @@ def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
                           f"(sha256 {stored[:12]}), not from {net.source_file} (sha256 {net.source_sha256[:12]})")
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Everything verify measured, per sample: the data behind the verdict (and the report).
-
-    ``times[model][layer]`` are first-spike times in chip steps (time / dt), +inf
-    where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions;
-    ``discrete`` every layer's spikes in the discrete reference. ``labels`` is None for unlabelled
-    input spike trains.
-    """
-
-    labels: np.ndarray | None
-    decisions: dict[str, np.ndarray]
-    times: dict[str, dict[str, np.ndarray]]
-    inputs: SpikeEvents
-    record: SpikeRecord
-    float_reference: str  # "continuous" or "discrete"
-    discrete: dict[str, SpikeEvents] = field(default_factory=dict)
-
-
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
             backend: str = "bitsim", progress: Callable[[int], None] | None = None,
             record: SpikeRecord | None = None) -> Comparison:
@@ -201,9 +151,9 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
     if record is None:
         record = backends.get(backend).run(bundle, inputs, progress=progress)
-    discrete = reference.discrete(net, dt, inputs, num_steps)
-    continuous = (reference.continuous(net, times_in)
-                  if times_in is not None and reference.supports_continuous(net) else None)
+    discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
+    continuous = (continuous_reference.first_spike_times(net, times_in)
+                  if times_in is not None and continuous_reference.supports(net) else None)
 
     out = bundle.network.output
     decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
@@ -215,8 +165,8 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
         times["float"][layer.name] = (np.where(continuous[index] / dt <= num_steps, continuous[index] / dt, np.inf)
                                       if continuous is not None else times["discrete"][layer.name])
     if continuous is not None:
-        from ..models.ttfs import predict
-        decisions["float"] = predict(continuous[-1])
+        # Fire-once neurons: a finite time is one spike.
+        decisions["float"] = decision.decide(continuous[-1], np.isfinite(continuous[-1]), bundle.decoding)
     else:
         decisions["float"] = decisions["discrete"]
     return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
@@ -226,7 +176,7 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
 
 def bundle_target(bundle: Bundle):
     """The target description a bundle was compiled for: its own copy, else the named file."""
-    from ..targets import description
+    from ...targets import description
 
     spec = bundle.report.get("target_spec")
     try:

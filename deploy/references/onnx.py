@@ -1,6 +1,6 @@
 """ONNX export of the discrete-time float reference, for running or inspecting it outside PyTorch.
 
-The graph is ``reference.discrete`` (``float_lif_step`` on the step schedule of
+The graph is ``references.discrete`` (``float_lif_step`` on the step schedule of
 ``targets.schedule``) written as a torch module and unrolled over a fixed number of steps T:
 
   every step: each Dense block delivers the previous step's spikes of its source (a @ gain.T);
@@ -10,7 +10,7 @@ The graph is ``reference.discrete`` (``float_lif_step`` on the step schedule of
 
 Input ``input_spikes`` (batch, T, inputs) float64 0/1, step n at index n - 1; outputs
 ``spikes`` (batch, T, outputs) float64 0/1 and ``v`` (batch, T, outputs), the output layer's
-membrane after reset (the ``v`` trace of ``reference.discrete``), then ``spikes_<layer>`` for every
+membrane after reset (the ``v`` trace of ``references.discrete``), then ``spikes_<layer>`` for every
 other layer. Everything is float64, so ONNX Runtime reproduces the numpy reference's spikes.
 
 The batch axis is dynamic; T is not. The loop over steps is Python, so exporting unrolls it: a
@@ -30,9 +30,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .errors import DeployError
-from .network import FloatNetwork
-from .reference import FloatChipNetwork, discrete_network
+from ..artifacts.discrete import DiscreteNetwork
+from ..artifacts.network import FloatNetwork
+from ..errors import DeployError
+from .discrete import FloatChipNetwork, chip_network
 
 # ai.onnx opset, fixed so that the file does not change with the torch version: the TorchScript
 # exporter emits up to 20 (torch 2.13), and onnxruntime runs 18 since 1.14.
@@ -44,7 +45,7 @@ def _parameter(value) -> torch.Tensor:
 
 
 class DiscreteReference(torch.nn.Module):
-    """``reference.discrete`` as a torch module over ``num_steps`` steps, float64 throughout."""
+    """``references.discrete`` as a torch module over ``num_steps`` steps, float64 throughout."""
 
     def __init__(self, network: FloatChipNetwork, num_steps: int, output: str):
         super().__init__()
@@ -114,13 +115,11 @@ def output_names(net: FloatNetwork) -> list[str]:
     return ["spikes", "v", *(f"spikes_{layer.name}" for layer in net.layers if layer.name != net.output)]
 
 
-def reference_module(net: FloatNetwork, dt: float, num_steps: int) -> DiscreteReference:
+def reference_module(discrete: DiscreteNetwork, num_steps: int) -> DiscreteReference:
     """The module ``export_onnx`` exports: the float discrete-time reference unrolled over ``num_steps``."""
     if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 1):
         raise DeployError(f"the ONNX reference needs a whole number of steps >= 1, got {num_steps!r}")
-    if not (np.isfinite(dt) and dt > 0):
-        raise DeployError(f"time step dt must be a positive time, got {dt}")
-    return DiscreteReference(discrete_network(net, dt), int(num_steps), net.output).eval()
+    return DiscreteReference(chip_network(discrete), int(num_steps), discrete.output).eval()
 
 
 def _metadata(net: FloatNetwork, dt: float, num_steps: int) -> dict[str, str]:
@@ -143,16 +142,17 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def export_onnx(net: FloatNetwork, dt: float, num_steps: int, path) -> None:
-    """Write the float discrete-time reference over ``num_steps`` steps of ``dt`` as one ONNX file.
+def export_onnx(net: FloatNetwork, discrete: DiscreteNetwork, num_steps: int, path) -> None:
+    """Write the float discrete-time reference of ``net`` (its ``discrete`` form) over ``num_steps`` steps as
+    one ONNX file.
 
     Fixed T (``num_steps``), dynamic batch. Written atomically: a temp file, then a rename.
     """
     import onnx
 
-    from ..targets.files import write_atomic
+    from ...targets.files import write_atomic
 
-    module = reference_module(net, dt, num_steps)
+    module = reference_module(discrete, num_steps)
     example = torch.zeros((2, int(num_steps), net.input_size), dtype=torch.float64)
     buffer = io.BytesIO()
     # The TorchScript exporter (dynamo=False) unrolls the Python loop by tracing: 510 steps of the
@@ -163,7 +163,7 @@ def export_onnx(net: FloatNetwork, dt: float, num_steps: int, path) -> None:
                           input_names=["input_spikes"], output_names=output_names(net),
                           dynamic_axes={name: {0: "batch"} for name in ["input_spikes", *output_names(net)]})
     model = onnx.load_from_string(buffer.getvalue())
-    for key, value in _metadata(net, dt, num_steps).items():
+    for key, value in _metadata(net, discrete.dt, num_steps).items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     write_atomic(Path(path), model.SerializeToString())

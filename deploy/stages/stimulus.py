@@ -1,26 +1,24 @@
-"""Data -> input spikes: continuous spike times by the graph's encoding, then chip steps."""
+"""stimulus: a data selection -> the input spikes a run is fed (``artifacts.stimulus.Stimulus``).
+
+A labelled data set is encoded by the bundle's input encoding into continuous spike times, then
+chip steps; random spike trains are drawn directly in chip steps.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..targets.record import SpikeEvents
-from .errors import DeployError
-
-# Latency codes: every input channel spikes at most once per sample.
-SINGLE_SPIKE_ENCODINGS = ("ttfs_linear", "pixel_latency")
-
+from ...targets.encoding import encoding_description, encoding_from_description
+from ...targets.record import SpikeEvents
+from ..artifacts.stimulus import Stimulus
+from ..errors import DeployError
 
 # The graph's encoding entry holds a model encoding's fields, with its bias spike as "bias_times", and the data set.
 GRAPH_ONLY_FIELDS = ("bias_times", "dataset")
 
 
 def graph_encoding(model_encoding, dataset: str) -> dict:
-    """The graph metadata's "encoding" entry for a zoo model's encoding (``models.zoo.ENCODINGS``)."""
-    from ..models.zoo import encoding_description
-
+    """The graph metadata's "encoding" entry for a zoo model's encoding (``targets.encoding``)."""
     fields = {name: value for name, value in encoding_description(model_encoding).items() if name != "t_bias"}
     return {"kind": "ttfs_linear", **fields, "bias_times": [model_encoding.t_bias], "dataset": dataset}
 
@@ -28,15 +26,11 @@ def graph_encoding(model_encoding, dataset: str) -> dict:
 def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     """(samples, features) in [0, 1] -> (samples, inputs) spike times in the graph's time unit.
 
-    The encodings are the models' own (``models.zoo.ENCODINGS``): the graph's metadata names one.
+    The encodings are the models' own (``targets.encoding``): the graph's metadata names one.
     """
-    from ..models.zoo import ENCODINGS, encoding_from_description
-
     if not encoding:
         raise DeployError("the graph states no input encoding, so a data set cannot be fed to it "
                           "(it takes input spike trains)")
-    if encoding.get("kind") not in ENCODINGS:
-        raise DeployError(f"input encoding {encoding.get('kind')!r} is not supported; known: {', '.join(ENCODINGS)}")
     (t_bias,) = encoding["bias_times"]
     features = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(features)):
@@ -44,8 +38,8 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     fields = {name: value for name, value in encoding.items() if name not in GRAPH_ONLY_FIELDS}
     try:
         model_encoding = encoding_from_description({**fields, "t_bias": t_bias})
-    except TypeError as error:
-        raise DeployError(f"input encoding {encoding['kind']!r} has fields the encoding does not take: {error}")
+    except ValueError as error:
+        raise DeployError(str(error)) from None
     return model_encoding.encode(features)
 
 
@@ -100,7 +94,7 @@ DEFAULT_RANDOM_SAMPLES = 100
 
 def load_data(spec: str, samples: int | None):
     """A data set split ("yinyang:test"), its first ``samples`` samples if given."""
-    from ..models import data
+    from ...models import data
 
     try:
         dataset = data.load(spec)
@@ -112,17 +106,6 @@ def load_data(spec: str, samples: int | None):
         dataset = type(dataset)(name=dataset.name, features=dataset.features[:samples],
                                 labels=dataset.labels[:samples], n_classes=dataset.n_classes)
     return dataset
-
-
-@dataclass(frozen=True)
-class Stimulus:
-    """What a run is fed: input spikes in chip steps, with the data set's labels and continuous input spike
-    times where the data come from a labelled data set (None for random spike trains)."""
-
-    name: str
-    inputs: SpikeEvents
-    labels: np.ndarray | None = None
-    times: np.ndarray | None = None
 
 
 def load_stimulus(spec: str, samples: int | None, bundle) -> Stimulus:

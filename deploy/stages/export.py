@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..targets.files import atomic_path
-from .encoding import graph_encoding
-from .errors import DeployError
-from .network import METADATA_KEY, Semantics
+from ...targets.files import atomic_path
+from .stimulus import graph_encoding
+from ..errors import DeployError
+from ..artifacts.semantics import METADATA_KEY, Semantics
 
 # Run length of one sample, in tau. Inputs end at t_late = 2.0; the yinyang-ttfs zoo model decides
 # by 1.8 tau and its last output spike on the 5000 training samples comes at 2.88 tau.
@@ -29,7 +29,7 @@ DEFAULT_HORIZON_TAU = 3.0
 
 
 def model_semantics(model) -> Semantics:
-    from ..models.zoo import MultiSpikeModel
+    from ...models.zoo import MultiSpikeModel
 
     multi_spike = isinstance(model, MultiSpikeModel)
     return Semantics(time_unit="tau", fire_once=not multi_spike, reset="subtract" if multi_spike else "zero",
@@ -42,8 +42,8 @@ def to_nir(model):
     """Build the NIR graph of a zoo model (a ``models.zoo.TTFSModel`` or ``MultiSpikeModel``)."""
     import nir
 
-    from ..models.multispike import TAU_MEM, TAU_SYN
-    from ..models.zoo import MultiSpikeModel, TTFSModel
+    from ...models.multispike import TAU_MEM, TAU_SYN
+    from ...models.zoo import MultiSpikeModel, TTFSModel
 
     if not isinstance(model, (TTFSModel, MultiSpikeModel)):
         raise DeployError(f"{model.name} is a {type(model).__name__}, which has no NIR form")

@@ -1,136 +1,20 @@
-"""The float network: a NIR graph read into plain data, with every semantic choice made explicit.
+"""load: a NIR file or graph -> the float network, every semantic choice made explicit (``artifacts.semantics``).
 
-NIR records the equations of each node but not how a network is meant to run: the time unit,
-whether neurons fire once (time-to-first-spike) or many times, the reset mode, how inputs are
-encoded and outputs decoded. snn-deploy writes those into the graph's metadata on export
-(``metadata["snn_deploy"]``, a JSON string) and reads them back here; a choice that is neither
-in the metadata nor given as an option is an error, never a silent default.
+A choice that is neither in the graph's metadata nor given as an option is an error, never a
+silent default.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..artifacts.network import FloatLayer, FloatNetwork, Projection
+from ..artifacts.semantics import semantics_from_metadata
+from ..errors import DeployError
 from .connectivity import SYNAPSE_TYPES, LinearMap, linear_map
-from .errors import DeployError
-
-METADATA_KEY = "snn_deploy"
-SEMANTICS_VERSION = 2
-RESET_MODES = ("zero", "subtract")
-DECODINGS = ("first_spike", "spike_count")
-SPIKE_KINDS = ("dirac", "pulse")
-INTEGRATIONS = ("exact", "euler")
-
-
-@dataclass(frozen=True)
-class Semantics:
-    """What NIR leaves unsaid, stated.
-
-    time_unit: the unit of every time constant and spike time ("tau": the model's own time
-        constant; "s": seconds).
-    fire_once: neurons emit at most one spike (TTFS); later threshold crossings are ignored.
-    reset: "zero" (v = v_reset after a spike) or "subtract" (v -= v_threshold).
-    encoding: how data become input spike times, e.g. {"kind": "ttfs_linear", "t_early": 0.15,
-        "t_late": 2.0, "bias_times": [0.9]}: t = t_early + x (t_late - t_early), plus bias spikes.
-    decoding: "first_spike" (the first output neuron to fire is the decision) or "spike_count".
-    horizon: how long a sample runs, in time units.
-    spike: what one input spike of weight w is. "dirac": an impulse of area w, as NIR's equations
-        read (a LIF jumps by r w / tau). "pulse": a pulse of height w lasting one time step, area
-        w dt, as discrete-time simulators treat a spike (a LIF jumps by about r w dt / tau).
-    integration: how a step of dt advances the equations. "exact": the linear dynamics integrated
-        exactly over the step (snn-deploy's own models). "euler": the step discrete-time simulators
-        take (snnTorch, norse, sinabs): I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in x, then
-        v <- (1 - dt/tau_mem) v + (dt/tau_mem) (v_leak + r I) with the new I.
-    origin: for each field, where the choice came from ("metadata" or "option").
-    """
-
-    time_unit: str
-    fire_once: bool
-    reset: str
-    encoding: dict[str, Any]
-    decoding: str
-    horizon: float
-    spike: str = "dirac"
-    integration: str = "exact"
-    origin: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        body = {"semantics_version": SEMANTICS_VERSION, "time_unit": self.time_unit,
-                "fire_once": self.fire_once, "reset": self.reset, "encoding": self.encoding,
-                "decoding": self.decoding, "horizon": self.horizon, "spike": self.spike,
-                "integration": self.integration}
-        return json.dumps(body, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Projection:
-    """One synapse path into a neuron group: it adds W s + b to the group's input, s being the
-    spikes of ``source`` (the network input or a neuron group, the group itself for recurrence).
-    ``nodes`` are the NIR synapse nodes composed into W and b (see ``connectivity``); empty when a
-    neuron node feeds another directly (W = identity)."""
-
-    source: str
-    nodes: tuple[str, ...]
-    weight: np.ndarray  # (group size, source size)
-    bias: np.ndarray  # (group size,)
-
-
-@dataclass(frozen=True)
-class FloatLayer:
-    """A neuron node and everything feeding it, in float64, by the neuron's ``kind``, x being the
-    sum over its projections of W s + b:
-
-    CubaLIF: tau_syn dI/dt = -I + w_in x;  tau_mem dv/dt = (v_leak - v) + r I;
-    LIF:     tau_mem dv/dt = (v_leak - v) + r x   (stored with tau_syn = 0, w_in = 1);
-    IF:      dv/dt = r x                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
-    spike when v > v_threshold, then reset (see Semantics.reset).
-    """
-
-    name: str  # the neuron node
-    projections: tuple[Projection, ...]
-    tau_syn: np.ndarray
-    tau_mem: np.ndarray
-    r: np.ndarray
-    w_in: np.ndarray
-    v_leak: np.ndarray
-    v_threshold: np.ndarray
-    v_reset: np.ndarray
-    kind: str = "CubaLIF"
-
-    @property
-    def size(self) -> int:
-        return self.v_threshold.shape[0]
-
-    @property
-    def feed_forward(self) -> Projection:
-        """The single projection of a layer in a chain (export, the closed-form reference, ONNX)."""
-        if len(self.projections) != 1:
-            raise DeployError(f"node {self.name} has {len(self.projections)} incoming projections; "
-                              "this step takes a chain of layers")
-        return self.projections[0]
-
-
-@dataclass(frozen=True)
-class FloatNetwork:
-    input_name: str
-    input_size: int
-    layers: tuple[FloatLayer, ...]  # by distance from the input
-    output: str  # the layer whose spikes are the network's output
-    semantics: Semantics
-    source_file: str = ""
-    source_sha256: str = ""
-    input_shape: tuple[int, ...] = ()  # before flattening, e.g. (2, 34, 34)
-
-    def layer(self, name: str) -> FloatLayer:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
 
 
 def read_nir(path: str | Path):
@@ -147,51 +31,6 @@ def read_nir(path: str | Path):
     except (KeyError, ValueError, TypeError, AssertionError, AttributeError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise DeployError(f"{path} is a malformed NIR graph: {message}") from None
-
-
-def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = None) -> Semantics:
-    """Resolve the semantics: options override the graph's metadata; anything missing is an error."""
-    stored: dict[str, Any] = {}
-    raw = (metadata or {}).get(METADATA_KEY)
-    if raw is not None:
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        try:
-            stored = json.loads(str(raw))
-        except json.JSONDecodeError:
-            raise DeployError(f"graph metadata '{METADATA_KEY}' is not valid JSON") from None
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    values, origin = {}, {}
-    needed = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset zero|subtract",
-              "decoding": "--decoding first_spike|spike_count", "horizon": "--duration",
-              "spike": "--spike dirac|pulse", "integration": "--integration exact|euler"}
-    if stored.get("semantics_version") == 1:
-        stored.setdefault("integration", "exact")  # version 1 of this metadata had exact integration only
-    missing = []
-    for key, option in needed.items():
-        if key in overrides:
-            values[key], origin[key] = overrides[key], "option"
-        elif key in stored:
-            values[key], origin[key] = stored[key], "metadata"
-        else:
-            missing.append(f"{key} ({option})")
-    # How data become input spikes matters only when a data set is fed in (verify, run --data).
-    values["encoding"] = stored.get("encoding", {})
-    origin["encoding"] = "metadata" if "encoding" in stored else "absent: inputs must be given as spikes"
-    if missing:
-        raise DeployError("the graph does not state " + ", ".join(missing)
-                          + "; give them as options (NIR leaves them open and snn-deploy does not guess)")
-    if values["reset"] not in RESET_MODES:
-        raise DeployError(f"reset mode {values['reset']!r} is not one of {', '.join(RESET_MODES)}")
-    if values["decoding"] not in DECODINGS:
-        raise DeployError(f"decoding {values['decoding']!r} is not one of {', '.join(DECODINGS)}")
-    if values["spike"] not in SPIKE_KINDS:
-        raise DeployError(f"spike kind {values['spike']!r} is not one of {', '.join(SPIKE_KINDS)}")
-    if values["integration"] not in INTEGRATIONS:
-        raise DeployError(f"integration {values['integration']!r} is not one of {', '.join(INTEGRATIONS)}")
-    if not (np.isfinite(values["horizon"]) and values["horizon"] > 0):
-        raise DeployError(f"horizon (--duration) must be a positive time, got {values['horizon']}")
-    return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in needed})
 
 
 def _vector(node_name: str, field_name: str, value, size: int) -> np.ndarray:

@@ -31,17 +31,8 @@ if sys.version_info >= (3, 11):
 else:  # the Lava worker runs on Python 3.10
     import tomli as tomllib
 
-from .errors import DeployError
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """When a verification fails (exit code 1). Spike-time tolerance is in chip steps."""
-
-    max_accuracy_drop: float = 0.01  # float accuracy - chip accuracy
-    min_agreement: float = 0.98  # fraction of samples where chip and float decide alike
-    max_spike_time_error_p95: float | None = None  # per layer, chip vs float, steps
-    max_hardware_events: int = 0  # 24-bit current wraps (silent corruption on the chip)
+from ..artifacts.tolerances import Tolerances
+from ..errors import DeployError
 
 
 FOLDER_FILE = "snn-deploy.toml"

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..targets.bundle import Bundle, CoreAssignment, DenseConnection
-from ..targets.description import COSTS, Target
-from ..targets.record import SpikeEvents, SpikeRecord
-from .errors import DeployError
+from ...targets.bundle import Bundle, CoreAssignment, DenseConnection
+from ...targets.description import COSTS, Target
+from ...targets.record import SpikeEvents, SpikeRecord
+from ..errors import DeployError
 
 LEVELS = ("low", "nominal", "high")
 
@@ -340,50 +340,3 @@ def decision_steps(output: SpikeEvents, decoding: str) -> np.ndarray:
         first = output.first_spike_steps()
         return np.where((first > 0).any(axis=1), np.where(first > 0, first, output.num_steps + 1).min(axis=1), -1)
     return np.full(output.num_samples, output.num_steps)
-
-
-def format_energy(energy: dict) -> list[str]:
-    """Summary lines for verify's report."""
-    total, lat = energy["total"], energy["latency"]
-    joules = total["energy_j"]
-
-    def spread(values: dict, unit) -> str:
-        if values["low"] == values["high"]:
-            return unit(values["nominal"])
-        return f"{unit(values['nominal'])} ({unit(values['low'])} to {unit(values['high'])})"
-
-    lines = [f"  energy per inference on {energy['target']}: {spread(joules['total'], _joules)} = "
-             f"{spread(joules['dynamic'], _joules)} dynamic + {spread(joules['static'], _joules)} static "
-             f"({energy['chips_used']} chip{'s' if energy['chips_used'] != 1 else ''})",
-             f"    basis: {energy['basis']['energy']}",
-             "    layer      synaptic ops    spikes  neuron updates active/inactive  messages  hops E-W/N-S  energy"]
-    for name, layer in energy["layers"].items():
-        lines.append(f"    {name:10s} {layer['synaptic_ops']:12,.0f} {layer['spikes']:9,.1f}  "
-                     f"{layer['neuron_updates_active']:14,.0f} / {layer['neuron_updates_inactive']:<14,.0f} "
-                     f"{layer['spike_messages']:9,.0f}  {layer['hops_east_west']:6,.0f} / "
-                     f"{layer['hops_north_south']:<6,.0f}{spread(layer['energy_j'], _joules)}")
-    lines.append(f"  latency per inference: {spread(lat['to_decision_s'], _seconds)} to the decision "
-                 f"({lat['steps_to_decision']:.1f} steps on average; a step takes {spread(lat['step_s'], _seconds)}); "
-                 f"whole run {spread(lat['run_s'], _seconds)}")
-    bench, ann = energy["neurobench"], energy["ann_baseline"]
-    lines.append(f"  NeuroBench: {bench['effective_acs']:,.0f} effective ACs, {bench['effective_macs']:,.0f} MACs, "
-                 f"{bench['dense_synops']:,.0f} dense synaptic ops, activation sparsity "
-                 f"{bench['activation_sparsity']:.4f}, {bench['membrane_updates']:,.0f} membrane updates")
-    lines.append(f"  as a conventional ANN: {ann['dense_macs']:,} MACs = {_joules(ann['energy_j']['fp32'])} fp32, "
-                 f"{_joules(ann['energy_j']['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
-    return lines
-
-
-def _joules(value: float) -> str:
-    return _si(value, "J")
-
-
-def _seconds(value: float) -> str:
-    return _si(value, "s")
-
-
-def _si(value: float, unit: str) -> str:
-    for prefix, scale in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"0 {unit}" if value == 0 else f"{value / 1e-15:.3g} f{unit}"

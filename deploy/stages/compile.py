@@ -1,4 +1,4 @@
-"""compile: float network -> quantized network -> placement -> bundle.
+"""compile: float network -> discrete network -> quantized network -> placement -> bundle.
 
 The bundle carries a copy of the target description it was compiled for, so that verify can
 estimate energy and latency without the description file.
@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 
-from ..targets.bundle import Bundle, Timing
-from ..targets.description import Target
-from .errors import DeployError
-from .network import FloatNetwork
+from ...targets.bundle import Bundle, Timing
+from ...targets.description import Target
+from ..artifacts.network import FloatNetwork
+from ..errors import DeployError
+from .discretize import discretize, snapped_dt
 from .place import place, placement_report
-from .quantize import quantize, snapped_dt
+from .quantize import quantize
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
 # (4 tau) runs in about 510 steps, and the weight mantissa still spans the threshold finely.
@@ -41,7 +42,7 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False) -> Bundle:
     timing = choose_timing(net, steps_per_tau, snap_decay, dt)
-    quantized = quantize(net, target, timing.dt, split_weights)
+    quantized = quantize(discretize(net, timing.dt), target, split_weights)
     placement = place(quantized.network, target, max_chips=max_chips)
     source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
               "nodes": {layer.name: {"neuron": layer.name,

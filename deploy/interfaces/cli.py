@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ..targets import backends
-from ..targets import bundle as bundle_io
-from ..targets import description
-from ..targets import record as record_io
-from ..targets.backends import BackendUnavailable
-from ..targets.bundle import BundleError
-from ..targets.description import TargetError
-from ..targets.files import write_atomic
-from ..targets.lava import LavaRunError
-from ..targets.record import RecordError
-from .encoding import load_stimulus
-from .errors import DeployError
+from ...targets import backends
+from ...targets import bundle as bundle_io
+from ...targets import description
+from ...targets import record as record_io
+from ...targets.backends import BackendUnavailable
+from ...targets.bundle import BundleError
+from ...targets.description import TargetError
+from ...targets.files import write_atomic
+from ...targets.lava import LavaRunError
+from ...targets.record import RecordError
+from ..errors import DeployError
+from ..reporting.text import format_placement, format_quantization, format_summary
+from ..stages.stimulus import load_stimulus
 
 EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_BACKEND_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -56,7 +58,7 @@ def _output_path(path: str) -> Path:
 
 
 def _load_model(name_or_path: str):
-    from ..models import zoo
+    from ...models import zoo
 
     try:
         return zoo.load(name_or_path)
@@ -79,7 +81,7 @@ def _semantic_overrides(args) -> dict:
 
 
 def _load_graph(path: str, args):
-    from .network import load
+    from ..stages.load import load
 
     return load(path, _semantic_overrides(args))
 
@@ -87,7 +89,7 @@ def _load_graph(path: str, args):
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_zoo(args) -> int:
-    from ..models import zoo
+    from ...models import zoo
 
     for name in zoo.names():
         model = zoo.load(name)
@@ -110,9 +112,9 @@ def cmd_targets(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..models import zoo
-    from ..models.train import train_digits_ttfs, train_yinyang_ttfs
-    from ..models.train_multispike import train_digits_multispike, train_yinyang_multispike
+    from ...models import zoo
+    from ...models.train import train_digits_ttfs, train_yinyang_ttfs
+    from ...models.train_multispike import train_digits_multispike, train_yinyang_multispike
 
     trainers = {"yinyang-ttfs": train_yinyang_ttfs, "digits-ttfs": train_digits_ttfs,
                 "yinyang-multispike": train_yinyang_multispike, "digits-multispike": train_digits_multispike}
@@ -133,7 +135,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export, to_nir
+    from ..stages.export import export, to_nir
 
     model = _load_model(args.model)
     out = _output_path(args.output)
@@ -142,33 +144,21 @@ def cmd_export(args) -> int:
         export(model, out)
         _say(args, f"wrote {out} (NIR graph of {model.name}: {shape})")
         return EXIT_OK
-    from .compile import choose_timing
-    from .network import from_graph
-    from .onnx_export import export_onnx
+    from ..references.onnx import export_onnx
+    from ..stages.compile import choose_timing
+    from ..stages.discretize import discretize
+    from ..stages.load import from_graph
 
     net = from_graph(to_nir(model))
     timing = choose_timing(net, args.steps_per_tau, snap_decay=not args.no_snap)
-    export_onnx(net, timing.dt, timing.num_steps, out)
+    export_onnx(net, discretize(net, timing.dt), timing.num_steps, out)
     _say(args, f"wrote {out} (ONNX, the discrete float reference of {model.name}: {shape}, unrolled over "
                f"T = {timing.num_steps} steps of dt = {timing.dt:.6g} {timing.time_unit}; batch axis dynamic)")
     return EXIT_OK
 
 
-def _format_quantization(report: dict) -> list[str]:
-    lines = ["layer   sign       scale      w_exp  max|w|  clipped  w err max/rms     du   dv   "
-             "decay err  vth     vth err   headroom u/v"]
-    for name, r in report.items():
-        lines.append(
-            f"{name:7s} {r['sign_mode']:10s} {r['scale']:10.4g} {r['weight_exp']:5d}  {r['max_weight_mantissa']:6d}  "
-            f"{r['fraction_clipped']:7.2%}  {r['weight_error_max']:.2e}/{r['weight_error_rms']:.1e}  "
-            f"{r['du']:4d} {r['dv']:4d}  {max(r['decay_u_error'], r['decay_v_error']):.1e}    {r['vth']:6d}  "
-            f"{r['threshold_error']:.1e}   {r['u_headroom']:.1f}x/{r['v_headroom']:.1f}x")
-    return lines
-
-
 def cmd_compile(args) -> int:
-    from .compile import compile_network
-    from .place import format_placement
+    from ..stages.compile import compile_network
 
     try:
         target = description.load(args.target)
@@ -190,7 +180,7 @@ def cmd_compile(args) -> int:
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report['snapped_dt'] else ''}), "
          f"{compiled.timing.num_steps} steps per sample",
-         *_format_quantization(compiled.report["quantization"]),
+         *format_quantization(compiled.report["quantization"]),
          *format_placement(compiled.placement, target),
          f"wrote {out}")
     return EXIT_OK
@@ -218,50 +208,6 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:6.2f}%"
-
-
-def format_summary(verdict) -> list[str]:
-    m = verdict.metrics
-    acc = m["accuracy"]
-    counts, parted = m["output_spike_count_error"], m["divergence"]
-    first_layers = ", ".join(f"{layer} {n}" for layer, n in parted["first_layer"].items() if n)
-    steps = parted["first_step"]
-    lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
-             f"{m['num_steps']} steps of {m['dt']:.4g} {m['time_unit']})",
-             *([f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}"]
-               if acc is not None else []),
-             f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
-             f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
-             f"  output spike counts  |chip - discrete| mean {counts['mean_abs']:.3f} (max {counts['max_abs']}) per "
-             f"neuron and sample, against a mean count of {counts['reference_mean']:.2f}",
-             f"  spike trains identical to the discrete reference in {_pct(parted['samples_identical'])} of samples"
-             + (f"; first divergence by layer: {first_layers}; at step {steps['min']} at the earliest, "
-                f"median {steps['median']:.0f}" if steps else ""),
-             "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
-             "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
-    for layer, s in m["spike_time_error_steps"].items():
-        budget = m["error_budget_steps"][layer]
-        if s["count"] == 0:
-            lines.append(f"    {layer:8s} {0:6d}    (no neuron fired in both)")
-            continue
-        lines.append(f"    {layer:8s} {s['count']:6d}  {s['median']:7.2f} {s['p95']:6.2f} {s['max']:6.2f} "
-                     f"{s['mean']:+7.2f}   | {budget['discretization']['p95']:18.2f}  "
-                     f"{budget['quantization']['p95']:16.2f}")
-    act = m["activity"]
-    events = {k: sum(c.get(k, 0) for c in m["hardware_events"].values())
-              for k in ("current_wraps", "voltage_saturations")}
-    lines.append(f"  activity   {act['synaptic_ops_per_inference']:.0f} synaptic ops, "
-                 f"{act['neuron_updates_per_inference']} neuron updates per inference; "
-                 f"{events['current_wraps']} current wraps, {events['voltage_saturations']} voltage saturations")
-    if "energy" in m:
-        from .energy import format_energy
-        lines.extend(f"  {line}" for line in format_energy(m["energy"]))
-    lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
-    return lines
-
-
 def _load_replay(path: str, bundle, num_samples: int):
     """A stored spike record, checked to come from this bundle and these samples."""
     try:
@@ -278,8 +224,8 @@ def _load_replay(path: str, bundle, num_samples: int):
 
 
 def cmd_verify(args) -> int:
-    from .tolerances import load_tolerances, tolerance_file
-    from .verify import compare_spikes, judge
+    from ..stages.tolerances import load_tolerances, tolerance_file
+    from ..stages.verify import compare_spikes, judge
 
     net = _load_graph(args.graph, args)
     bundle = _load_bundle(args.bundle)
@@ -298,7 +244,7 @@ def cmd_verify(args) -> int:
     if json_out:
         write_atomic(json_out, verdict.to_json().encode())
     if report_out:
-        from .report import write_report
+        from ..reporting.html import write_report
         write_report(report_out, comparison, verdict, net, bundle, energy=verdict.metrics["energy"])
     applied = tolerance_file(args.graph)
     _say(args, *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
@@ -307,9 +253,18 @@ def cmd_verify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .demo import demo_commands
 
-    return run_demo(Path(args.out), samples=args.samples, quiet=args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for argv in demo_commands(out, args.samples):
+        _say(args, f"\n$ snn-deploy {' '.join(argv)}")
+        code = main([*argv, *(["--quiet"] if args.quiet else [])])
+        if code != EXIT_OK:
+            return code
+    _say(args, f"\ndemo finished in {time.perf_counter() - start:.1f} s; files in {out}/")
+    return EXIT_OK
 
 
 # --- parser -----------------------------------------------------------------------------------

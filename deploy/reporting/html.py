@@ -30,11 +30,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..targets.bundle import Bundle, Timing
-from ..targets.files import write_atomic
-from .network import FloatNetwork
-from .tolerances import checks, dotted
-from .verify import Comparison, Verdict
+from ...targets.bundle import Bundle, Timing
+from ...targets.files import write_atomic
+from ..artifacts.network import FloatNetwork
+from ..artifacts.verdict import Comparison, Verdict
+from ..stages.tolerances import checks, dotted
 
 MODELS = ("float", "discrete", "chip")
 RASTER_SAMPLES = 4  # samples drawn in the raster section, the worst disagreeing ones first

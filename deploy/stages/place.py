@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..targets.bundle import CoreAssignment, DenseConnection, IntNetwork, LifPopulation, Placement
-from ..targets.description import Target
-from .errors import DeployError
+from ...targets.bundle import CoreAssignment, DenseConnection, IntNetwork, LifPopulation, Placement
+from ...targets.description import Target
+from ..errors import DeployError
 
 NEURONS, MEMORY, INPUT_AXONS, OUTPUT_AXONS = ("neurons per core", "synapse memory per core",
                                               "input axons per core", "output axons per core")
@@ -179,7 +179,7 @@ def _violations(neurons: np.ndarray, memory_bits: np.ndarray, input_axons: np.nd
                               (INPUT_AXONS, input_axons, budget.input_axons),
                               (OUTPUT_AXONS, output_axons, budget.output_axons)):
         if limit is not None and used.size and used.max() > limit:
-            shown = ((_bytes(-(-int(used.max()) // 8)), _bytes(limit // 8)) if rule == MEMORY
+            shown = ((readable_bytes(-(-int(used.max()) // 8)), readable_bytes(limit // 8)) if rule == MEMORY
                      else (f"{int(used.max()):,}", f"{limit:,}"))
             broken.append((rule, f"{shown[0]} > {shown[1]}"))
     return tuple(broken)
@@ -290,7 +290,7 @@ def _does_not_fit(network: IntNetwork, sized: dict[str, tuple[Blocks, str]], tot
         blocks, rule = sized[pop.name]
         cores = f"{blocks.count:,} core{'s' if blocks.count > 1 else ''}"
         if rule == MEMORY:
-            needs.append(f"layer {pop.name} needs {_bytes(int(blocks.memory_bits.sum()) // 8)} synapse memory "
+            needs.append(f"layer {pop.name} needs {readable_bytes(int(blocks.memory_bits.sum()) // 8)} synapse memory "
                          f"({int(blocks.synapses.sum()):,} synapses) -> {cores}")
         elif rule == NEURONS:
             needs.append(f"layer {pop.name} has {pop.size:,} neurons -> {cores}")
@@ -318,12 +318,12 @@ def _does_not_fit(network: IntNetwork, sized: dict[str, tuple[Blocks, str]], tot
                   f"({100 * keep / max(synapses, 1):.1f}%) {fit}")
     return (f"the network does not fit on {max_chips} {target.name} chip{'s' if max_chips > 1 else ''}: "
             + "; ".join(needs)
-            + f"; {target.name} has {_bytes(budget.memory_bits // 8)} synapse memory and {budget.neurons:,} neurons "
+            + f"; {target.name} has {readable_bytes(budget.memory_bits // 8)} synapse memory and {budget.neurons:,} neurons "
               f"per core x {cores_per_chip} cores per chip; total {total:,} cores; smallest fit: {chips} chips "
               f"(--max-chips {chips}){board}{shrink}")
 
 
-def _bytes(count: int) -> str:
+def readable_bytes(count: int) -> str:
     for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
         if count >= size:
             return f"{count / size:.3g} {unit}"
@@ -350,60 +350,3 @@ def placement_report(placement: Placement, target: Target) -> dict:
             "layers": layers,
             "chips": [{**chip, "cores_budget": cores_per_chip,
                        "memory_budget_bytes": cores_per_chip * budget.memory_bits // 8} for chip in placement.chips()]}
-
-
-def format_placement(placement: Placement, target: Target) -> list[str]:
-    """The compile report's per-core table and chip summary. Runs of more than three cores of one layer
-    on one chip collapse to their first and last core and a line with the ranges in between."""
-    budget = CoreBudget.of(target)
-    cores_per_chip = int(target.value("chip", "neuro_cores"))
-    lines = [f"placement on {placement.target}: {placement.cores_used} cores on {placement.chips_used} "
-             f"chip{'s' if placement.chips_used != 1 else ''} ({cores_per_chip} cores per chip)",
-             f"  {'chip':>4} {'core':>4}  {'layer':10} {'neurons':>15}  {'synapses':>10}  {'encoding':8} "
-             f"{'memory used / budget':>24}  {'fan-in / budget':>15}  {'fan-out / budget':>16}"]
-    runs: list[list[CoreAssignment]] = []
-    for core in placement.cores:
-        if runs and runs[-1][-1].population == core.population and runs[-1][-1].chip == core.chip:
-            runs[-1].append(core)
-        else:
-            runs.append([core])
-    for run in runs:
-        if len(run) <= 3:
-            lines.extend(_core_row(core, budget) for core in run)
-            continue
-        middle = run[1:-1]
-        lines.append(_core_row(run[0], budget))
-        lines.append(f"  {'...':>9}  {middle[0].core}-{middle[-1].core}: {len(middle)} more cores of "
-                     f"{run[0].population}, {_spread(middle, 'neurons')} neurons, {_spread(middle, 'synapses')} "
-                     f"synapses, {_spread(middle, 'memory_bytes', _bytes)} memory, "
-                     f"fan-in {_spread(middle, 'input_axons')}, fan-out {_spread(middle, 'output_axons')}")
-        lines.append(_core_row(run[-1], budget))
-    memory_budget = cores_per_chip * budget.memory_bits // 8
-    for chip in placement.chips():
-        lines.append(f"  chip {chip['chip']}: {chip['cores']} of {cores_per_chip} cores, {chip['neurons']:,} neurons, "
-                     f"{chip['synapses']:,} synapses, synapse memory {_bytes(chip['memory_bytes'])} of "
-                     f"{_bytes(memory_budget)} ({100 * chip['memory_bytes'] / memory_budget:.1f}%)")
-    return lines
-
-
-def _core_row(core: CoreAssignment, budget: CoreBudget) -> str:
-    def of(used: int, limit: int | None) -> str:
-        return f"{used:,} / {limit:,}" if limit is not None else f"{used:,} / -"
-
-    share = 100 * core.memory_bytes * 8 / budget.memory_bits
-    memory = f"{_bytes(core.memory_bytes)} / {_bytes(budget.memory_bits // 8)} ({share:.0f}%)"
-    neurons = f"{core.start}-{core.stop - 1} ({core.neurons})"
-    return (f"  {core.chip:>4} {core.core:>4}  {core.population:10} {neurons:>15}  {core.synapses:>10,}  "
-            f"{core.encoding:8} {memory:>24}  {of(core.input_axons, budget.input_axons):>15}  "
-            f"{of(core.output_axons, budget.output_axons):>16}")
-
-
-def _count(value: int) -> str:
-    return f"{value:,}"
-
-
-def _spread(cores: list[CoreAssignment], field: str, show=_count) -> str:
-    """The range of one per-core field over ``cores``, e.g. "136-137", or one value if all agree."""
-    values = [getattr(core, field) for core in cores]
-    low, high = min(values), max(values)
-    return show(low) if low == high else f"{show(low)}-{show(high)}"

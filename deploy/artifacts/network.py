@@ -1,0 +1,78 @@
+"""The float network: a NIR graph read into plain data (the artifact ``stages.load`` returns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DeployError
+from .semantics import Semantics
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One synapse path into a neuron group: it adds W s + b to the group's input, s being the
+    spikes of ``source`` (the network input or a neuron group, the group itself for recurrence).
+    ``nodes`` are the NIR synapse nodes composed into W and b (see ``connectivity``); empty when a
+    neuron node feeds another directly (W = identity)."""
+
+    source: str
+    nodes: tuple[str, ...]
+    weight: np.ndarray  # (group size, source size)
+    bias: np.ndarray  # (group size,)
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """A neuron node and everything feeding it, in float64, by the neuron's ``kind``, x being the
+    sum over its projections of W s + b:
+
+    CubaLIF: tau_syn dI/dt = -I + w_in x;  tau_mem dv/dt = (v_leak - v) + r I;
+    LIF:     tau_mem dv/dt = (v_leak - v) + r x   (stored with tau_syn = 0, w_in = 1);
+    IF:      dv/dt = r x                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
+    spike when v > v_threshold, then reset (see Semantics.reset).
+    """
+
+    name: str  # the neuron node
+    projections: tuple[Projection, ...]
+    tau_syn: np.ndarray
+    tau_mem: np.ndarray
+    r: np.ndarray
+    w_in: np.ndarray
+    v_leak: np.ndarray
+    v_threshold: np.ndarray
+    v_reset: np.ndarray
+    kind: str = "CubaLIF"
+
+    @property
+    def size(self) -> int:
+        return self.v_threshold.shape[0]
+
+    @property
+    def feed_forward(self) -> Projection:
+        """The single projection of a layer in a chain (export, the closed-form reference, ONNX)."""
+        if len(self.projections) != 1:
+            raise DeployError(f"node {self.name} has {len(self.projections)} incoming projections; "
+                              "this step takes a chain of layers")
+        return self.projections[0]
+
+
+@dataclass(frozen=True)
+class FloatNetwork:
+    input_name: str
+    input_size: int
+    layers: tuple[FloatLayer, ...]  # by distance from the input
+    output: str  # the layer whose spikes are the network's output
+    semantics: Semantics
+    source_file: str = ""
+    source_sha256: str = ""
+    input_shape: tuple[int, ...] = ()  # before flattening, e.g. (2, 34, 34)
+
+    def layer(self, name: str) -> FloatLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+

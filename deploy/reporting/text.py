@@ -1,0 +1,167 @@
+"""Text reports: the lines the CLI prints for a compile (quantization, placement) and a verify (summary,
+energy). Each takes an artifact and returns lines; printing is the interface's job."""
+
+from __future__ import annotations
+
+from ...targets.bundle import CoreAssignment, Placement
+from ...targets.description import Target
+from ..stages.place import CoreBudget, readable_bytes
+
+
+def format_quantization(report: dict) -> list[str]:
+    lines = ["layer   sign       scale      w_exp  max|w|  clipped  w err max/rms     du   dv   "
+             "decay err  vth     vth err   headroom u/v"]
+    for name, r in report.items():
+        lines.append(
+            f"{name:7s} {r['sign_mode']:10s} {r['scale']:10.4g} {r['weight_exp']:5d}  {r['max_weight_mantissa']:6d}  "
+            f"{r['fraction_clipped']:7.2%}  {r['weight_error_max']:.2e}/{r['weight_error_rms']:.1e}  "
+            f"{r['du']:4d} {r['dv']:4d}  {max(r['decay_u_error'], r['decay_v_error']):.1e}    {r['vth']:6d}  "
+            f"{r['threshold_error']:.1e}   {r['u_headroom']:.1f}x/{r['v_headroom']:.1f}x")
+    return lines
+
+
+def format_placement(placement: Placement, target: Target) -> list[str]:
+    """The compile report's per-core table and chip summary. Runs of more than three cores of one layer
+    on one chip collapse to their first and last core and a line with the ranges in between."""
+    budget = CoreBudget.of(target)
+    cores_per_chip = int(target.value("chip", "neuro_cores"))
+    lines = [f"placement on {placement.target}: {placement.cores_used} cores on {placement.chips_used} "
+             f"chip{'s' if placement.chips_used != 1 else ''} ({cores_per_chip} cores per chip)",
+             f"  {'chip':>4} {'core':>4}  {'layer':10} {'neurons':>15}  {'synapses':>10}  {'encoding':8} "
+             f"{'memory used / budget':>24}  {'fan-in / budget':>15}  {'fan-out / budget':>16}"]
+    runs: list[list[CoreAssignment]] = []
+    for core in placement.cores:
+        if runs and runs[-1][-1].population == core.population and runs[-1][-1].chip == core.chip:
+            runs[-1].append(core)
+        else:
+            runs.append([core])
+    for run in runs:
+        if len(run) <= 3:
+            lines.extend(_core_row(core, budget) for core in run)
+            continue
+        middle = run[1:-1]
+        lines.append(_core_row(run[0], budget))
+        lines.append(f"  {'...':>9}  {middle[0].core}-{middle[-1].core}: {len(middle)} more cores of "
+                     f"{run[0].population}, {_spread(middle, 'neurons')} neurons, {_spread(middle, 'synapses')} "
+                     f"synapses, {_spread(middle, 'memory_bytes', readable_bytes)} memory, "
+                     f"fan-in {_spread(middle, 'input_axons')}, fan-out {_spread(middle, 'output_axons')}")
+        lines.append(_core_row(run[-1], budget))
+    memory_budget = cores_per_chip * budget.memory_bits // 8
+    for chip in placement.chips():
+        lines.append(f"  chip {chip['chip']}: {chip['cores']} of {cores_per_chip} cores, {chip['neurons']:,} neurons, "
+                     f"{chip['synapses']:,} synapses, synapse memory {readable_bytes(chip['memory_bytes'])} of "
+                     f"{readable_bytes(memory_budget)} ({100 * chip['memory_bytes'] / memory_budget:.1f}%)")
+    return lines
+
+
+def _core_row(core: CoreAssignment, budget: CoreBudget) -> str:
+    def of(used: int, limit: int | None) -> str:
+        return f"{used:,} / {limit:,}" if limit is not None else f"{used:,} / -"
+
+    share = 100 * core.memory_bytes * 8 / budget.memory_bits
+    memory = f"{readable_bytes(core.memory_bytes)} / {readable_bytes(budget.memory_bits // 8)} ({share:.0f}%)"
+    neurons = f"{core.start}-{core.stop - 1} ({core.neurons})"
+    return (f"  {core.chip:>4} {core.core:>4}  {core.population:10} {neurons:>15}  {core.synapses:>10,}  "
+            f"{core.encoding:8} {memory:>24}  {of(core.input_axons, budget.input_axons):>15}  "
+            f"{of(core.output_axons, budget.output_axons):>16}")
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _spread(cores: list[CoreAssignment], field: str, show=_count) -> str:
+    """The range of one per-core field over ``cores``, e.g. "136-137", or one value if all agree."""
+    values = [getattr(core, field) for core in cores]
+    low, high = min(values), max(values)
+    return show(low) if low == high else f"{show(low)}-{show(high)}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:6.2f}%"
+
+
+def format_summary(verdict) -> list[str]:
+    m = verdict.metrics
+    acc = m["accuracy"]
+    counts, parted = m["output_spike_count_error"], m["divergence"]
+    first_layers = ", ".join(f"{layer} {n}" for layer, n in parted["first_layer"].items() if n)
+    steps = parted["first_step"]
+    lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
+             f"{m['num_steps']} steps of {m['dt']:.4g} {m['time_unit']})",
+             *([f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}"]
+               if acc is not None else []),
+             f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
+             f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
+             f"  output spike counts  |chip - discrete| mean {counts['mean_abs']:.3f} (max {counts['max_abs']}) per "
+             f"neuron and sample, against a mean count of {counts['reference_mean']:.2f}",
+             f"  spike trains identical to the discrete reference in {_pct(parted['samples_identical'])} of samples"
+             + (f"; first divergence by layer: {first_layers}; at step {steps['min']} at the earliest, "
+                f"median {steps['median']:.0f}" if steps else ""),
+             "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
+             "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
+    for layer, s in m["spike_time_error_steps"].items():
+        budget = m["error_budget_steps"][layer]
+        if s["count"] == 0:
+            lines.append(f"    {layer:8s} {0:6d}    (no neuron fired in both)")
+            continue
+        lines.append(f"    {layer:8s} {s['count']:6d}  {s['median']:7.2f} {s['p95']:6.2f} {s['max']:6.2f} "
+                     f"{s['mean']:+7.2f}   | {budget['discretization']['p95']:18.2f}  "
+                     f"{budget['quantization']['p95']:16.2f}")
+    act = m["activity"]
+    events = {k: sum(c.get(k, 0) for c in m["hardware_events"].values())
+              for k in ("current_wraps", "voltage_saturations")}
+    lines.append(f"  activity   {act['synaptic_ops_per_inference']:.0f} synaptic ops, "
+                 f"{act['neuron_updates_per_inference']} neuron updates per inference; "
+                 f"{events['current_wraps']} current wraps, {events['voltage_saturations']} voltage saturations")
+    if "energy" in m:
+        lines.extend(f"  {line}" for line in format_energy(m["energy"]))
+    lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
+    return lines
+
+
+def format_energy(energy: dict) -> list[str]:
+    """Summary lines for verify's report."""
+    total, lat = energy["total"], energy["latency"]
+    joules = total["energy_j"]
+
+    def spread(values: dict, unit) -> str:
+        if values["low"] == values["high"]:
+            return unit(values["nominal"])
+        return f"{unit(values['nominal'])} ({unit(values['low'])} to {unit(values['high'])})"
+
+    lines = [f"  energy per inference on {energy['target']}: {spread(joules['total'], _joules)} = "
+             f"{spread(joules['dynamic'], _joules)} dynamic + {spread(joules['static'], _joules)} static "
+             f"({energy['chips_used']} chip{'s' if energy['chips_used'] != 1 else ''})",
+             f"    basis: {energy['basis']['energy']}",
+             "    layer      synaptic ops    spikes  neuron updates active/inactive  messages  hops E-W/N-S  energy"]
+    for name, layer in energy["layers"].items():
+        lines.append(f"    {name:10s} {layer['synaptic_ops']:12,.0f} {layer['spikes']:9,.1f}  "
+                     f"{layer['neuron_updates_active']:14,.0f} / {layer['neuron_updates_inactive']:<14,.0f} "
+                     f"{layer['spike_messages']:9,.0f}  {layer['hops_east_west']:6,.0f} / "
+                     f"{layer['hops_north_south']:<6,.0f}{spread(layer['energy_j'], _joules)}")
+    lines.append(f"  latency per inference: {spread(lat['to_decision_s'], _seconds)} to the decision "
+                 f"({lat['steps_to_decision']:.1f} steps on average; a step takes {spread(lat['step_s'], _seconds)}); "
+                 f"whole run {spread(lat['run_s'], _seconds)}")
+    bench, ann = energy["neurobench"], energy["ann_baseline"]
+    lines.append(f"  NeuroBench: {bench['effective_acs']:,.0f} effective ACs, {bench['effective_macs']:,.0f} MACs, "
+                 f"{bench['dense_synops']:,.0f} dense synaptic ops, activation sparsity "
+                 f"{bench['activation_sparsity']:.4f}, {bench['membrane_updates']:,.0f} membrane updates")
+    lines.append(f"  as a conventional ANN: {ann['dense_macs']:,} MACs = {_joules(ann['energy_j']['fp32'])} fp32, "
+                 f"{_joules(ann['energy_j']['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
+    return lines
+
+
+def _joules(value: float) -> str:
+    return _si(value, "J")
+
+
+def _seconds(value: float) -> str:
+    return _si(value, "s")
+
+
+def _si(value: float, unit: str) -> str:
+    for prefix, scale in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"0 {unit}" if value == 0 else f"{value / 1e-15:.3g} f{unit}"

@@ -1,0 +1,162 @@
+"""discretize: the float network -> its discrete-time form at step dt (``artifacts.discrete``).
+
+Discretization (exact, not Euler), with a step of dt time units. Between input spikes a CubaLIF
+layer is linear:
+I decays with tau_syn and v relaxes to v_leak + r I with tau_mem. Integrating exactly over one
+step h = dt gives
+    v(t + h) = a_v v(t) + c I(t) + (1 - a_v) v_leak,     a_v = exp(-h / tau_mem), a_u = exp(-h / tau_syn)
+    c = (r / tau_mem) h a_v                                   if tau_syn == tau_mem
+    c = (r / tau_mem) (a_u - a_v) / (1 / tau_mem - 1 / tau_syn)  otherwise.
+The chip's LIF computes v[n] = a_v v[n-1] + u[n] + bias with u[n] = a_u u[n-1] + (Dense input),
+and a Dense block delivers in step n the spikes of step n-1. So u[n] = c I((n-1) h) exactly when
+    g_ij = c_i w_in_i W_ij / tau_syn_i       (the jump of u per input spike, in v units)
+    drive_i = (1 - a_v) v_leak_i             (the chip's bias).
+Chip step n then samples the continuous membrane at t = n h in every layer, for input spikes on
+the step grid: the Dense stage's one-step delay is the integration step, not an added latency.
+``reference.discrete`` simulates exactly this in float64.
+
+With ``integration = "euler"`` (snnTorch, norse, sinabs) the same chip form holds with
+    a_u = 1 - h / tau_syn,  a_v = 1 - h / tau_mem,  c = (r / tau_mem) h,
+the step those simulators take; the Dense delay then is the simulator's own one-step delay
+(norse), or one step of pipeline latency per layer (snnTorch steps a feed-forward chain in one step).
+
+An Affine bias b is a constant input x = b, area b h per step. LIF and IF neurons hold one step's
+input in u, so it becomes part of the chip's bias. A CubaLIF filters it through I, so it arrives
+as one input of b h per step from a one-neuron constant source that fires every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...targets import fixed_point as fx
+from ...targets.encoding import SINGLE_SPIKE_ENCODINGS
+from ..artifacts.discrete import DiscreteNetwork, Discretization
+from ..artifacts.network import FloatLayer, FloatNetwork
+from ..artifacts.semantics import Semantics
+from ..errors import DeployError
+from .load import feed_forward_depths
+
+# The constant source: one neuron that fires every step (v = bias = 1 > vth = 0, reset to 0).
+CONSTANT_SOURCE = "constant"
+
+
+def constant_source_name(depth: int) -> str:
+    """The constant source whose spikes first reach a layer at feed-forward depth ``depth`` together with
+    the first input: "constant" for depth 1, a relay "constant.<depth>" one step later per depth."""
+    return CONSTANT_SOURCE if depth <= 1 else f"{CONSTANT_SOURCE}.{depth}"
+
+
+def constant_source() -> Discretization:
+    """The float form of the constant source: no input, u = 0, v = 1 every step, above a threshold of 1/2."""
+    zero, one = np.zeros(1), np.ones(1)
+    return Discretization(name=CONSTANT_SOURCE, inputs=(), alpha_u=zero, alpha_v=zero, drive=one, threshold=one / 2,
+                          reset="zero", fire_once=False, bias_source=True)
+
+
+def constant_relay(depth: int) -> Discretization:
+    """The float form of relay ``depth``: it fires in every step after the previous source does."""
+    zero, one = np.zeros(1), np.ones(1)
+    return Discretization(name=constant_source_name(depth), inputs=((constant_source_name(depth - 1), one[:, None]),),
+                          alpha_u=zero, alpha_v=zero, drive=zero, threshold=one / 2, reset="zero", fire_once=False,
+                          bias_source=True)
+
+
+def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a_u, a_v, jump of v units of u per unit input area) of one layer."""
+    if integration == "euler":
+        too_long = [tau for tau in (layer.tau_syn if layer.kind == "CubaLIF" else None, layer.tau_mem)
+                    if tau is not None and np.any(dt > tau)]
+        if too_long:
+            raise DeployError(f"node {layer.name}: the Euler step dt = {dt:g} exceeds a time constant "
+                              f"({float(np.min(too_long[0])):g}); it would flip the decay's sign")
+        alpha_v = 1 - dt / layer.tau_mem
+        if layer.kind == "CubaLIF":
+            return 1 - dt / layer.tau_syn, alpha_v, dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn
+        return np.zeros(layer.size), alpha_v, layer.r / (layer.tau_mem if layer.kind == "LIF" else 1.0)
+    alpha_v = np.exp(-dt / layer.tau_mem)
+    if layer.kind == "CubaLIF":
+        alpha_u = np.exp(-dt / layer.tau_syn)
+        equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distinct = (alpha_u - alpha_v) / (1 / layer.tau_mem - 1 / layer.tau_syn)
+        current_to_voltage = layer.r / layer.tau_mem * np.where(equal, dt * alpha_v, distinct)
+        return alpha_u, alpha_v, current_to_voltage * layer.w_in / layer.tau_syn
+    return np.zeros(layer.size), alpha_v, layer.r * alpha_v / (layer.tau_mem if layer.kind == "LIF" else 1.0)
+
+
+def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
+               constant_source: str = CONSTANT_SOURCE) -> Discretization:
+    """The discrete form of one layer at step dt (see the module docstring).
+
+    A neuron without synaptic current (LIF, IF) jumps by r W / tau_mem (IF: r W) at an input spike
+    and then decays until the next step: the chip's u holds one step's input (du = 4095).
+    A "pulse" spike carries area dt instead of 1.
+    """
+    fire_once, reset = semantics.fire_once, semantics.reset
+    if reset == "zero" and np.any(layer.v_reset != 0):
+        raise DeployError(f"node {layer.name}: v_reset must be 0 on Loihi (got {float(layer.v_reset.max()):g})")
+    alpha_u, alpha_v, jump = _decay_and_jump(layer, dt, semantics.integration)
+    area = dt if semantics.spike == "pulse" else 1.0
+    inputs = [(p.source, (area * jump)[:, None] * p.weight) for p in layer.projections]
+    bias = np.sum([p.bias for p in layer.projections], axis=0)
+    drive = (1 - alpha_v) * layer.v_leak
+    if np.any(bias != 0):
+        if layer.kind == "CubaLIF":
+            inputs.append((constant_source, (jump * dt * bias)[:, None]))
+        elif layer.kind == "LIF" and semantics.integration == "exact":
+            drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
+        else:
+            drive = drive + jump * dt * bias
+    return Discretization(name=layer.name, inputs=tuple(inputs), alpha_u=alpha_u, alpha_v=alpha_v, drive=drive,
+                          threshold=layer.v_threshold, reset="zero" if fire_once else reset, fire_once=fire_once)
+
+
+def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
+    """The dt near 1 / steps_per_tau for which the most common time constant decays exactly.
+
+    The chip decays by (4096 - d) / 4096 per step with integer d. For dt = -tau ln(1 - d / 4096)
+    that factor is exactly exp(-dt / tau), so the decay adds no error at all for that tau.
+    """
+    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+    taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
+    if taus.size == 0:
+        return 1.0 / steps_per_tau
+    values, counts = np.unique(taus, return_counts=True)
+    tau = float(values[np.argmax(counts)])
+    decay = round(fx.DECAY_UNITY * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
+    decay = min(max(decay, 1), fx.DECAY_UNITY - 1)
+    return -tau * math.log1p(-decay / fx.DECAY_UNITY)
+
+
+def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
+    """The network's discrete form at step dt: every layer's, led by the constant sources its biases need.
+
+    With Euler integration a simulator steps a feed-forward chain within one time step, while the
+    chip delays each stage by one: a layer at depth d sees its first input d steps late, so its bias
+    comes from the relay that starts then too. Exact integration has no such latency (every layer
+    samples t = n dt), and every bias comes from the first source.
+    """
+    if not (np.isfinite(dt) and 1e-5 <= dt <= 1e3):
+        raise DeployError(f"time step dt must be in [1e-5, 1e3] time units, got {dt}")
+    sem = net.semantics
+    depths = feed_forward_depths(net.input_name, net.layers)
+    layers = tuple(discretize_layer(layer, dt, sem, constant_source_name(
+        depths[layer.name] if sem.integration == "euler" else 1)) for layer in net.layers)
+    deepest = max((depth for depth in range(1, len(net.layers) + 1)
+                   if any(source == constant_source_name(depth) for layer in layers for source, _ in layer.inputs)),
+                  default=0)
+    sources = tuple([constant_source()] if deepest else []) + tuple(constant_relay(d) for d in range(2, deepest + 1))
+    taken = {layer.name for layer in net.layers} | {net.input_name}
+    for source in sources:
+        if source.name in taken:
+            raise DeployError(f"a node is named {source.name!r}, the name of a source this compiler adds for "
+                              "Affine biases; rename the node")
+    return DiscreteNetwork(
+        input_name=net.input_name, input_size=net.input_size, populations=sources + layers, output=net.output, dt=dt,
+        num_steps=int(math.ceil(sem.horizon / dt)),
+        input_fires_once=sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS,
+        synapses={layer.name: tuple(" -> ".join(p.nodes) or p.source for p in layer.projections)
+                  for layer in net.layers})
