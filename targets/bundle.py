@@ -194,6 +194,18 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Source:
+    """What a bundle was compiled from, and how: the NIR file (name, sha256), the semantics the compile used
+    (``deploy.artifacts.semantics.Semantics`` as JSON, with where each choice came from: the one record verify
+    rebuilds the float model from), and the NIR nodes behind each population with their synapse paths."""
+
+    nir_file: str = ""
+    nir_sha256: str = ""
+    semantics: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Bundle:
     target: str
     network: IntNetwork
@@ -201,7 +213,7 @@ class Bundle:
     timing: Timing
     encoding: dict[str, Any] = field(default_factory=dict)  # input encoding, copied from NIR
     decoding: str = "first_spike"  # how the output population's spikes give a decision
-    source: dict[str, Any] = field(default_factory=dict)  # NIR file checksum, node names
+    source: Source = field(default_factory=Source)
     report: dict[str, Any] = field(default_factory=dict)  # compile report (quantization, placement)
     format_version: int = FORMAT_VERSION
 
@@ -246,7 +258,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "timing": dataclasses.asdict(bundle.timing),
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
-        "source": bundle.source,
+        "source": dataclasses.asdict(bundle.source),
         "report": bundle.report,
     }
     return manifest, arrays
@@ -307,5 +319,5 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
                           cores=tuple(CoreAssignment(**c) for c in manifest["placement"]["cores"]))
     return Bundle(target=manifest["target"], network=network, placement=placement,
                   timing=Timing(**manifest["timing"]), encoding=manifest["encoding"],
-                  decoding=manifest["decoding"], source=manifest["source"], report=manifest["report"],
+                  decoding=manifest["decoding"], source=Source(**manifest["source"]), report=manifest["report"],
                   format_version=manifest["format_version"])

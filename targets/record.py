@@ -72,6 +72,7 @@ class SpikeRecord:
     ``spikes`` maps each population name to its events; ``counters`` maps it to the hardware
     events counted during the run (24-bit current wraps, voltage saturations), never silent.
     ``traces`` optionally holds the (samples, steps, neurons) u and v of each population.
+    ``selection`` names the data selection the inputs came from (``deploy.artifacts.stimulus.Stimulus``).
     """
 
     backend: str
@@ -81,6 +82,7 @@ class SpikeRecord:
     spikes: dict[str, SpikeEvents]
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    selection: str = ""
 
 
 RECORD_FORMAT = "snn-deploy-record"
@@ -105,7 +107,7 @@ def save(record: SpikeRecord, path) -> None:
 
     header = {"format": RECORD_FORMAT, "format_version": RECORD_FORMAT_VERSION, "backend": record.backend,
               "bundle_checksum": record.bundle_checksum, "num_samples": record.num_samples,
-              "num_steps": record.num_steps, "counters": record.counters,
+              "num_steps": record.num_steps, "counters": record.counters, "selection": record.selection,
               "populations": {name: s.size for name, s in record.spikes.items()}}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["header"] = json.dumps(header)
@@ -144,4 +146,4 @@ def load(path) -> SpikeRecord:
         raise RecordError(f"{path} is not a readable snn-deploy spike record ({exc.__class__.__name__})") from None
     return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],
                        num_samples=header["num_samples"], num_steps=header["num_steps"], spikes=spikes,
-                       counters=header["counters"], traces=traces)
+                       counters=header["counters"], traces=traces, selection=header.get("selection", ""))

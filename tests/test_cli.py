@@ -155,7 +155,12 @@ def test_replay_verifies_a_stored_run_and_refuses_another_bundles(files, tmp_pat
     _fails_cleanly(["verify", str(files / "m.nir"), str(other), *common, "--replay", str(run), "--json", str(out)],
                    capsys, out, "recorded from a different bundle")
     _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test",
-                    "--samples", "31", "--replay", str(run), "--json", str(out)], capsys, out, "holds 30 samples")
+                    "--samples", "31", "--replay", str(run), "--json", str(out)], capsys, out,
+                   "was recorded on yinyang:test samples 0-29, not on yinyang:test samples 0-30")
+    # The same number of samples from another split is another selection.
+    _fails_cleanly(["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:train",
+                    "--samples", "30", "--replay", str(run), "--json", str(out)], capsys, out,
+                   "not on yinyang:train samples 0-29")
 
 
 def test_train_refuses_a_non_positive_epoch_count(tmp_path, capsys):

@@ -48,7 +48,7 @@ def test_bundle_is_integer_self_describing_and_round_trips(compiled, tmp_path):
     loaded = bundle_io.load(path)
     assert loaded.checksum == compiled.checksum
     assert loaded.format_version == bundle_io.FORMAT_VERSION
-    assert loaded.source["nodes"]["lif1"] == {"neuron": "lif1", "projections": [{"source": "input", "synapses": ["fc1"]}]}
+    assert loaded.source.nodes["lif1"] == {"neuron": "lif1", "projections": [{"source": "input", "synapses": ["fc1"]}]}
     for conn in loaded.network.connections:
         assert conn.weights.dtype == np.int32
         np.testing.assert_array_equal(fx.stored_weights(conn.weights, conn.num_weight_bits), conn.weights)

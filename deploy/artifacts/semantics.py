@@ -11,7 +11,7 @@ option is an error, never a silent default.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,22 @@ from ..errors import DeployError
 
 METADATA_KEY = "snn_deploy"
 SEMANTICS_VERSION = 2
+TIME_UNITS = ("tau", "s", "step")
 SPIKE_KINDS = ("dirac", "pulse")
 INTEGRATIONS = ("exact", "euler")
+
+
+# Each semantic field (but the encoding, which only graph metadata states) with the option that sets it.
+SEMANTIC_OPTIONS = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset",
+                    "decoding": "--decoding", "horizon": "--duration", "spike": "--spike",
+                    "integration": "--integration"}
+
+
+def option_usage(name: str) -> str:
+    """How the option of a semantic field is written, with its choices: "--reset zero|subtract"."""
+    choices = {"time_unit": TIME_UNITS, "reset": RESET_MODES, "decoding": DECODINGS, "spike": SPIKE_KINDS,
+               "integration": INTEGRATIONS}.get(name)
+    return SEMANTIC_OPTIONS[name] + (f" {'|'.join(choices)}" if choices else "")
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,7 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
             raise DeployError(f"graph metadata '{METADATA_KEY}' is not valid JSON") from None
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     values, origin = {}, {}
-    needed = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset zero|subtract",
-              "decoding": "--decoding first_spike|spike_count", "horizon": "--duration",
-              "spike": "--spike dirac|pulse", "integration": "--integration exact|euler"}
+    needed = SEMANTIC_OPTIONS
     if stored.get("semantics_version") == 1:
         stored.setdefault("integration", "exact")  # version 1 of this metadata had exact integration only
     missing = []
@@ -91,7 +103,7 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
         elif key in stored:
             values[key], origin[key] = stored[key], "metadata"
         else:
-            missing.append(f"{key} ({option})")
+            missing.append(f"{key} ({option_usage(key)})")
     # How data become input spikes matters only when a data set is fed in (verify, run --data).
     values["encoding"] = stored.get("encoding", {})
     origin["encoding"] = "metadata" if "encoding" in stored else "absent: inputs must be given as spikes"
@@ -111,3 +123,19 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
     return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in needed})
 
 
+def compiled_semantics(stored: dict[str, Any]) -> Semantics:
+    """The semantics a bundle was compiled with (``targets.bundle.Source.semantics``), validated as graph metadata
+    is, with the origins the compile recorded."""
+    if not stored:
+        raise DeployError("the bundle records no semantics (it was compiled by an older snn-deploy); compile it again")
+    body = {key: value for key, value in stored.items() if key != "origin"}
+    semantics = semantics_from_metadata({METADATA_KEY: json.dumps(body)})
+    return replace(semantics, origin=dict(stored.get("origin", {})))
+
+
+def first_difference(a: Semantics, b: Semantics) -> str | None:
+    """The first field in which two semantics differ (origins aside), or None."""
+    for name in (*SEMANTIC_OPTIONS, "encoding"):
+        if getattr(a, name) != getattr(b, name):
+            return name
+    return None

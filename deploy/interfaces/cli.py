@@ -194,12 +194,15 @@ def get_backend(name: str):
 
 
 def cmd_run(args) -> int:
+    from ..stages.run import run
+
     bundle = _load_bundle(args.bundle)
-    inputs = load_stimulus(args.data, args.samples, bundle).inputs
+    stimulus = load_stimulus(args.data, args.samples, bundle)
+    inputs = stimulus.inputs
     out = _output_path(args.output)
-    backend = get_backend(args.backend)
+    get_backend(args.backend)  # reject an unknown name before any work
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
-        result = backend.run(bundle, inputs, record_state=args.record_state, progress=progress)
+        result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
     record_io.save(result, out)
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
@@ -208,29 +211,25 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _load_replay(path: str, bundle, num_samples: int):
-    """A stored spike record, checked to come from this bundle and these samples."""
+def _load_replay(path: str, bundle, stimulus):
+    """A stored spike record, checked to come from this bundle and this data selection."""
+    from ..stages.run import check_replay
+
     try:
         stored = record_io.load(path)
     except RecordError as exc:
         raise DeployError(str(exc)) from None
-    if stored.bundle_checksum != bundle.checksum:
-        raise DeployError(f"{path} was recorded from a different bundle (checksum {stored.bundle_checksum[:12]}, "
-                          f"this bundle {bundle.checksum[:12]}); refusing to replay it")
-    if stored.num_samples != num_samples:
-        raise DeployError(f"{path} holds {stored.num_samples} samples; the data selection has {num_samples} "
-                          "(use the same --data and --samples as the run)")
-    return stored
+    return check_replay(stored, bundle, stimulus, path)
 
 
 def cmd_verify(args) -> int:
     from ..stages.tolerances import load_tolerances, tolerance_file
-    from ..stages.verify import compare_spikes, judge
+    from ..stages.verify import compare_spikes, judge, reference_network
 
-    net = _load_graph(args.graph, args)
     bundle = _load_bundle(args.bundle)
+    net = reference_network(args.graph, bundle, _semantic_overrides(args), dt=args.dt)
     stimulus = load_stimulus(args.data, args.samples, bundle)
-    replay = _load_replay(args.replay, bundle, stimulus.inputs.num_samples) if args.replay else None
+    replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
     json_out = _output_path(args.json) if args.json else None
     report_out = _output_path(args.report) if args.report else None
     tolerances = load_tolerances(args.graph, {
@@ -269,16 +268,18 @@ def cmd_demo(args) -> int:
 
 # --- parser -----------------------------------------------------------------------------------
 
-def _add_semantic_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("semantics NIR leaves open (override the graph's metadata)")
-    g.add_argument("--time-unit", choices=["tau", "s", "step"], help="unit of time constants and spike times")
-    g.add_argument("--reset", choices=["zero", "subtract"], help="reset after a spike")
-    g.add_argument("--decoding", choices=["first_spike", "spike_count"], help="how outputs give a decision")
+def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
+    from ..artifacts.semantics import DECODINGS, INTEGRATIONS, RESET_MODES, SPIKE_KINDS, TIME_UNITS
+
+    g = p.add_argument_group(title)
+    g.add_argument("--time-unit", choices=TIME_UNITS, help="unit of time constants and spike times")
+    g.add_argument("--reset", choices=RESET_MODES, help="reset after a spike")
+    g.add_argument("--decoding", choices=DECODINGS, help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
-    g.add_argument("--spike", choices=["dirac", "pulse"],
+    g.add_argument("--spike", choices=SPIKE_KINDS,
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "
                         "of height w lasting one step (pulse, as discrete-time simulators treat it)")
-    g.add_argument("--integration", choices=["exact", "euler"],
+    g.add_argument("--integration", choices=INTEGRATIONS,
                    help="a time step integrates the equations exactly (exact), or as snnTorch, norse and sinabs "
                         "step them (euler: current first, then voltage from the new current)")
     once = g.add_mutually_exclusive_group()
@@ -289,8 +290,10 @@ def _add_semantic_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_time_step_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps-per-tau", type=float, default=128,
-                   help="chip steps per time unit, approximately (default 128)")
+    from ..stages.compile import DEFAULT_STEPS_PER_TAU
+
+    p.add_argument("--steps-per-tau", type=float, default=DEFAULT_STEPS_PER_TAU,
+                   help=f"chip steps per time unit, approximately (default {DEFAULT_STEPS_PER_TAU})")
     p.add_argument("--no-snap", action="store_true",
                    help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
 
@@ -341,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store each weight as two 8-bit synapses, a high and a low part (about 14-bit weights, "
                         "twice the synapse memory): for networks trained without 8-bit weights in mind")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
-    _add_semantic_options(p)
+    _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata)")
 
     p = command("run", cmd_run, "run a bundle on a back end, writing the spike record")
     p.add_argument("bundle")
@@ -371,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-agreement", type=float, help="chip/float decision agreement (default 0.98)")
     g.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
     g.add_argument("--max-hardware-events", type=int, help="24-bit current wraps allowed (default 0)")
-    _add_semantic_options(p)
+    p.add_argument("--dt", type=float, help="the time step the bundle was compiled with (checked, not changed)")
+    _add_semantic_options(p, "semantics (read from the bundle, as compiled; an option given must agree with it)")
 
     p = command("demo", cmd_demo, "the shipped Yin-Yang TTFS model through export, compile, bitsim and verify")
     p.add_argument("--out", default="demo-out", help="folder for the demo's files (default ./demo-out)")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ...targets.bundle import Bundle, Timing
+from ...targets.bundle import Bundle, Source, Timing
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
@@ -44,11 +44,11 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     timing = choose_timing(net, steps_per_tau, snap_decay, dt)
     quantized = quantize(discretize(net, timing.dt), target, split_weights)
     placement = place(quantized.network, target, max_chips=max_chips)
-    source = {"nir_file": net.source_file, "nir_sha256": net.source_sha256,
-              "nodes": {layer.name: {"neuron": layer.name,
-                                     "projections": [{"source": p.source, "synapses": list(p.nodes)}
-                                                     for p in layer.projections]} for layer in net.layers},
-              "semantics": {**json.loads(net.semantics.to_json()), "origin": net.semantics.origin}}
+    source = Source(nir_file=net.source_file, nir_sha256=net.source_sha256,
+                    semantics={**json.loads(net.semantics.to_json()), "origin": net.semantics.origin},
+                    nodes={layer.name: {"neuron": layer.name,
+                                        "projections": [{"source": p.source, "synapses": list(p.nodes)}
+                                                        for p in layer.projections]} for layer in net.layers})
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
                   report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None, "split_weights": split_weights,

@@ -118,10 +118,15 @@ def load_stimulus(spec: str, samples: int | None, bundle) -> Stimulus:
             raise DeployError(f"--samples must be at least 1, got {count}")
         inputs = random_spike_trains(bundle.network.input.size, count, timing.num_steps, options["rate"],
                                      options["seed"])
-        return Stimulus(f"random spike trains (rate {options['rate']:g} per step, seed {options['seed']})", inputs)
+        return Stimulus(f"random spike trains (rate {options['rate']:g} per step, seed {options['seed']})", inputs,
+                        selection=_selection(f"{RANDOM_DATA}:rate={options['rate']!r},seed={options['seed']}", count))
     dataset = load_data(spec, samples)
     times, inputs = encode(bundle, dataset.features)
-    return Stimulus(dataset.name, inputs, dataset.labels, times)
+    return Stimulus(dataset.name, inputs, dataset.labels, times, selection=_selection(dataset.name, len(dataset.labels)))
+
+
+def _selection(source: str, count: int) -> str:
+    return f"{source} samples 0-{count - 1}"
 
 
 def encode(bundle, features: np.ndarray) -> tuple[np.ndarray, SpikeEvents]:

@@ -13,7 +13,9 @@ float -> discrete is the time-discretization error; discrete -> chip is the quan
 
 from __future__ import annotations
 
-from typing import Callable
+import json
+from dataclasses import replace
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,12 +23,14 @@ from ...targets import backends, decision
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
+from ..artifacts.semantics import SEMANTIC_OPTIONS, compiled_semantics, first_difference
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import Comparison, Verdict
 from ..errors import DeployError
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
+from .load import load
 from .stimulus import encode
 from .tolerances import checks
 
@@ -124,11 +128,44 @@ def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> dict:
 
 
 def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
-    """The bundle must have been compiled from this graph."""
-    stored = bundle.source.get("nir_sha256")
+    """The bundle must have been compiled from this graph, with these semantics."""
+    stored = bundle.source.nir_sha256
     if stored and net.source_sha256 and stored != net.source_sha256:
-        raise DeployError(f"the bundle was compiled from {bundle.source.get('nir_file')} "
+        raise DeployError(f"the bundle was compiled from {bundle.source.nir_file} "
                           f"(sha256 {stored[:12]}), not from {net.source_file} (sha256 {net.source_sha256[:12]})")
+    compiled = compiled_semantics(bundle.source.semantics)
+    differing = first_difference(compiled, net.semantics)
+    if differing:
+        raise DeployError(f"the bundle was compiled with {differing} {_shown(getattr(compiled, differing))}, the float "
+                          f"model has {_shown(getattr(net.semantics, differing))}; load the graph with the bundle's "
+                          "semantics (reference_network)")
+
+
+def _shown(value) -> str:
+    return json.dumps(value) if isinstance(value, (dict, bool)) else str(value)
+
+
+def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None = None,
+                      dt: float | None = None) -> FloatNetwork:
+    """The float model a bundle is verified against: its NIR graph, read with the semantics the bundle was
+    compiled with (the bundle is their one source). ``options`` (semantic field -> value, None = not given)
+    and ``dt`` may restate them; one that contradicts the bundle is a DeployError naming both values."""
+    compiled = compiled_semantics(bundle.source.semantics)
+    if dt is not None and dt != bundle.timing.dt:
+        raise DeployError(f"the bundle was compiled with dt {bundle.timing.dt!r} {bundle.timing.time_unit}; "
+                          f"--dt {dt!r} contradicts it")
+    for name, value in (options or {}).items():
+        if name not in SEMANTIC_OPTIONS:
+            raise DeployError(f"unknown semantic option {name!r} (known: {', '.join(SEMANTIC_OPTIONS)})")
+        if value is not None and value != getattr(compiled, name):
+            option = SEMANTIC_OPTIONS[name] if name != "fire_once" else ("--fire-once" if value else "--multi-spike")
+            shown = "" if name == "fire_once" else f" {_shown(value)}"
+            raise DeployError(f"the bundle was compiled with {name} {_shown(getattr(compiled, name))}; "
+                              f"{option}{shown} contradicts it")
+    net = load(nir_path, {name: getattr(compiled, name) for name in SEMANTIC_OPTIONS})
+    net = replace(net, semantics=compiled)
+    check_pair(net, bundle)
+    return net
 
 
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,

@@ -1,0 +1,93 @@
+"""verify reads what was compiled from the bundle: its semantics and timing are the one source of the float
+model it compares the chip with. An option may restate them; one that contradicts the bundle is refused."""
+
+import json
+
+import pytest
+
+from snn_deploy.deploy import load_graph
+from snn_deploy.deploy.errors import DeployError
+from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.deploy.stages.stimulus import random_spike_trains
+from snn_deploy.deploy.stages.verify import compare_spikes, reference_network
+from snn_deploy.targets import bundle as bundle_io
+
+BRAILLE = "braille_noDelay_noBias_subtract.nir"
+# The semantics the Braille network was trained with (snnTorch: Euler steps of 1e-4 s, subtractive reset).
+BRAILLE_SEMANTICS = ["--time-unit", "s", "--multi-spike", "--reset", "subtract", "--decoding", "spike_count",
+                     "--duration", "0.03", "--spike", "pulse", "--integration", "euler"]
+RANDOM = ["--data", "random:rate=0.05,seed=1", "--samples", "30"]
+
+
+@pytest.fixture(scope="module")
+def braille(reference_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("verify")
+    graph = reference_dir / "nir-paper-graphs" / BRAILLE
+    bundle = root / "braille.npz"
+    assert main(["compile", str(graph), "--dt", "1e-4", "--split-weights", "-o", str(bundle), "-q",
+                 *BRAILLE_SEMANTICS]) == 0
+    return graph, bundle
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def test_verify_needs_no_semantic_options_and_equals_a_run_that_restates_them(braille, tmp_path, capsys):
+    graph, bundle = braille
+    bare, restated = tmp_path / "bare.json", tmp_path / "restated.json"
+    assert main(["verify", str(graph), str(bundle), *RANDOM, "--min-agreement", "0", "--json", str(bare), "-q"]) == 0
+    assert main(["verify", str(graph), str(bundle), *RANDOM, "--min-agreement", "0", "--json", str(restated), "-q",
+                 "--dt", "1e-4", *BRAILLE_SEMANTICS]) == 0
+    assert _json(bare) == _json(restated)
+    assert _json(bare)["agreement"] > 0.9  # with the bundle's own subtractive reset, chip and float agree
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--reset", "zero"], "the bundle was compiled with reset subtract; --reset zero contradicts it"),
+    (["--duration", "0.01"], "the bundle was compiled with horizon 0.03; --duration 0.01 contradicts it"),
+    (["--decoding", "first_spike"], "compiled with decoding spike_count; --decoding first_spike contradicts it"),
+    (["--fire-once"], "the bundle was compiled with fire_once false; --fire-once contradicts it"),
+    (["--integration", "exact"], "compiled with integration euler; --integration exact contradicts it"),
+    (["--spike", "dirac"], "compiled with spike pulse; --spike dirac contradicts it"),
+    (["--time-unit", "tau"], "compiled with time_unit s; --time-unit tau contradicts it"),
+    (["--dt", "2e-4"], "the bundle was compiled with dt 0.0001 s; --dt 0.0002 contradicts it"),
+])
+def test_an_option_that_contradicts_the_bundle_is_bad_input_naming_both_values(braille, tmp_path, capsys, option,
+                                                                               message):
+    graph, bundle = braille
+    out = tmp_path / "v.json"
+    assert main(["verify", str(graph), str(bundle), *RANDOM, "--json", str(out), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_the_float_model_takes_the_bundles_semantics_not_the_graphs_metadata(braille):
+    """The Braille graph states no semantics at all: only the bundle can supply them."""
+    graph, bundle_path = braille
+    with pytest.raises(DeployError, match="does not state"):
+        load_graph(graph)
+    bundle = bundle_io.load(bundle_path)
+    net = reference_network(graph, bundle)
+    assert (net.semantics.reset, net.semantics.horizon, net.semantics.integration) == ("subtract", 0.03, "euler")
+
+
+def test_the_api_refuses_a_float_model_loaded_with_other_semantics(braille):
+    graph, bundle_path = braille
+    bundle = bundle_io.load(bundle_path)
+    other = load_graph(graph, {"time_unit": "s", "fire_once": False, "reset": "zero", "decoding": "spike_count",
+                               "horizon": 0.03, "spike": "pulse", "integration": "euler"})
+    inputs = random_spike_trains(bundle.network.input.size, 2, bundle.timing.num_steps, 0.05, 0)
+    with pytest.raises(DeployError, match="the bundle was compiled with reset subtract, the float model has zero"):
+        compare_spikes(other, bundle, inputs)
+
+
+def test_a_bundle_without_recorded_semantics_is_refused(braille):
+    import dataclasses
+
+    graph, bundle_path = braille
+    bundle = bundle_io.load(bundle_path)
+    old = dataclasses.replace(bundle, source=dataclasses.replace(bundle.source, semantics={}))
+    with pytest.raises(DeployError, match="records no semantics"):
+        reference_network(graph, old)
