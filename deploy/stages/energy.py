@@ -112,6 +112,13 @@ def _routes(conn: DenseConnection, source: Cores | None, target_cores: Cores, la
                   (reached & ~same_chip).sum(axis=1), longest)
 
 
+def synaptic_ops(conn: DenseConnection, source: SpikeEvents) -> int:
+    """The synaptic operations of one connection over a run: every source spike times its nonzero fan-out.
+    The one count of them (verify's activity and the energy model both use it)."""
+    fan_out = np.count_nonzero(conn.weights, axis=0)
+    return int(fan_out[source.events[2]].sum())
+
+
 def _first_input_step(conn: DenseConnection, source: SpikeEvents, num_steps: int) -> np.ndarray:
     """(samples, target neurons): the first step a spike of ``conn`` arrives (num_steps + 1 for never)."""
     never = num_steps + 1
@@ -191,8 +198,9 @@ def _traffic(network, cores: dict[str, Cores], spikes: dict[str, SpikeEvents], s
         count = np.bincount(source.events[2], minlength=source.size)
         # A population with several incoming connections (recurrence, a bias source) sums them.
         layer = traffic.layers[conn.target]
-        for key, per_neuron in zip(counted, (routes.synapses_per_core.sum(axis=1), routes.messages,
-                                             routes.hops_east_west, routes.hops_north_south, routes.between_chips)):
+        layer["synaptic_ops"] += synaptic_ops(conn, source)
+        for key, per_neuron in zip(counted[1:], (routes.messages, routes.hops_east_west, routes.hops_north_south,
+                                                 routes.between_chips)):
             layer[key] += float(count @ per_neuron)
         traffic.synaptic_ops[conn.target] += _per_step(source, routes.synapses_per_core, steps, delay=1)
         if conn.source in cores:  # the input is not on a core

@@ -30,6 +30,7 @@ from ..errors import DeployError
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
+from .energy import decision_steps, estimate, synaptic_ops
 from .load import load
 from .stimulus import encode
 from .tolerances import checks
@@ -115,8 +116,7 @@ def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> dict:
     synops = 0
     per_connection = {}
     for conn in bundle.network.connections:
-        fan_out = np.count_nonzero(conn.weights, axis=0)
-        ops = int(fan_out[spikes[conn.source].events[2]].sum())
+        ops = synaptic_ops(conn, spikes[conn.source])
         per_connection[conn.name] = ops / max(record.num_samples, 1)
         synops += ops
     updates = sum(pop.size for pop in bundle.network.populations) * record.num_steps
@@ -226,7 +226,6 @@ def bundle_target(bundle: Bundle):
 def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
           tolerances: Tolerances = Tolerances()) -> Verdict:
     """Summarize a comparison into metrics (energy and latency included) and check the tolerances."""
-    from .energy import decision_steps, estimate
 
     c = comparison
     accuracy = ({name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
