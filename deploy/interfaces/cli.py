@@ -25,7 +25,8 @@ from ...targets.lava import LavaRunError
 from ...targets.record import RecordError
 from ..errors import DeployError
 from ..reporting.text import format_placement, format_quantization, format_summary
-from ..stages.stimulus import load_stimulus
+from ..artifacts.tolerances import Tolerances
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus
 
 EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_BACKEND_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -351,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True,
                    help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
                         "random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help="use the first N samples (random spike trains: N of them, default 100)")
+    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
+                   f"{DEFAULT_RANDOM_SAMPLES})")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
@@ -362,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True,
                    help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
                         "random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help="use the first N samples (random spike trains: N of them, default 100)")
+    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
+                   f"{DEFAULT_RANDOM_SAMPLES})")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
@@ -370,10 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="HTML", help="write a self-contained HTML report here")
     g = p.add_argument_group("tolerances (default: the model's tolerance file, <model>.tolerances.toml or "
                              "snn-deploy.toml beside the NIR file, else the values below)")
-    g.add_argument("--max-accuracy-drop", type=float, help="float - chip accuracy (default 0.01)")
-    g.add_argument("--min-agreement", type=float, help="chip/float decision agreement (default 0.98)")
-    g.add_argument("--max-spike-time-error-p95", type=float, help="per layer, in steps (default: not checked)")
-    g.add_argument("--max-hardware-events", type=int, help="24-bit current wraps allowed (default 0)")
+    defaults = Tolerances()
+    g.add_argument("--max-accuracy-drop", type=float,
+                   help=f"float - chip accuracy (default {defaults.max_accuracy_drop})")
+    g.add_argument("--min-agreement", type=float,
+                   help=f"chip/float decision agreement (default {defaults.min_agreement})")
+    g.add_argument("--max-spike-time-error-p95", type=float,
+                   help=f"per layer, in steps (default {defaults.max_spike_time_error_p95 or 'not checked'})")
+    g.add_argument("--max-hardware-events", type=int,
+                   help=f"24-bit current wraps allowed (default {defaults.max_hardware_events})")
     p.add_argument("--dt", type=float, help="the time step the bundle was compiled with (checked, not changed)")
     _add_semantic_options(p, "semantics (read from the bundle, as compiled; an option given must agree with it)")
 
