@@ -1,20 +1,18 @@
 """The HTML report: first_divergence by hand, then the whole page in a real headless Chromium.
 
-The browser is Debian's ``chromium`` (tools/install-chromium installs it), driven over the
-DevTools protocol on a pipe: no Playwright, Selenium or downloaded browser. The screenshot and
-the page are kept in tests/artifacts/.
+The browser is Debian's ``chromium`` (tools/install-chromium installs it), driven by Playwright
+(the `dev` extra) as its executable: Playwright's own browser download is never used. The
+screenshot goes to the test's temporary directory only.
 """
 
-import base64
-import json
+import io
 import os
-import select
 import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
 
 from snn_deploy.deploy.stages.compile import compile_network
 from snn_deploy.deploy.stages.export import export
@@ -27,13 +25,13 @@ from snn_deploy.targets import description
 
 from helpers import random_ttfs_model
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 INF = np.inf
 SECTIONS = ("header", "accuracy", "raster", "spike-time-error", "error-budget", "quantization", "energy",
             "placement", "divergence")
 SECTIONS_WITH_PLOTS = ("accuracy", "raster", "spike-time-error", "error-budget")
-# Not the energy module's output (another part of the project): any nested dict must render.
-ENERGY = {"target": "loihi2", "samples": 50, "layers": {"lif1": {"synaptic_ops": 100.0, "energy_j": {"low": 1e-9}}},
+# Not the energy module's output (another part of the project): any nested dict must render, and
+# text in it is escaped, never markup.
+ENERGY = {"target": "loihi2", "samples": 50, "basis": "<script>estimate</script> & co", "layers": {"lif1": {"synaptic_ops": 100.0, "energy_j": {"low": 1e-9}}},
           "total": {"spikes": 23.0, "energy_j": {"dynamic": {"low": 1e-9, "high": 1e-8}}},
           "latency": {"decided": 1.0, "run_s": {"low": 1e-4, "high": 1e-3}}}
 
@@ -112,6 +110,7 @@ def test_report_is_self_contained_and_written_atomically(report):
     for section in SECTIONS:
         assert f'id="{section}"' in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "&lt;script&gt;estimate&lt;/script&gt; &amp; co" in page  # autoescaped
     assert page.count('src="data:image/png;base64,') >= 4
     disagreeing = np.flatnonzero(comparison.decisions["chip"] != comparison.decisions["float"])
     assert disagreeing.size, "the test network should disagree on some samples"
@@ -128,91 +127,15 @@ def _chromium() -> str:
     pytest.skip(f"{message} (outside CI only; under CI this test fails instead)")
 
 
-class DevTools:
-    """Chromium's DevTools protocol over --remote-debugging-pipe: the browser reads commands on its
-    fd 3 and writes replies and events on its fd 4, each a JSON message ended by a NUL byte."""
-
-    TIMEOUT_S = 120  # against a hung browser only: nothing is timed
-
-    def __init__(self, binary: str, profile: Path, log: Path):
-        commands_read, self._commands = os.pipe()
-        self._replies, replies_write = os.pipe()
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"]
-        # bash moves the pipe ends to fds 3 and 4, where Chromium expects them (dash takes one-digit fds only).
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(["bash", "-c", f'exec "$@" 3<&{commands_read} 4>&{replies_write}', "bash",
-                                         binary, *flags], pass_fds=(commands_read, replies_write),
-                                        stdout=self._log, stderr=subprocess.STDOUT)
-        os.close(commands_read)
-        os.close(replies_write)
-        self._buffer, self._next_id, self.events = b"", 0, []
-
-    def send(self, method: str, session: str | None = None, **params) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        reply = self._receive_until(lambda m: m.get("id") == self._next_id)
-        assert "error" not in reply, f"{method}: {reply['error']}"
-        return reply["result"]
-
-    def wait_for(self, event: str) -> dict:
-        return self._receive_until(lambda m: m.get("method") == event)
-
-    def _receive_until(self, wanted) -> dict:
-        while True:
-            while b"\0" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                message = json.loads(raw)
-                if "method" in message:
-                    self.events.append(message)
-                if wanted(message):
-                    return message
-            ready, _, _ = select.select([self._replies], [], [], self.TIMEOUT_S)
-            chunk = os.read(self._replies, 1 << 20) if ready else b""
-            assert chunk, f"Chromium stopped answering (see {self._log.name})"
-            self._buffer += chunk
-
-    def close(self) -> None:
-        try:
-            if self.process.poll() is None:
-                self.send("Browser.close")
-            self.process.wait(timeout=self.TIMEOUT_S)
-        except (AssertionError, OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
-        finally:
-            os.close(self._commands)
-            os.close(self._replies)
-            self._log.close()
-
-
-PAGE_FACTS = """JSON.stringify({
+PAGE_FACTS = """() => ({
   sections: [...document.querySelectorAll("[id]")].map(e => e.id),
   images: [...document.images].map(i => ({section: i.closest("section, header").id, complete: i.complete,
                                           width: i.naturalWidth, height: i.naturalHeight})),
   verdict: document.querySelector(".verdict").textContent,
   height: document.documentElement.scrollHeight,
 })"""
-
-
-def _console_errors(events: list[dict]) -> list[str]:
-    """Errors the page caused: uncaught exceptions, console.error, and browser log errors such as a
-    blocked or failed resource load."""
-    errors = []
-    for event in events:
-        method, params = event["method"], event.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            errors.append(json.dumps(params["exceptionDetails"])[:300])
-        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            errors.append(json.dumps(params.get("args"))[:300])
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            errors.append(params["entry"]["text"])
-    return errors
-
+VIEWPORT = {"width": 1280, "height": 900}
+TIMEOUT_MS = 120_000  # against a hung browser only: nothing is timed
 
 # A page with one of each error the report test must notice, to show that it would.
 BROKEN_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
@@ -220,50 +143,65 @@ BROKEN_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
 </head><body><img src="http://127.0.0.1:9/x.png"><script>console.error("control"); missing();</script></body></html>"""
 
 
-def _load(browser: DevTools, session: str, url: str) -> list[dict]:
-    """Navigate and wait for the load event; returns the events of that page."""
-    browser.events.clear()
-    browser.send("Page.navigate", session, url=url)
-    browser.wait_for("Page.loadEventFired")
-    return list(browser.events)
+@pytest.fixture
+def browser():
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=_chromium())
+        try:
+            context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context
+        finally:
+            chromium.close()
 
 
-def _requests(events: list[dict]) -> list[str]:
-    return [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+def _open(browser, url: str):
+    """A new page at ``url``, after its load event; with the URLs it requested and the errors it
+    caused: uncaught exceptions, console.error and console.assert, and browser log errors such as a
+    blocked resource load."""
+    page, requests, errors = browser.new_page(), [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: errors.append(f"console.{message.type}: {message.text}")
+            if message.type in ("error", "assert") else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.goto(url, wait_until="load")
+    return page, requests, errors
 
 
-def test_report_in_headless_chromium(report, tmp_path):
+def _is_png(shot: bytes) -> Image.Image:
+    assert shot.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(shot))
+    image.load()  # decodes every row: a truncated PNG fails here
+    return image.convert("RGB")
+
+
+def test_report_in_headless_chromium(report, browser, tmp_path):
     path, _ = report
+    page, requests, errors = _open(browser, path.as_uri())
+    facts = page.evaluate(PAGE_FACTS)
+    shot = page.screenshot(full_page=True)
+    (tmp_path / "report.png").write_bytes(shot)  # to look at; pytest's temporary directory, not the repo
     (tmp_path / "broken.html").write_text(BROKEN_PAGE)
-    browser = DevTools(_chromium(), tmp_path / "profile", tmp_path / "chromium.log")
-    try:
-        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            browser.send(f"{domain}.enable", session)
-        browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1,
-                     mobile=False)
-        events = _load(browser, session, path.as_uri())
-        facts = json.loads(browser.send("Runtime.evaluate", session, expression=PAGE_FACTS,
-                                        returnByValue=True)["result"]["value"])
-        shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
-                            clip={"x": 0, "y": 0, "width": 1200, "height": facts["height"], "scale": 1})
-        broken_events = _load(browser, session, (tmp_path / "broken.html").as_uri())
-    finally:
-        browser.close()
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "report-screenshot.png").write_bytes(base64.b64decode(shot["data"]))
-    shutil.copyfile(path, ARTIFACTS / "report.html")
+    _, broken_requests, broken_errors = _open(browser, (tmp_path / "broken.html").as_uri())
 
     assert set(SECTIONS) <= set(facts["sections"])
     assert facts["verdict"] in ("PASS", "FAIL")
     for image in facts["images"]:
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
     assert {image["section"] for image in facts["images"]} >= set(SECTIONS_WITH_PLOTS)
-    assert _console_errors(events) == []
-    assert all(url.startswith(("file:", "data:")) for url in _requests(events)), _requests(events)
+    assert errors == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
     # The checks above can fail: the broken page trips each of them.
-    broken = "\n".join(_console_errors(broken_events))
-    assert all(kind in broken for kind in ("Content Security Policy", '"control"', "Uncaught")), broken
-    assert "http://127.0.0.1:9/x.png" in _requests(broken_events)
+    broken = "\n".join(broken_errors)
+    assert all(kind in broken for kind in ("Content Security Policy", "console.error: control", "uncaught:")), broken
+    assert "http://127.0.0.1:9/x.png" in broken_requests
+
+    # The page renders: the full-page screenshot is the page's width and whole height, and not blank.
+    screenshot = _is_png(shot)
+    assert screenshot.size == (VIEWPORT["width"], facts["height"])
+    assert facts["height"] > 4 * VIEWPORT["height"]  # eight sections, eight plots: several screens long
+    colors = screenshot.getcolors(maxcolors=1 << 24)
+    white = dict((color, count) for count, color in colors).get((255, 255, 255), 0)
+    assert len(colors) > 1000 and white < 0.95 * screenshot.width * screenshot.height, (len(colors), white)
+    badge = (0x2A, 0x8A, 0x3A) if facts["verdict"] == "PASS" else (0xC0, 0x39, 0x2B)  # .pass, .fail in the CSS
+    assert badge in {color for _, color in colors}  # the inline style sheet applied

@@ -15,6 +15,8 @@ forbids any network access. Sections, each with an id:
   placement         the placement report and the neurons of each core (when the bundle has them)
   divergence        for disagreeing samples, the layer and step where chip and discrete first part
 
+Python computes what the page shows (tables as rows of formatted cells, plots as data: URIs);
+the Jinja2 template templates/report.html.j2 lays it out, autoescaped, and holds the CSS.
 Plots use matplotlib's Agg canvas on Figure objects directly, so pyplot's global state (and the
 backend of anyone else in the process) is untouched.
 """
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import html
+import functools
 import io
 from pathlib import Path
 from typing import NamedTuple
 
+import jinja2
 import numpy as np
 
 from ...targets.bundle import Bundle, Timing
@@ -39,24 +42,7 @@ from ..stages.tolerances import checks, dotted
 MODELS = ("float", "discrete", "chip")
 RASTER_SAMPLES = 4  # samples drawn in the raster section, the worst disagreeing ones first
 DIVERGENCE_ROWS = 100  # rows of the divergence table; the counts above it cover every sample
-CONTENT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 FLOAT_COLOR, CHIP_COLOR, DISCRETE_COLOR = "#1f77b4", "#d62728", "#7f7f7f"
-
-STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 1.5em 3em; color: #222; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-h3 { font-size: 1.05em; margin-bottom: 0.3em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
-img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.92em; }
-.verdict { display: inline-block; padding: 0.15em 0.7em; border-radius: 4px; color: #fff; font-weight: bold; }
-.pass { background: #2a8a3a; } .fail { background: #c0392b; }
-tr.exceeded td { background: #fdecea; } div.scroll { overflow-x: auto; }
-.note { color: #555; } nav a { margin-right: 1em; }
-"""
 
 
 # --- first divergence -------------------------------------------------------------------------
@@ -124,10 +110,27 @@ def raster_samples(comparison: Comparison, layer_order, num_steps: int, count: i
     return worst[:take_worst] + agreeing[:count - take_worst]
 
 
-# --- HTML building blocks -----------------------------------------------------------------------
+# --- tables: the data the template lays out ---------------------------------------------------
 
-def _esc(value) -> str:
-    return html.escape(str(value))
+class Cell(NamedTuple):
+    text: str
+    numeric: bool  # numbers are right-aligned
+
+
+class Row(NamedTuple):
+    cells: list[Cell]
+    css: str  # the row's class ("exceeded" marks a failed tolerance), or ""
+
+
+class Table(NamedTuple):
+    headers: list[str] | None  # None: no header row
+    rows: list[Row]
+
+
+class Group(NamedTuple):
+    """Tables under one heading (none when None); a block that is a str is a paragraph."""
+    heading: str | None
+    blocks: list
 
 
 def _format(value) -> str:
@@ -145,24 +148,20 @@ def _format(value) -> str:
     return str(value)
 
 
-def _cell(value, tag: str = "td") -> str:
+def _cell(value) -> Cell:
     numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return f"<{tag}{'' if numeric else ' class=text'}>{_esc(_format(value))}</{tag}>"
+    return Cell(_format(value), numeric)
 
 
-def table(headers, rows, row_classes=None) -> str:
-    """An HTML table (no header row when ``headers`` is None); every cell is escaped, numbers
-    right-aligned. It scrolls sideways on its own rather than widening the page."""
-    head = ("<thead><tr>" + "".join(f"<th class=text>{_esc(h)}</th>" for h in headers) + "</tr></thead>"
-            if headers is not None else "")
-    body = []
-    for index, row in enumerate(rows):
-        css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
-        body.append(f"<tr{css}>" + "".join(_cell(v) for v in row) + "</tr>")
-    return f'<div class="scroll"><table>{head}<tbody>{"".join(body)}</tbody></table></div>'
+def table(headers, rows, row_classes=None) -> Table:
+    """A table of formatted cells (no header row when ``headers`` is None); ``row_classes`` gives
+    each row's class."""
+    return Table(None if headers is None else [str(h) for h in headers],
+                 [Row([_cell(v) for v in row], row_classes[index] if row_classes else "")
+                  for index, row in enumerate(rows)])
 
 
-def _matrix(rows: dict) -> str:
+def _matrix(rows: dict) -> Table:
     """A dict of dicts as one table: a row per key and a column per (dotted) inner key, or the
     transpose when that is narrower (a few layers with many fields read best as columns)."""
     flat = {name: dotted(value) for name, value in rows.items()}
@@ -172,45 +171,48 @@ def _matrix(rows: dict) -> str:
     return table(["", *fields], [[name, *(value.get(key) for key in fields)] for name, value in flat.items()])
 
 
-def _records(items: list[dict]) -> str:
+def _records(items: list[dict]) -> Table:
     """A list of dicts as a table with a row per item."""
     flat = [dotted(item) for item in items]
     fields = list(dict.fromkeys(key for item in flat for key in item))
     return table(fields, [[item.get(key) for key in fields] for item in flat])
 
 
-def data_tables(data, depth: int = 0) -> str:
-    """Any JSON-like data as tables, without knowing its keys: a dict of dicts becomes one table,
-    the scalars of a dict a key/value table; at the top level every nested dict gets its own
-    heading, below it they share one table. Lists of dicts become tables with a row per item."""
+def _is_matrix(data) -> bool:
+    return isinstance(data, dict) and bool(data) and all(isinstance(value, dict) for value in data.values())
+
+
+def _scalars(data: dict) -> dict:
+    return {key: value for key, value in data.items() if not isinstance(value, dict)}
+
+
+def _blocks(data) -> list:
+    """Any JSON-like data as tables, nested dicts sharing one: a list of dicts is a table with a
+    row per item, a dict of dicts one table, the scalars of a dict a key/value table."""
     if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
-        return _records(data)
+        return [_records(data)]
     if not isinstance(data, dict):
-        return f"<p>{_esc(_format(data))}</p>"
-    if data and all(isinstance(value, dict) for value in data.values()):
-        return _matrix(data)
-    scalars = {key: value for key, value in data.items() if not isinstance(value, dict)}
-    nested = {key: value for key, value in data.items() if isinstance(value, dict)}
-    parts = [table(None, [[key, value] for key, value in scalars.items()])] if scalars else []
-    if depth == 0:
-        parts += [f"<h3>{_esc(key)}</h3>" + data_tables(value, depth + 1) for key, value in nested.items()]
-    elif nested:
-        parts.append(_matrix(nested))
-    return "".join(parts)
+        return [_format(data)]
+    if _is_matrix(data):
+        return [_matrix(data)]
+    scalars = _scalars(data)
+    nested = {key: value for key, value in data.items() if key not in scalars}
+    return ([table(None, scalars.items())] if scalars else []) + ([_matrix(nested)] if nested else [])
+
+
+def data_tables(data) -> list[Group]:
+    """Any JSON-like data as tables, without knowing its keys (see ``_blocks``); at the top level
+    every nested dict of a dict gets its own heading."""
+    if not isinstance(data, dict) or _is_matrix(data):
+        return [Group(None, _blocks(data))]
+    scalars = _scalars(data)
+    return ([Group(None, _blocks(scalars))] if scalars else []) + [
+        Group(key, _blocks(value)) for key, value in data.items() if key not in scalars]
 
 
 class Section(NamedTuple):
-    id: str
-    title: str
-    body: str  # HTML
-
-    def html(self) -> str:
-        return f'<section id="{self.id}"><h2>{_esc(self.title)}</h2>{self.body}</section>'
-
-
-def _image(uri: str, alt: str, caption: str = "") -> str:
-    caption_html = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="{uri}" alt="{_esc(alt)}">{caption_html}</figure>'
+    id: str  # the element id; the template gives each its title and layout
+    data: dict
 
 
 # --- plots --------------------------------------------------------------------------------------
@@ -335,52 +337,39 @@ def budget_plot(metrics: dict, layer_order) -> str:
     return _png(figure)
 
 
-# --- sections -----------------------------------------------------------------------------------
+# --- sections: the data of each, laid out by templates/report.html.j2 ---------------------------
 
-def header_section(verdict: Verdict) -> str:
+def header_data(verdict: Verdict) -> dict:
     m = verdict.metrics
-    badge = '<span class="verdict pass">PASS</span>' if verdict.passed else '<span class="verdict fail">FAIL</span>'
     facts = [["model (NIR file)", m["nir_file"]], ["target", m["target"]], ["back end", m["backend"]],
              ["data set", m["dataset"]], ["samples", str(m["samples"])],
              ["steps", f"{m['num_steps']} steps of dt = {m['dt']:.6g} {m['time_unit']}"],
              ["float reference", m["float_reference"]], ["bundle checksum", m["bundle_checksum"][:16]]]
     rows = checks(m, verdict.tolerances)
-    tolerance_table = table(["tolerance", "measurement", "measured", "allowed", ""],
-                            [[c.tolerance, c.subject, c.measured, f"{'>=' if c.at_least else '<='} {c.allowed:g}",
-                              "ok" if c.passed else "exceeded"] for c in rows],
-                            ["" if c.passed else "exceeded" for c in rows])
-    failures = ("<h3>failures</h3><ul>" + "".join(f"<li>{_esc(f)}</li>" for f in verdict.failures) + "</ul>"
-                if verdict.failures else "")
-    return (f'<header id="header"><h1>snn-deploy verification {badge}</h1>{table(None, facts)}'
-            f"<h3>tolerances applied</h3>{tolerance_table}{failures}</header>")
+    tolerances = table(["tolerance", "measurement", "measured", "allowed", ""],
+                       [[c.tolerance, c.subject, c.measured, f"{'>=' if c.at_least else '<='} {c.allowed:g}",
+                         "ok" if c.passed else "exceeded"] for c in rows],
+                       ["" if c.passed else "exceeded" for c in rows])
+    return {"nir_file": m["nir_file"], "target": m["target"], "passed": verdict.passed, "facts": table(None, facts),
+            "tolerances": tolerances, "failures": list(verdict.failures)}
 
 
 def accuracy_section(comparison: Comparison, verdict: Verdict, num_classes: int) -> Section:
     m = verdict.metrics
     rows = [[model, m["accuracy"][model], float(np.mean(comparison.decisions[model] == comparison.decisions["float"])),
              int(np.sum(comparison.decisions[model] < 0))] for model in MODELS]
-    body = (table(["model", "accuracy", "decides as float", "samples without decision"], rows)
-            + _image(confusion_plot(comparison, num_classes), "confusion matrices of float, discrete and chip",
-                     "Confusion matrices: rows are the true classes, columns the decisions; "
-                     "'none' counts samples where no output neuron fired."))
-    return Section("accuracy", "Accuracy", body)
+    return Section("accuracy", {"table": table(["model", "accuracy", "decides as float", "samples without decision"], rows),
+                                "confusion": confusion_plot(comparison, num_classes)})
 
 
 def raster_section(comparison: Comparison, layer_order, num_steps: int) -> Section:
     disagrees = comparison.decisions["chip"] != comparison.decisions["float"]
-    figures = []
-    for sample in raster_samples(comparison, layer_order, num_steps):
-        d = {model: int(comparison.decisions[model][sample]) for model in MODELS}
-        verdict = "disagrees" if disagrees[sample] else "agrees"
-        truth = "" if comparison.labels is None else f"true class {int(comparison.labels[sample])}, "
-        caption = (f"sample {sample}: {truth}float decides {d['float']}, "
-                   f"chip decides {d['chip']} ({verdict})")
-        figures.append(_image(raster_plot(comparison, layer_order, sample, num_steps),
-                              f"spike raster of sample {sample}", caption))
-    note = ('<p class="note">First spike of every neuron, in chip steps: open circles float, crosses chip. '
-            f"{int(disagrees.sum())} of {len(disagrees)} samples disagree; the worst of them (largest summed "
-            "first-spike-time difference, silence counting as a spike just after the run) come first.</p>")
-    return Section("raster", "Spike rasters, float vs chip", note + "".join(figures))
+    drawn = [{"sample": sample, "label": None if comparison.labels is None else int(comparison.labels[sample]),
+              "float_decision": int(comparison.decisions["float"][sample]),
+              "chip_decision": int(comparison.decisions["chip"][sample]), "disagrees": bool(disagrees[sample]),
+              "uri": raster_plot(comparison, layer_order, sample, num_steps)}
+             for sample in raster_samples(comparison, layer_order, num_steps)]
+    return Section("raster", {"disagreeing": int(disagrees.sum()), "samples": len(disagrees), "drawn": drawn})
 
 
 ERROR_COLUMNS = ["both fired", "median |err|", "p95 |err|", "max |err|", "mean err", "fired in one only"]
@@ -395,10 +384,8 @@ def _error_cells(stats: dict, later: str, earlier: str) -> list:
 def error_section(comparison: Comparison, verdict: Verdict, layer_order) -> Section:
     errors = verdict.metrics["spike_time_error_steps"]
     rows = [[layer, *_error_cells(errors[layer], "chip", "float")] for layer in layer_order]
-    body = (_image(error_histograms(comparison, layer_order), "histograms of first-spike-time error per layer",
-                   "chip - float first-spike time per neuron and sample, for neurons that fired in both; in steps.")
-            + table(["layer", *ERROR_COLUMNS], rows))
-    return Section("spike-time-error", "First-spike-time error per layer (steps)", body)
+    return Section("spike-time-error", {"histograms": error_histograms(comparison, layer_order),
+                                        "table": table(["layer", *ERROR_COLUMNS], rows)})
 
 
 def budget_section(verdict: Verdict, layer_order) -> Section:
@@ -409,49 +396,46 @@ def budget_section(verdict: Verdict, layer_order) -> Section:
             for layer in layer_order for cause, later, earlier in causes]
     flip_rows = [["discretization", "float -> discrete", flips["float_to_discrete"]],
                  ["quantization", "discrete -> chip", flips["discrete_to_chip"]]]
-    body = ('<p class="note">Time discretization is the difference between the float model and the discrete '
-            "float reference that runs the chip's step schedule unquantized; quantization is the difference "
-            "between that reference and the chip. 'Fired in one only' counts, per model, the neurons and "
-            "samples where that model fired and the other did not.</p>"
-            + _image(budget_plot(m, layer_order), "error budget by cause")
-            + table(["layer", "cause", *ERROR_COLUMNS], rows) + "<h3>decision flips</h3>"
-            + table(["cause", "between", "samples whose decision changed"], flip_rows))
-    return Section("error-budget", "Error budget: discretization vs quantization", body)
+    return Section("error-budget", {"plot": budget_plot(m, layer_order),
+                                    "table": table(["layer", "cause", *ERROR_COLUMNS], rows),
+                                    "flips": table(["cause", "between", "samples whose decision changed"], flip_rows)})
 
 
 def divergence_section(rows: list[dict], num_samples: int, timing: Timing) -> Section:
     if not rows:
-        return Section("divergence", "First divergence",
-                       f"<p>In all {num_samples} samples the chip decides as the float model.</p>")
+        return Section("divergence", {"samples": num_samples, "summary": None})
     counts: dict[tuple, int] = {}
     for row in rows:
         key = (row["flipped_by"], row["layer"] or "(none: chip = discrete)")
         counts[key] = counts.get(key, 0) + 1
     summary = table(["decision flipped by", "first layer where chip and discrete part", "samples"],
                     [[cause, layer, n] for (cause, layer), n in sorted(counts.items())])
+    listed = rows[:DIVERGENCE_ROWS]
     detail = table(["sample", "true class", "float", "discrete", "chip", "flipped by", "layer", "step",
                     f"time ({timing.time_unit})", "neurons parting"],
                    [[r["sample"], r["label"], r["float_decision"], r["discrete_decision"], r["chip_decision"],
                      r["flipped_by"], r["layer"], r["step"], None if r["step"] is None else r["step"] * timing.dt,
-                     r["neurons"]] for r in rows[:DIVERGENCE_ROWS]])
-    more = (f'<p class="note">The first {DIVERGENCE_ROWS} of {len(rows)} are listed.</p>'
-            if len(rows) > DIVERGENCE_ROWS else "")
-    explain = ('<p class="note">For each sample whose chip decision differs from the float decision: the first '
-               "layer, in network order, where any neuron's first-spike step on the chip differs from the discrete "
-               "float reference (which shares the chip's step grid), and the earliest step at which such a "
-               "neuron fires in one of the two but not yet in the other. No layer means the chip reproduced the "
-               "discrete reference exactly and the flip is time discretization's.</p>")
-    return Section("divergence", "First divergence", explain + summary + detail + more)
+                     r["neurons"]] for r in listed])
+    return Section("divergence", {"samples": num_samples, "summary": summary, "detail": detail,
+                                  "listed": len(listed), "flipped": len(rows)})
 
 
 def placement_section(bundle: Bundle) -> Section:
     cores = [dataclasses.asdict(core) for core in bundle.placement.cores]
     report = bundle.report.get("placement")
-    body = (data_tables(report) if report else "") + ("<h3>neurons per core</h3>" + data_tables(cores) if cores else "")
-    return Section("placement", "Placement", body)
+    groups = (data_tables(report) if report else []) + ([Group("neurons per core", _blocks(cores))] if cores else [])
+    return Section("placement", {"groups": groups})
 
 
 # --- the page -----------------------------------------------------------------------------------
+
+@functools.cache
+def _template():
+    # Autoescaped, so every value lands as text; undefined names fail rather than render empty.
+    environment = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return environment.get_template("report.html.j2")
+
 
 def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle,
            energy: dict | None = None) -> str:
@@ -467,17 +451,12 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         raster_section(comparison, layer_order, num_steps),
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
-        Section("quantization", "Quantization", data_tables(bundle.report.get("quantization", {}))),
-        *([Section("energy", "Energy and latency per inference", data_tables(energy))] if energy else []),
+        Section("quantization", {"groups": data_tables(bundle.report.get("quantization", {}))}),
+        *([Section("energy", {"groups": data_tables(energy)})] if energy else []),
         *([placement_section(bundle)] if bundle.placement.cores or bundle.report.get("placement") else []),
         divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),
     ]
-    nav = "<nav>" + "".join(f'<a href="#{s.id}">{_esc(s.title)}</a>' for s in sections) + "</nav>"
-    title = f"snn-deploy verify: {verdict.metrics['nir_file']} on {verdict.metrics['target']}"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">'
-            f"<title>{_esc(title)}</title><style>{STYLE}</style></head><body>"
-            f"{header_section(verdict)}{nav}{''.join(s.html() for s in sections)}</body></html>")
+    return _template().render(header=header_data(verdict), sections=sections)
 
 
 def write_report(path, comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle,
