@@ -4,9 +4,15 @@ import numpy as np
 
 from snn_deploy.targets.encoding import TTFSEncoding
 from snn_deploy.models.zoo import TTFSModel
-from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets import bitsim, description, lava
 from snn_deploy.targets.bundle import Bundle
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
+
+
+def target_fields(name: str = "loihi2") -> dict:
+    """The fields a bundle takes from its target: its name, arithmetic widths and back ends."""
+    target = description.load(name)
+    return {"target": target.name, "widths": target.widths, "backends": target.backends}
 
 
 def random_ttfs_model(seed: int = 0, hidden: int = 20) -> TTFSModel:

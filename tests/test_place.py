@@ -15,6 +15,8 @@ from snn_deploy.targets import description
 from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 
+from helpers import target_fields
+
 
 def network(sizes, weights=None, names=None):
     """A chain input -> populations; ``weights(index, shape)`` gives each connection's weights (default: ones)."""
@@ -161,11 +163,11 @@ def test_per_core_table_collapses_long_runs_and_ends_with_the_chip_summary(loihi
 def test_bundle_round_trips_the_placement_and_still_reads_pre_placement_fields(tmp_path, loihi1):
     net = network([4, 6, 2])
     timing = Timing(1, 20)  # positional: only the step count matters here
-    placed = Bundle(target="loihi1", network=net, placement=place(net, loihi1), timing=timing)
+    placed = Bundle(**target_fields("loihi1"), network=net, placement=place(net, loihi1), timing=timing)
     bundle_io.save(placed, tmp_path / "placed.bundle")
     assert bundle_io.load(tmp_path / "placed.bundle").placement == placed.placement
     # A placement written before the per-core fields existed has only these four keys and the same checksum.
-    bare = Bundle(target="loihi1", network=net, timing=timing,
+    bare = Bundle(**target_fields("loihi1"), network=net, timing=timing,
                   placement=Placement("loihi1", (CoreAssignment(core=0, population="fc1", start=0, stop=6),)))
     bundle_io.save(bare, tmp_path / "bare.bundle")
     with zipfile.ZipFile(tmp_path / "bare.bundle") as archive, archive.open("manifest.npy") as handle:
