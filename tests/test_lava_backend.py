@@ -6,6 +6,7 @@ under CI (CI=true), where a missing environment fails.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,13 +18,13 @@ import pytest
 
 from snn_deploy.targets import backends, bitsim, lava, lava_wire, loihi2
 from snn_deploy.targets.backends import BackendUnavailable
-from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
+from snn_deploy.targets.bundle import (Bundle, BundleError, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 from snn_deploy.targets.bundle import save as save_bundle
 from snn_deploy.targets.record import SpikeEvents
 from snn_deploy.targets.record import load as load_record
 
-from helpers import target_fields
+from helpers import assert_lava_matches_bitsim, target_fields
 
 
 def small_bundle(*, fire_once: bool = False, num_steps: int = 20) -> Bundle:
@@ -128,6 +129,18 @@ def test_a_wrong_input_is_refused_before_lava_starts(tmp_path):
         lava.run(small_bundle(), SpikeEvents.from_raster(np.zeros((1, 20, 3), bool)))
     with pytest.raises(ValueError, match="input has 10 steps; the bundle runs 20"):
         lava.run(small_bundle(), SpikeEvents.from_raster(np.zeros((1, 10, 2), bool)))
+
+
+def test_the_worker_refuses_widths_lava_does_not_compute_in_naming_the_width(lava_python):
+    widths = dataclasses.replace(small_bundle().widths, activation_shift=5)
+    with pytest.raises(BundleError, match="arithmetic has activation_shift = 5; Lava 0.10.0's bit-accurate models "
+                                          "compute with activation_shift = 6"):
+        lava.run(dataclasses.replace(small_bundle(), widths=widths), random_inputs(1))
+
+
+def test_limits_narrower_than_lavas_run_in_lava_bit_for_bit(lava_python):
+    """loihi1's widths: Lava's arithmetic, with a narrower weight-exponent range and no graded spikes."""
+    assert_lava_matches_bitsim(dataclasses.replace(small_bundle(), **target_fields("loihi1")), random_inputs(2))
 
 
 # --- running --------------------------------------------------------------------------------------
