@@ -75,6 +75,7 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "core": {"max_input_axons": "count", "max_output_axons": "count"},
     "neuron": {"reset_modes": "resets"},
     "synapse_memory": {name: "encoding" for name in ENCODINGS},
+    "synapse_memory.dense": {},
     "synapse_memory.sparse": {"index_bits": "pair"},
 }
 # The keys of a [[boards]] entry and of a cost range.

@@ -206,7 +206,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
     chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
     # A constant drive c settles v at c / (1 - a_v): scale it to the chip's own decay, so that the
-    # resting level (v_leak) stays exact even where the 12-bit decay is not.
+    # resting level (v_leak) stays exact even where the chip's decay is not.
     with np.errstate(divide="ignore", invalid="ignore"):
         settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
     bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name, widths)
