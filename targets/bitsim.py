@@ -1,7 +1,8 @@
 """bitsim: the bit-accurate integer simulator of a bundle, batched over samples.
 
-It runs the chip's step schedule (``schedule``) with the integer stages of ``fixed_point``,
-matching Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` bit for bit.
+It runs the chip's step schedule (``schedule``) with the integer stages of ``fixed_point`` in the
+bundle's widths (its target's), matching Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc``
+bit for bit in Lava's widths.
 """
 
 from __future__ import annotations
@@ -42,30 +43,24 @@ class LifStep:
     saturated: int  # neurons whose voltage saturated this step
 
 
-def lif_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> LifStep:
-    """One step of a LIF population (a pure function of its parameters, state and input)."""
-    u, wrapped = fx.integrate_current(state.u, pop.du, activation)
-    v, saturated = fx.integrate_voltage(state.v, pop.dv, u, fx.effective_bias(pop.bias_mant, pop.bias_exp))
+def lif_step(widths: fx.Widths, pop: LifPopulation, state: LifState, activation: np.ndarray) -> LifStep:
+    """One step of a LIF population in ``widths`` (a pure function of its parameters, state and input)."""
+    u, wrapped = fx.integrate_current(widths, state.u, pop.du, activation)
+    v, saturated = fx.integrate_voltage(widths, state.v, pop.dv, u, fx.effective_bias(pop.bias_mant, pop.bias_exp))
     if pop.fire_once:
         # A neuron that has fired is refractory for the rest of the run: v held at 0.
         v[state.fired] = 0
         if saturated is not None:
             saturated &= ~state.fired
-    spikes = fx.fire(v, pop.vth)
+    spikes = fx.fire(widths, v, pop.vth)
     if pop.fire_once:
         spikes &= ~state.fired
-    v = fx.reset(v, spikes, pop.vth, pop.reset)
+    v = fx.reset(widths, v, spikes, pop.vth, pop.reset)
     return LifStep(LifState(u, v, state.fired | spikes), spikes, fx.count(wrapped), fx.count(saturated))
 
 
 def _init_state(pop: LifPopulation, num_samples: int) -> LifState:
     return LifState.zeros(num_samples, pop.size)
-
-
-def _neuron_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> NeuronStep:
-    step = lif_step(pop, state, activation)
-    return NeuronStep(step.state, step.spikes,
-                      events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated})
 
 
 def _trace(state: LifState) -> dict[str, np.ndarray]:
@@ -76,14 +71,22 @@ def _synapse(conn: DenseConnection, spikes: np.ndarray) -> np.ndarray:
     return fx.dense_activation(conn.weights, conn.weight_exp, spikes, conn.num_message_bits)
 
 
-INTEGER_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=_neuron_step, synapse=_synapse,
-                                activation_dtype=np.float64, trace=_trace)
+def integer_arithmetic(widths: fx.Widths) -> Arithmetic:
+    """The schedule's stages in the chip's integer arithmetic, in ``widths``."""
+    def neuron_step(pop: LifPopulation, state: LifState, activation: np.ndarray) -> NeuronStep:
+        step = lif_step(widths, pop, state, activation)
+        return NeuronStep(step.state, step.spikes,
+                          events={"current_wraps": step.wrapped, "voltage_saturations": step.saturated})
+
+    return Arithmetic(init_state=_init_state, neuron_step=neuron_step, synapse=_synapse,
+                      activation_dtype=np.float64, trace=_trace)
 
 
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = 1024,
         progress: Callable[[int], None] | None = None) -> SpikeRecord:
-    """Run every sample of ``inputs`` through the bundle; ``progress(n)`` is told of finished samples."""
-    spikes, counters, traces = schedule.run(bundle.network, INTEGER_ARITHMETIC, inputs, bundle.timing.num_steps,
-                                            record_state=record_state, batch_size=batch_size, progress=progress)
+    """Run every sample of ``inputs`` through the bundle, in its widths; ``progress(n)`` is told of finished samples."""
+    spikes, counters, traces = schedule.run(bundle.network, integer_arithmetic(bundle.widths), inputs,
+                                            bundle.timing.num_steps, record_state=record_state,
+                                            batch_size=batch_size, progress=progress)
     return SpikeRecord(backend=BACKEND, bundle_checksum=bundle.checksum, num_samples=inputs.num_samples,
                        num_steps=bundle.timing.num_steps, spikes=spikes, counters=counters, traces=traces)

@@ -1,8 +1,9 @@
 """The bundle: a compiled network in the chip's integer formats, self-describing and checksummed.
 
 A bundle is what every back end (bitsim, lava, loihi2) runs. It holds integers only for the
-dynamics, the names of the NIR nodes each block came from, the placement on cores and the
-compile report. On disk it is one ``.npz`` (no pickle): a JSON manifest plus integer arrays.
+dynamics, the widths of the arithmetic they are in (its target's, ``fixed_point.Widths``), the back
+ends its target lists, the names of the NIR nodes each block came from, the placement on cores and
+the compile report. On disk it is one ``.npz`` (no pickle): a JSON manifest plus integer arrays.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from .files import write_atomic
-from .fixed_point import RESET_MODES, RESET_ZERO
+from .fixed_point import RESET_MODES, RESET_ZERO, Widths
 
 FORMAT = "snn-deploy-bundle"
-FORMAT_VERSION = 1
+# 2: the manifest records the target's arithmetic widths and back ends.
+FORMAT_VERSION = 2
 
 
 class BundleError(ValueError):
@@ -207,15 +209,26 @@ class Source:
 
 @dataclass(frozen=True)
 class Bundle:
+    """A compiled network. ``widths``: the arithmetic its integers are in (the target's); ``backends``: the
+    back ends its target lists, the only ones that run it (``backends.check_runs``)."""
+
     target: str
     network: IntNetwork
     placement: Placement
     timing: Timing
+    widths: Widths
+    backends: tuple[str, ...]
     encoding: dict[str, Any] = field(default_factory=dict)  # input encoding, copied from NIR
     decoding: str = "first_spike"  # how the output population's spikes give a decision
     source: Source = field(default_factory=Source)
     report: dict[str, Any] = field(default_factory=dict)  # compile report (quantization, placement)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self):
+        object.__setattr__(self, "backends", tuple(self.backends))
+        if not self.backends or not all(isinstance(name, str) and name for name in self.backends):
+            raise BundleError(f"a bundle's back ends must be a non-empty list of names, got {self.backends!r}")
+        check_fits(self.network, self.widths)
 
     @property
     def checksum(self) -> str:
@@ -226,6 +239,29 @@ class Bundle:
             digest.update(key.encode())
             digest.update(np.ascontiguousarray(arrays[key]).tobytes())
         return digest.hexdigest()
+
+
+def check_fits(network: IntNetwork, widths: Widths) -> None:
+    """Raise BundleError unless every integer of the network fits its field in ``widths``, and only a target
+    with graded spikes has Dense blocks that carry payloads."""
+    bias_low, bias_high = widths.bias_mantissa_range
+    for pop in network.populations:
+        for key, low, high in (("du", 0, widths.decay_max), ("dv", 0, widths.decay_max),
+                               ("vth", 0, widths.threshold_max), ("bias_mant", bias_low, bias_high)):
+            values = getattr(pop, key)
+            if values.size and (values.min() < low or values.max() > high):
+                raise BundleError(f"population {pop.name!r}: {key} spans [{values.min()}, {values.max()}], outside "
+                                  f"the target's [{low}, {high}]")
+    for conn in network.connections:
+        if not widths.weight_exp_min <= conn.weight_exp <= widths.weight_exp_max:
+            raise BundleError(f"connection {conn.name!r}: weight_exp {conn.weight_exp} is outside the target's "
+                              f"[{widths.weight_exp_min}, {widths.weight_exp_max}]")
+        if not 1 <= conn.num_weight_bits <= widths.weight_bits:
+            raise BundleError(f"connection {conn.name!r}: num_weight_bits {conn.num_weight_bits} is not in "
+                              f"[1, {widths.weight_bits}]")
+        if conn.num_message_bits > 0 and not widths.graded_spikes:
+            raise BundleError(f"connection {conn.name!r} carries graded spikes (num_message_bits "
+                              f"{conn.num_message_bits}); the target has none")
 
 
 def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
@@ -256,6 +292,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "placement": {"target": bundle.placement.target,
                       "cores": [_core_entry(c) for c in bundle.placement.cores]},
         "timing": dataclasses.asdict(bundle.timing),
+        "widths": dataclasses.asdict(bundle.widths),
+        "backends": list(bundle.backends),
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
@@ -295,7 +333,7 @@ def load(path: str | os.PathLike) -> Bundle:
         raise BundleError(f"{path} is not an snn-deploy bundle (format {manifest.get('format')!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path} has bundle format version {manifest.get('format_version')}; "
-                          f"this snn-deploy reads version {FORMAT_VERSION}")
+                          f"this snn-deploy reads version {FORMAT_VERSION}: compile the NIR graph again")
     try:
         bundle = _from_manifest(manifest, arrays)
     except (KeyError, TypeError, ValueError) as exc:
@@ -318,6 +356,7 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     placement = Placement(target=manifest["placement"]["target"],
                           cores=tuple(CoreAssignment(**c) for c in manifest["placement"]["cores"]))
     return Bundle(target=manifest["target"], network=network, placement=placement,
-                  timing=Timing(**manifest["timing"]), encoding=manifest["encoding"],
+                  timing=Timing(**manifest["timing"]), widths=Widths(**manifest["widths"]),
+                  backends=tuple(manifest["backends"]), encoding=manifest["encoding"],
                   decoding=manifest["decoding"], source=Source(**manifest["source"]), report=manifest["report"],
                   format_version=manifest["format_version"])

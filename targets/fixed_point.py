@@ -1,45 +1,111 @@
-"""Loihi 2 fixed-point arithmetic, one function per hardware stage.
+"""Loihi fixed-point arithmetic, one function per hardware stage, in the widths of a target.
 
-Every constant and every rounding rule here is read from Lava 0.10.0's bit-accurate CPU models
+The rounding rules here are read from Lava 0.10.0's bit-accurate CPU models
 (``lava.proc.lif.models.PyLifModelBitAcc`` and ``lava.proc.dense.models.PyDenseModelBitAcc``),
-which the NIR paper's Loihi 2 trace matches (see ``../shared/reference/README.md``).
+which the NIR paper's Loihi 2 trace matches (see ``../shared/reference/README.md``). The widths
+(bits, shifts, offsets, limits) are not constants here: each stage takes a ``Widths``, which a target
+description states (``description.Target.widths``) and a bundle carries (``bundle.Bundle.widths``).
 State arrays have a leading batch axis: ``(samples, neurons)``.
 
 Integers are carried in float64. Every value that arises is an integer below 2**53 in magnitude
-(the largest is a 24-bit state times a 12-bit decay factor, under 2**36), so float64 holds it
-exactly and each operation below is exact; numpy then runs the stages with BLAS and without
-int64 temporaries, several times faster. Results are integers and compare equal to Lava's.
+(the largest is a state times a decay factor: with Loihi's 24-bit state and 12-bit decay under 2**36;
+``Widths`` refuses widths whose product could reach 2**53), so float64 holds it exactly and each
+operation below is exact; numpy then runs the stages with BLAS and without int64 temporaries,
+several times faster. Results are integers and compare equal to Lava's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .spikes import spike_product
 
-# --- bit widths -------------------------------------------------------------------------------
-DECAY_BITS = 12  # du and dv are 12-bit fractions of DECAY_UNITY
-DECAY_UNITY = 1 << DECAY_BITS  # 4096: a decay of 0 keeps the whole value
-STATE_BITS = 24  # u and v are 24-bit signed registers
-STATE_LIMIT = 1 << (STATE_BITS - 1)  # 2**23: u wraps past it, v saturates one below it
-THRESHOLD_BITS = 17  # vth mantissa
-WEIGHT_BITS = 8  # synaptic weight mantissa, sign included for mixed-sign layers
-BIAS_MANTISSA_BITS = 13  # signed bias mantissa
+# The arithmetic these stages implement: the value of a target description's ``arithmetic`` key.
+ARITHMETIC = "loihi-fixed-point"
 
-# --- named shifts -----------------------------------------------------------------------------
-ACTIVATION_SHIFT = 6  # synaptic input is left-aligned into the 24-bit current ("act_shift")
-THRESHOLD_SHIFT = 6  # v is compared against vth << 6 ("vth_shift")
+# Lava adds the synaptic input into u, an int32 array, in place: the sum wraps at 32 bits before the
+# state's own wrap (lava/proc/lif/models.py, AbstractPyLifModelFixed.subthr_dynamics). A property of
+# the stages' register, not of a target's widths: ``Widths`` keeps the state within it.
+ACCUMULATOR_BITS = 32
+# float64 holds every integer below 2**53 exactly.
+EXACT_BITS = 53
 
-# --- decay offsets ----------------------------------------------------------------------------
-# Lava's bit-accurate LIF multiplies u by 4096 - (du + 1) and v by 4096 - dv: du = 0 still leaks
-# u by 1/4096 per step, while dv = 0 means no voltage leak at all.
-CURRENT_DECAY_OFFSET = 1  # "ds_offset"
-VOLTAGE_DECAY_OFFSET = 0  # "dm_offset"
 
-# --- weight exponent range --------------------------------------------------------------------
-# The chip's weight exponent is 4-bit signed (Davies et al., IEEE Micro 2018, for Loihi); Lava's
-# CPU model itself accepts any integer, so this is a hardware limit, checked by the compiler.
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+@dataclass(frozen=True)
+class Widths:
+    """The integer formats of a target's neurons and synapses: every width, shift and offset the stages use.
+
+    Each field is the key of the same name in the target description's ``[neuron]`` or ``[synapse]``
+    section. Raises ValueError (naming the field) for widths the stages cannot compute exactly.
+    """
+
+    # [neuron]
+    state_bits: int  # u and v are signed registers of this many bits: u wraps, v saturates
+    decay_bits: int  # du and dv are fractions of 2**decay_bits
+    current_decay_offset: int  # u is multiplied by 2**decay_bits - (du + this)
+    voltage_decay_offset: int  # v is multiplied by 2**decay_bits - (dv + this)
+    threshold_bits: int  # vth is an unsigned mantissa of this many bits
+    threshold_shift: int  # v is compared against vth << threshold_shift
+    activation_shift: int  # the synaptic input is left-aligned into u by this shift
+    bias_mantissa_bits: int  # the bias mantissa is signed, of this many bits
+    # [synapse]
+    weight_bits: int  # weight mantissa, sign included for mixed-sign blocks
+    weight_exp_min: int  # the range of a Dense block's weight exponent
+    weight_exp_max: int
+    graded_spikes: bool  # whether a Dense block may carry graded payloads (num_message_bits > 0)
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            wanted = bool if f.type == "bool" else int
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be {'a boolean' if wanted is bool else 'an integer'}, got {value!r}")
+        for name in ("state_bits", "decay_bits", "threshold_bits", "bias_mantissa_bits", "weight_bits"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("threshold_shift", "activation_shift", "current_decay_offset", "voltage_decay_offset"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.state_bits > ACCUMULATOR_BITS:
+            raise ValueError(f"state_bits {self.state_bits} exceeds the {ACCUMULATOR_BITS}-bit register the synaptic "
+                             "input is added in")
+        if self.state_bits - 1 + self.decay_bits >= EXACT_BITS:
+            raise ValueError(f"state_bits {self.state_bits} with decay_bits {self.decay_bits}: a decayed state would "
+                             f"not be exact in float64 (needs state_bits - 1 + decay_bits < {EXACT_BITS})")
+        for name in ("current_decay_offset", "voltage_decay_offset"):
+            if getattr(self, name) >= self.decay_unity:
+                raise ValueError(f"{name} {getattr(self, name)} is not below 2**decay_bits = {self.decay_unity}")
+        if self.weight_exp_min > self.weight_exp_max:
+            raise ValueError(f"weight_exp_min {self.weight_exp_min} is above weight_exp_max {self.weight_exp_max}")
+
+    @property
+    def decay_unity(self) -> int:
+        """2**decay_bits: the decay factor's denominator; d = 0 (plus its offset) keeps the whole value."""
+        return 1 << self.decay_bits
+
+    @property
+    def decay_max(self) -> int:
+        """The largest du or dv."""
+        return self.decay_unity - 1
+
+    @property
+    def state_limit(self) -> int:
+        """2**(state_bits - 1): u wraps past it, v saturates one below it."""
+        return 1 << (self.state_bits - 1)
+
+    @property
+    def threshold_max(self) -> int:
+        """The largest vth mantissa."""
+        return (1 << self.threshold_bits) - 1
+
+    @property
+    def bias_mantissa_range(self) -> tuple[int, int]:
+        """The smallest and largest (two's complement) bias mantissa."""
+        half = 1 << (self.bias_mantissa_bits - 1)
+        return -half, half - 1
+
 
 # How a LIF neuron's voltage restarts after a spike: set to 0 (Loihi's fixed CUBA LIF, Lava's LIF), or
 # lowered by the threshold it crossed (a Loihi 2 programmable neuron; no Lava 0.10.0 process has it).
@@ -57,51 +123,56 @@ def shift(x: np.ndarray, exponent) -> np.ndarray:
     return scaled if np.all(np.asarray(exponent) >= 0) else np.floor(scaled)
 
 
-def decay(x: np.ndarray, decay_const) -> np.ndarray:
-    """T(x * (4096 - decay_const)) with T(y) = sign(y) * (|y| >> 12): rounds toward zero.
+def decay(widths: Widths, x: np.ndarray, decay_const) -> np.ndarray:
+    """T(x * (2**decay_bits - decay_const)) with T(y) = sign(y) * (|y| >> decay_bits): rounds toward zero.
 
-    (4096 - d) / 4096 has at most 12 significant bits, so the product is exact in float64 and
-    ``trunc`` is the shift toward zero.
+    (2**b - d) / 2**b has at most b significant bits, so the product is exact in float64 (see ``Widths``)
+    and ``trunc`` is the shift toward zero.
     """
-    factor = (DECAY_UNITY - np.asarray(decay_const, dtype=np.float64)) / DECAY_UNITY
+    factor = (widths.decay_unity - np.asarray(decay_const, dtype=np.float64)) / widths.decay_unity
     return np.trunc(np.asarray(x, dtype=np.float64) * factor)
 
 
-def _wrap_int32(x: np.ndarray) -> np.ndarray:
-    """Lava adds the activation into an int32 array in place: beyond 32 bits it wraps."""
-    limit = 2.0 ** 31
+def _wrap_accumulator(x: np.ndarray) -> np.ndarray:
+    """Lava adds the activation into an int32 array in place: beyond ACCUMULATOR_BITS it wraps."""
+    limit = 2.0 ** (ACCUMULATOR_BITS - 1)
     if x.size and (x.max() >= limit or x.min() < -limit):
         x = np.mod(x + limit, 2 * limit) - limit
     return x
 
 
-def integrate_current(u: np.ndarray, du, activation: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """u' = decay(u, du + 1) + (a << 6), wrapped to 24 bits. Returns (u', wrapped mask or None if none).
+def integrate_current(widths: Widths, u: np.ndarray, du, activation: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray | None]:
+    """u' = decay(u, du + current_decay_offset) + (a << activation_shift), wrapped to state_bits.
 
-    The sum is an int32 in-place add in Lava, so it wraps at 32 bits first. The 24-bit wrap
-    is Lava's two-sided test; its quirk is that exactly -2**23 becomes +2**23.
+    Returns (u', wrapped mask or None if none). The sum is an int32 in-place add in Lava, so it wraps at
+    32 bits first. The state wrap is Lava's two-sided test; its quirk is that exactly -2**(state_bits - 1)
+    becomes +2**(state_bits - 1).
     """
-    summed = decay(u, np.asarray(du) + CURRENT_DECAY_OFFSET)
-    summed += np.asarray(activation, dtype=np.float64) * (1 << ACTIVATION_SHIFT)
-    if summed.size == 0 or (summed.max() <= STATE_LIMIT and summed.min() > -STATE_LIMIT):
-        return summed, None  # the common case (within 24 bits, so within 32), from two reductions
-    summed = _wrap_int32(summed)
-    over = summed > STATE_LIMIT
-    under = summed <= -STATE_LIMIT
-    summed = summed - over * (2.0 * STATE_LIMIT) + under * (2.0 * STATE_LIMIT)
+    limit = widths.state_limit
+    summed = decay(widths, u, np.asarray(du) + widths.current_decay_offset)
+    summed += np.asarray(activation, dtype=np.float64) * (1 << widths.activation_shift)
+    if summed.size == 0 or (summed.max() <= limit and summed.min() > -limit):
+        return summed, None  # the common case (within the state, so within 32 bits), from two reductions
+    summed = _wrap_accumulator(summed)
+    over = summed > limit
+    under = summed <= -limit
+    summed = summed - over * (2.0 * limit) + under * (2.0 * limit)
     return summed, over | under
 
 
-def integrate_voltage(v: np.ndarray, dv, u: np.ndarray, bias) -> tuple[np.ndarray, np.ndarray | None]:
-    """v' = clip(decay(v, dv) + u' + bias, -(2**23 - 1), 2**23 - 1). Returns (v', saturated mask or None).
+def integrate_voltage(widths: Widths, v: np.ndarray, dv, u: np.ndarray, bias) -> tuple[
+        np.ndarray, np.ndarray | None]:
+    """v' = clip(decay(v, dv + voltage_decay_offset) + u' + bias, +-(2**(state_bits - 1) - 1)).
 
-    It adds the *new* current u'; the bias is not shifted by ACTIVATION_SHIFT.
+    Returns (v', saturated mask or None). It adds the *new* current u'; the bias is not shifted by
+    activation_shift.
     """
-    summed = decay(v, np.asarray(dv) + VOLTAGE_DECAY_OFFSET)
+    summed = decay(widths, v, np.asarray(dv) + widths.voltage_decay_offset)
     summed += u
     if np.any(bias):
         summed += bias
-    limit = STATE_LIMIT - 1
+    limit = widths.state_limit - 1
     if summed.size == 0 or (summed.max() <= limit and summed.min() >= -limit):
         return summed, None
     saturated = (summed > limit) | (summed < -limit)
@@ -114,18 +185,23 @@ def count(mask: np.ndarray | None) -> int:
     return 0 if mask is None else int(mask.sum())
 
 
-def fire(v: np.ndarray, vth) -> np.ndarray:
-    """Spike where v' > vth << 6 (strictly)."""
-    return v > np.asarray(vth, dtype=np.float64) * (1 << THRESHOLD_SHIFT)
+def effective_threshold(widths: Widths, vth) -> np.ndarray:
+    """vth << threshold_shift: what v is compared against."""
+    return np.asarray(vth, dtype=np.float64) * (1 << widths.threshold_shift)
 
 
-def reset(v: np.ndarray, spikes: np.ndarray, vth, mode: str) -> np.ndarray:
-    """v after the spikes: 0 where a neuron spiked ("zero"), or v - (vth << 6) there ("subtract").
+def fire(widths: Widths, v: np.ndarray, vth) -> np.ndarray:
+    """Spike where v' > vth << threshold_shift (strictly)."""
+    return v > effective_threshold(widths, vth)
 
-    A subtracted v lies in (0, v], as v > vth << 6 >= 0 (vth is an unsigned mantissa): it cannot saturate.
+
+def reset(widths: Widths, v: np.ndarray, spikes: np.ndarray, vth, mode: str) -> np.ndarray:
+    """v after the spikes: 0 where a neuron spiked ("zero"), or v - (vth << threshold_shift) there ("subtract").
+
+    A subtracted v lies in (0, v], as v > vth << shift >= 0 (vth is an unsigned mantissa): it cannot saturate.
     """
     if mode == RESET_SUBTRACT:
-        return np.where(spikes, v - np.asarray(vth, dtype=np.float64) * (1 << THRESHOLD_SHIFT), v)
+        return np.where(spikes, v - effective_threshold(widths, vth), v)
     return np.where(spikes, 0.0, v)
 
 
@@ -143,19 +219,19 @@ def sign_mode(weights: np.ndarray) -> int:
     return MIXED
 
 
-def stored_weights(weights: np.ndarray, num_weight_bits: int = WEIGHT_BITS) -> np.ndarray:
-    """The weights a Dense block actually holds after Lava's clip and truncate.
+def stored_weights(widths: Widths, weights: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """The weights a Dense block actually holds after Lava's clip and truncate (b = weight_bits).
 
-    w = int(w) (toward zero), negated if INHIBITORY, clipped to [-256 * mixed, 255], negated
-    back; then the low n = 8 - num_weight_bits + mixed bits are dropped: w = (w >> n) << n.
+    w = int(w) (toward zero), negated if INHIBITORY, clipped to [-2**b * mixed, 2**b - 1], negated
+    back; then the low n = b - num_weight_bits + mixed bits are dropped: w = (w >> n) << n.
     Mixed 8-bit weights therefore become even numbers in [-256, 254].
     """
     mode = sign_mode(weights)
     mixed = int(mode == MIXED)
     sign = -1 if mode == INHIBITORY else 1
     w = np.trunc(np.asarray(weights, dtype=np.float64)).astype(np.int64) * sign
-    w = np.clip(w, -(1 << WEIGHT_BITS) * mixed, (1 << WEIGHT_BITS) - 1)
-    dropped_bits = WEIGHT_BITS - num_weight_bits + mixed
+    w = np.clip(w, -(1 << widths.weight_bits) * mixed, (1 << widths.weight_bits) - 1)
+    dropped_bits = widths.weight_bits - num_weight_bits + mixed
     w = np.left_shift(np.right_shift(w, dropped_bits), dropped_bits)
     return (w * sign).astype(np.int32)
 

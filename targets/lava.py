@@ -4,7 +4,9 @@ Lava installs only on Python 3.10 with numpy < 2, so it lives in its own environ
 (``.venv-lava``, made by ``./tools/setup-lava``) and runs there as a worker process,
 ``python -m snn_deploy.targets.lava_worker``. This module drives that worker: it writes the
 bundle and the input spikes to a temp folder, starts the worker, relays its progress and reads
-back the spike record. Its result equals ``bitsim.run``'s for the same bundle and inputs.
+back the spike record (the wire format both sides share is ``lava_wire``). Its result equals
+``bitsim.run``'s for the same bundle and inputs. The worker refuses a bundle whose widths Lava's
+models do not compute in (``lava_worker.check_lava_widths``).
 
 When Lava is already imported in this interpreter, the worker code runs in-process instead.
 Importing Lava switches multiprocessing to the 'fork' start method for the whole interpreter,
@@ -29,23 +31,20 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from .backends import BackendUnavailable
-from .bundle import Bundle, BundleError
+from .bundle import Bundle
 from .bundle import save as save_bundle
+from .lava_wire import DEFAULT_BATCH_SIZE, PROGRESS_PREFIX, REPORTED_ERRORS, check_inputs, write_events
 from .record import SpikeEvents, SpikeRecord
 from .record import load as load_record
 
 BACKEND = "lava"
-DEFAULT_BATCH_SIZE = 1024  # samples per Lava run: each run costs ~1 s to compile and start
 SETUP_COMMAND = "./tools/setup-lava"
 WORKER_MODULE = "snn_deploy.targets.lava_worker"
 PYTHON_ENV_VAR = "SNN_DEPLOY_LAVA_PYTHON"
 # Written by tools/setup-lava as its last step: an environment without it is half-built.
 COMPLETE_STAMP = ".snn-deploy-complete"
 WORKER_STOP_GRACE_SECONDS = 10
-PROGRESS_PREFIX = "snn-deploy-progress "
 
 ProgressCallback = Callable[[int], None]
 
@@ -79,16 +78,6 @@ def run_in_lava(bundle: Bundle, inputs: SpikeEvents, *, hardware: bool, record_s
     with tempfile.TemporaryDirectory(prefix="snn-deploy-lava-") as exchange:
         return _run_worker_process(python, Path(exchange), bundle, inputs, hardware=hardware,
                                    record_state=record_state, batch_size=batch_size, progress=progress)
-
-
-def check_inputs(bundle: Bundle, inputs: SpikeEvents) -> None:
-    """The input must have the bundle's channels and at least its steps (later steps are ignored)."""
-    net = bundle.network
-    if inputs.size != net.input.size:
-        raise ValueError(f"input has {inputs.size} channels; the bundle's input "
-                         f"{net.input.name!r} has {net.input.size}")
-    if inputs.num_steps < bundle.timing.num_steps:
-        raise ValueError(f"input has {inputs.num_steps} steps; the bundle runs {bundle.timing.num_steps}")
 
 
 # --- finding the Lava environment -----------------------------------------------------------------
@@ -175,27 +164,11 @@ def _stop_worker(worker: subprocess.Popen) -> None:
         worker.wait()
 
 
-# The worker reports its failure as {"kind": ..., "message": ...}; these kinds are re-raised as such.
-_ERROR_KINDS = {"BackendUnavailable": BackendUnavailable, "BundleError": BundleError, "ValueError": ValueError}
-
-
 def _worker_error(error_file: Path, stderr_path: Path, returncode: int) -> Exception:
     if error_file.is_file():
         report = json.loads(error_file.read_text())
-        return _ERROR_KINDS.get(report["kind"], LavaRunError)(report["message"])
+        return REPORTED_ERRORS.get(report["kind"], LavaRunError)(report["message"])
     tail = "\n".join(stderr_path.read_text(errors="replace").splitlines()[-40:])
     return LavaRunError(f"the Lava worker exited with code {returncode} without a report; "
                         f"its last output:\n{tail}")
 
-
-# --- exchange files -----------------------------------------------------------------------------
-
-def write_events(path: Path, events: SpikeEvents) -> None:
-    np.savez(path, events=events.events,
-             dims=np.array([events.num_samples, events.num_steps, events.size], np.int64))
-
-
-def read_events(path: Path) -> SpikeEvents:
-    with np.load(path, allow_pickle=False) as data:
-        num_samples, num_steps, size = (int(d) for d in data["dims"])
-        return SpikeEvents.from_arrays(*data["events"], num_samples=num_samples, num_steps=num_steps, size=size)

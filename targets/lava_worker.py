@@ -1,7 +1,11 @@
 """The Lava side of the ``lava`` and ``loihi2`` back ends: a bundle as a Lava 0.10.0 process network.
 
 Runs where Lava is importable: as ``python -m snn_deploy.targets.lava_worker`` in ``.venv-lava``
-(driven by ``snn_deploy.targets.lava``), or in-process when Lava is already imported.
+(driven by ``snn_deploy.targets.lava``, through the files and messages of ``lava_wire``), or
+in-process when Lava is already imported.
+
+Lava's models compute in Lava's widths only: a bundle whose target's widths differ is refused
+(``check_lava_widths``), naming the width.
 
 The network: a ``RingBuffer`` source plays the input spikes, every connection is Lava's ``Dense``
 with the bundle's stored weights, weight_exp, num_weight_bits and num_message_bits, and every
@@ -42,7 +46,7 @@ from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
 from lava.proc.io.source import RingBuffer
-from lava.proc.lif.models import AbstractPyLifModelFixed
+from lava.proc.lif.models import AbstractPyLifModelFixed, PyLifModelBitAcc
 from lava.utils import loihi, slurm
 from lava.utils.weightutils import SignMode, clip_weights, determine_sign_mode, truncate_weights
 
@@ -50,14 +54,47 @@ from . import fixed_point as fx
 from .backends import BackendUnavailable
 from .bundle import Bundle, BundleError, DenseConnection, LifPopulation
 from .bundle import load as load_bundle
-from .lava import DEFAULT_BATCH_SIZE, PROGRESS_PREFIX, check_inputs, read_events
-from .loihi2 import unavailable_message
+from .lava_wire import (DEFAULT_BATCH_SIZE, PROGRESS_PREFIX, REPORTED_ERRORS, check_inputs,
+                        hardware_unavailable_message, read_events)
 from .record import SpikeEvents, SpikeRecord
 from .record import save as save_record
 
 # Steps per Lava run() call: between calls the worker reports progress (a call costs ~1 ms).
 STEPS_PER_CALL = 2000
 POLL_SECONDS = 0.01  # how often a running Lava run is checked for dead processes
+# PyDenseModelBitAcc clips every weight to 8 bits: clip_weights(weights, sign_mode, num_bits=8)
+# (lava/proc/dense/models.py); the LIF widths are read from the LIF model itself (lava_widths).
+DENSE_WEIGHT_BITS = 8
+
+
+# --- Lava's widths ------------------------------------------------------------------------------
+
+def lava_widths() -> tuple[dict[str, int], dict[str, int]]:
+    """(the widths Lava's bit-accurate models compute with, the mantissa widths they declare).
+
+    Read from Lava: ``AbstractPyLifModelFixed.__init__`` sets the state width, decay shift, decay
+    offsets and the threshold and activation shifts; ``PyLifModelBitAcc`` declares vth and bias_mant
+    with precision 17 and 13. Lava bounds no weight exponent, and its Dense carries graded spikes.
+    """
+    lif = PyLifModelBitAcc({})
+    computed = {"state_bits": lif.uv_bitwidth, "decay_bits": lif.decay_shift, "current_decay_offset": lif.ds_offset,
+                "voltage_decay_offset": lif.dm_offset, "threshold_shift": lif.vth_shift,
+                "activation_shift": lif.act_shift, "weight_bits": DENSE_WEIGHT_BITS}
+    declared = {"threshold_bits": PyLifModelBitAcc.vth.precision,
+                "bias_mantissa_bits": PyLifModelBitAcc.bias_mant.precision}
+    return computed, declared
+
+
+def check_lava_widths(bundle: Bundle) -> None:
+    """Raise BundleError unless Lava computes in the bundle's widths: those that enter the arithmetic
+    equal Lava's, the mantissas no wider than Lava declares."""
+    computed, declared = lava_widths()
+    for name, lava in {**computed, **declared}.items():
+        ours = getattr(bundle.widths, name)
+        if ours > lava or (name in computed and ours != lava):
+            raise BundleError(f"the {bundle.target} bundle's arithmetic has {name} = {ours}; Lava 0.10.0's "
+                              f"bit-accurate models compute with {name} {'=' if name in computed else '<='} {lava}: "
+                              "run it on bitsim")
 
 
 # --- neuron processes ---------------------------------------------------------------------------
@@ -69,14 +106,15 @@ class SampleLif(AbstractProcess):
     ``fixed_point.RESET_MODES``) says whether a spike sets v to 0 or subtracts vth << 6. Every
     ``sample_steps`` steps, on a sample's first step, u and v are zeroed and that step's input
     (the previous sample's last spikes) is dropped. The model writes what the population did at
-    every step to ``record_path`` after step ``total_steps``.
+    every step to ``record_path`` after step ``total_steps``. ``widths`` (the bundle's, checked to be
+    Lava's) are what the model counts wraps and saturations in.
     """
 
     def __init__(self, *, du: np.ndarray, dv: np.ndarray, vth: np.ndarray, bias_mant: np.ndarray,
-                 bias_exp: np.ndarray, reset: str, sample_steps: int, total_steps: int, record_path: str,
-                 record_state: bool, name: str) -> None:
+                 bias_exp: np.ndarray, reset: str, widths: fx.Widths, sample_steps: int, total_steps: int,
+                 record_path: str, record_state: bool, name: str) -> None:
         shape = (len(vth),)
-        super().__init__(shape=shape, reset=reset, sample_steps=sample_steps, total_steps=total_steps,
+        super().__init__(shape=shape, reset=reset, widths=widths, sample_steps=sample_steps, total_steps=total_steps,
                          record_path=record_path, record_state=record_state, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -145,6 +183,7 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
         self.effective_vth = 0
         self.subtractive_reset = proc_params["reset"] == fx.RESET_SUBTRACT
         self.sample_steps = proc_params["sample_steps"]
+        self.widths = proc_params["widths"]
         self.recorder = StepRecorder(proc_params["record_path"], proc_params["total_steps"],
                                      proc_params["shape"][0], proc_params["record_state"])
 
@@ -168,10 +207,10 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
 
     def integrate(self, activation: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Lava's update of u and v; returns the (wrapped, saturated) masks of this step (None: none)."""
-        wrapped = fx.integrate_current(self.u, self.du, activation)[1]
+        wrapped = fx.integrate_current(self.widths, self.u, self.du, activation)[1]
         v_before = self.v.copy()
         self.subthr_dynamics(activation_in=activation)
-        saturated = fx.integrate_voltage(v_before, self.dv, self.u, self.effective_bias)[1]
+        saturated = fx.integrate_voltage(self.widths, v_before, self.dv, self.u, self.effective_bias)[1]
         return wrapped, saturated
 
     def fire(self) -> np.ndarray:
@@ -246,6 +285,7 @@ class LavaNetwork:
 
 def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, record_state: bool) -> LavaNetwork:
     """The bundle's processes for a batch: ``input_raster`` is (samples, steps, channels), step 1 first."""
+    check_lava_widths(bundle)
     num_samples, num_steps, num_inputs = input_raster.shape
     total_steps = num_samples * num_steps
     # Column g - 1 is sent on global step g.
@@ -253,7 +293,8 @@ def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, re
     populations, record_paths = {}, {}
     for index, pop in enumerate(bundle.network.populations):
         record_paths[pop.name] = record_dir / f"population{index}.npz"
-        populations[pop.name] = make_population(pop, num_steps, total_steps, record_paths[pop.name], record_state)
+        populations[pop.name] = make_population(pop, bundle.widths, num_steps, total_steps, record_paths[pop.name],
+                                                record_state)
     senders = {bundle.network.input.name: source.s_out}
     senders.update({name: proc.s_out for name, proc in populations.items()})
     for conn in bundle.network.connections:
@@ -268,14 +309,14 @@ def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, re
     return LavaNetwork(source, populations, record_paths)
 
 
-def make_population(pop: LifPopulation, num_steps: int, total_steps: int, record_path: Path,
+def make_population(pop: LifPopulation, widths: fx.Widths, num_steps: int, total_steps: int, record_path: Path,
                     record_state: bool) -> SampleLif:
     _check_fits(f"population {pop.name!r} bias_mant", pop.bias_mant, np.int16)
     _check_fits(f"population {pop.name!r} bias_exp", pop.bias_exp, np.int16)
     process = FireOnceLif if pop.fire_once else SampleLif
     return process(du=np.array(pop.du, np.int32), dv=np.array(pop.dv, np.int32), vth=np.array(pop.vth, np.int32),
                    bias_mant=np.array(pop.bias_mant, np.int32), bias_exp=np.full(pop.size, pop.bias_exp, np.int32),
-                   reset=pop.reset, sample_steps=int(num_steps),
+                   reset=pop.reset, widths=widths, sample_steps=int(num_steps),
                    total_steps=int(total_steps), record_path=str(record_path), record_state=bool(record_state),
                    name=pop.name)
 
@@ -484,7 +525,7 @@ def assemble_record(bundle: Bundle, num_samples: int, batches: list[dict], backe
 def require_loihi2(bundle: Bundle) -> None:
     """Raise BackendUnavailable unless lava-loihi is installed; use SLURM when it is there."""
     if not loihi.is_installed():
-        raise BackendUnavailable(unavailable_message(bundle))
+        raise BackendUnavailable(hardware_unavailable_message(bundle))
     try:
         on_slurm = slurm.is_available()
     except OSError:  # no `sinfo` on PATH: Lava only catches SubprocessError
@@ -499,7 +540,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m snn_deploy.targets.lava_worker",
                                      description="Run a bundle's samples in Lava 0.10.0 and write the spike record.")
     parser.add_argument("--bundle", required=True, type=Path, help="bundle .npz (targets.bundle.save)")
-    parser.add_argument("--inputs", required=True, type=Path, help="input spikes .npz (targets.lava.write_events)")
+    parser.add_argument("--inputs", required=True, type=Path, help="input spikes .npz (targets.lava_wire.write_events)")
     parser.add_argument("--output", required=True, type=Path, help="where to write the spike record (HDF5, targets.record.save)")
     parser.add_argument("--error-file", type=Path, help="on failure, write {kind, message} JSON here")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="samples per Lava run")
@@ -518,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         record = run_bundle(bundle, inputs, hardware=args.hardware, record_state=args.record_state,
                             batch_size=args.batch_size, progress=_print_progress if args.progress else None)
         save_record(record, args.output)
-    except (BackendUnavailable, BundleError, ValueError, OSError, LavaProcessError) as exc:
+    except (*REPORTED_ERRORS.values(), OSError, LavaProcessError) as exc:
         return _report_failure(args.error_file, type(exc).__name__, str(exc), exit_code=2)
     except Exception:  # anything else: the full traceback is the most useful report
         return _report_failure(args.error_file, "error", traceback.format_exc(), exit_code=1)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from .backends import BackendUnavailable
 from .bundle import Bundle
-from .fixed_point import RESET_SUBTRACT
-from .lava import DEFAULT_BATCH_SIZE, ProgressCallback, run_in_lava, worker_python
+from .lava import ProgressCallback, run_in_lava, worker_python
+from .lava_wire import DEFAULT_BATCH_SIZE, hardware_unavailable_message
 from .record import SpikeEvents, SpikeRecord
 
 BACKEND = "loihi2"
@@ -27,21 +27,6 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False,
     try:
         worker_python()
     except BackendUnavailable as exc:
-        raise BackendUnavailable(f"{unavailable_message(bundle)}. Besides, {exc}") from None
+        raise BackendUnavailable(f"{hardware_unavailable_message(bundle)}. Besides, {exc}") from None
     return run_in_lava(bundle, inputs, hardware=True, record_state=record_state,
                        batch_size=batch_size, progress=progress)
-
-
-def unavailable_message(bundle: Bundle) -> str:
-    """Why the hardware back end cannot run here, and what to use instead."""
-    message = ("the loihi2 back end runs on Loihi 2 hardware and needs Intel's lava-loihi extension, "
-               "which only members of the Intel Neuromorphic Research Community (INRC) can get; "
-               "--backend lava (Lava's bit-accurate CPU simulator) or --backend bitsim (this project's "
-               "bit-accurate simulator) are the public equivalents and give the same spikes")
-    populations = bundle.network.populations
-    for kind, names in (("TTFS fire-once", [pop.name for pop in populations if pop.fire_once]),
-                        ("subtractive-reset", [pop.name for pop in populations if pop.reset == RESET_SUBTRACT])):
-        if names:
-            message += (f". Note: the {kind} populations ({', '.join(names)}) need a custom "
-                        "neuron model (microcode) on the real chip")
-    return message

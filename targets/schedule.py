@@ -22,6 +22,10 @@ import numpy as np
 
 from .record import SpikeEvents
 
+# Steps between a source's spike and its Dense block's delivery: stage 3 of step t accumulates, stage 1 of
+# step t + 1 delivers (Lava's Dense; a target description's [synapse] dense_delay_steps must say so).
+DENSE_DELAY_STEPS = 1
+
 
 class Population(Protocol):
     name: str

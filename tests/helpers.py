@@ -1,12 +1,32 @@
 """Small builders shared by the tests."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 
 from snn_deploy.targets.encoding import TTFSEncoding
 from snn_deploy.models.zoo import TTFSModel
-from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets import bitsim, description, lava
 from snn_deploy.targets.bundle import Bundle
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
+
+
+def edited_target(folder: Path, substitutions: list[tuple[str, str]], base: str = "loihi1") -> Path:
+    """A copy of a shipped target file in ``folder`` with each (line pattern, replacement) applied once."""
+    text = (description.TARGET_DIR / f"{base}.toml").read_text()
+    for pattern, replacement in substitutions:
+        text, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+        assert count == 1, pattern
+    path = folder / "edited.toml"
+    path.write_text(text)
+    return path
+
+
+def target_fields(name: str = "loihi2") -> dict:
+    """The fields a bundle takes from its target: its name, arithmetic widths and back ends."""
+    target = description.load(name)
+    return {"target": target.name, "widths": target.widths, "backends": target.backends}
 
 
 def random_ttfs_model(seed: int = 0, hidden: int = 20) -> TTFSModel:

@@ -9,12 +9,14 @@ from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 
+from helpers import target_fields
+
 
 def _bundle(reset: str) -> Bundle:
     network = IntNetwork(input=InputLayer("input", 2),
                          populations=(LifPopulation("lif", 2, du=100, dv=50, vth=20, bias_mant=0, reset=reset),),
                          connections=(DenseConnection("dense", "input", "lif", np.full((2, 2), 30)),), output="lif")
-    return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+    return Bundle(**target_fields("loihi2"), network=network, placement=Placement("loihi2", ()),
                   timing=Timing(dt=1.0, num_steps=10))
 
 

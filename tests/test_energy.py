@@ -15,6 +15,8 @@ from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, 
                                        Placement, Timing)
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
 
+from helpers import target_fields
+
 STEPS = 5
 
 
@@ -41,7 +43,7 @@ def tiny_run(traces=None):
 def tiny_bundle(target: str, b_core: int) -> Bundle:
     placement = Placement(target, (CoreAssignment(core=0, population="a", start=0, stop=4),
                                    CoreAssignment(core=b_core, population="b", start=0, stop=2)))
-    return Bundle(target=target, network=tiny_network(), placement=placement, timing=Timing(1, STEPS))
+    return Bundle(**target_fields(target), network=tiny_network(), placement=placement, timing=Timing(1, STEPS))
 
 
 def test_counts_per_layer_are_exact_and_match_the_hand_count():
@@ -121,7 +123,8 @@ def test_decision_steps():
 
 def test_a_bundle_without_placement_is_refused():
     inputs, record = tiny_run()
-    bundle = Bundle(target="loihi2", network=tiny_network(), placement=Placement("loihi2", ()), timing=Timing(1, STEPS))
+    bundle = Bundle(**target_fields("loihi2"), network=tiny_network(), placement=Placement("loihi2", ()),
+                    timing=Timing(1, STEPS))
     with pytest.raises(DeployError, match="no placement"):
         estimate(bundle, record, inputs, description.load("loihi2"))
 
@@ -164,7 +167,8 @@ def renner_sized_run():
 def _estimate(run, name):
     network, record, inputs = run
     target = description.load(name)
-    bundle = Bundle(target=name, network=network, placement=place(network, target), timing=Timing(1, record.num_steps))
+    bundle = Bundle(**target_fields(name), network=network, placement=place(network, target),
+                    timing=Timing(1, record.num_steps))
     return estimate(bundle, record, inputs, target, decision_steps(record.spikes["output"], "first_spike"))
 
 

@@ -6,6 +6,7 @@ under CI (CI=true), where a missing environment fails.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn_deploy.targets import backends, bitsim, lava, loihi2
+from snn_deploy.targets import backends, bitsim, lava, lava_wire, loihi2
 from snn_deploy.targets.backends import BackendUnavailable
-from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
+from snn_deploy.targets.bundle import (Bundle, BundleError, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 from snn_deploy.targets.bundle import save as save_bundle
 from snn_deploy.targets.record import SpikeEvents
 from snn_deploy.targets.record import load as load_record
+
+from helpers import assert_lava_matches_bitsim, target_fields
 
 
 def small_bundle(*, fire_once: bool = False, num_steps: int = 20) -> Bundle:
@@ -32,7 +35,7 @@ def small_bundle(*, fire_once: bool = False, num_steps: int = 20) -> Bundle:
         connections=(DenseConnection("d0", "input", "hidden", np.full((3, 2), 100)),
                      DenseConnection("d1", "hidden", "output", np.full((2, 3), 60))),
         output="output")
-    return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+    return Bundle(**target_fields("loihi2"), network=network, placement=Placement("loihi2", ()),
                   timing=Timing(dt=1.0, num_steps=num_steps))
 
 
@@ -128,17 +131,29 @@ def test_a_wrong_input_is_refused_before_lava_starts(tmp_path):
         lava.run(small_bundle(), SpikeEvents.from_raster(np.zeros((1, 10, 2), bool)))
 
 
+def test_the_worker_refuses_widths_lava_does_not_compute_in_naming_the_width(lava_python):
+    widths = dataclasses.replace(small_bundle().widths, activation_shift=5)
+    with pytest.raises(BundleError, match="arithmetic has activation_shift = 5; Lava 0.10.0's bit-accurate models "
+                                          "compute with activation_shift = 6"):
+        lava.run(dataclasses.replace(small_bundle(), widths=widths), random_inputs(1))
+
+
+def test_limits_narrower_than_lavas_run_in_lava_bit_for_bit(lava_python):
+    """loihi1's widths: Lava's arithmetic, with a narrower weight-exponent range and no graded spikes."""
+    assert_lava_matches_bitsim(dataclasses.replace(small_bundle(), **target_fields("loihi1")), random_inputs(2))
+
+
 # --- running --------------------------------------------------------------------------------------
 
 def test_the_worker_command_line_writes_a_loadable_record(lava_python, tmp_path):
     bundle, inputs = small_bundle(fire_once=True), random_inputs(4)
     save_bundle(bundle, tmp_path / "bundle.npz")
-    lava.write_events(tmp_path / "inputs.npz", inputs)
+    lava_wire.write_events(tmp_path / "inputs.npz", inputs)
     result = subprocess.run([lava_python, "-m", lava.WORKER_MODULE, "--bundle", str(tmp_path / "bundle.npz"),
                              "--inputs", str(tmp_path / "inputs.npz"), "--output", str(tmp_path / "record.npz"),
                              "--progress"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [lava.PROGRESS_PREFIX.strip(), "4"]
+    assert result.stdout.split() == [lava_wire.PROGRESS_PREFIX.strip(), "4"]
     record, expected = load_record(tmp_path / "record.npz"), bitsim.run(bundle, inputs)
     for name, events in expected.spikes.items():
         np.testing.assert_array_equal(record.spikes[name].events, events.events)

@@ -19,14 +19,15 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets import bitsim, description, lava
 from snn_deploy.targets import fixed_point as fx
 from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
 
-from helpers import assert_lava_matches_bitsim, assert_records_equal
+from helpers import assert_lava_matches_bitsim, assert_records_equal, target_fields
 
+LOIHI2 = description.load("loihi2").widths  # Lava's widths: the lava back end runs only these
 NUM_STEPS = 32
 NUM_SAMPLES = 3  # several samples per case: the per-sample reset is part of what is checked
 SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.MIXED: "mixed"}
@@ -79,7 +80,8 @@ def combine(cases: list[Case]) -> tuple[Bundle, SpikeEvents]:
     network = IntNetwork(input=InputLayer(first.bundle.network.input.name, num_inputs),
                          populations=tuple(populations), connections=tuple(connections),
                          output=populations[-1].name)
-    bundle = Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()), timing=first.bundle.timing)
+    bundle = Bundle(**target_fields("loihi2"), network=network, placement=Placement("loihi2", ()),
+                    timing=first.bundle.timing)
     inputs = SpikeEvents.from_arrays(*np.concatenate(events, axis=1), num_samples=first.inputs.num_samples,
                                      num_steps=first.inputs.num_steps, size=num_inputs)
     return bundle, inputs
@@ -89,7 +91,7 @@ def make_bundle(num_inputs: int, populations: list[LifPopulation], connections: 
                 num_steps: int = NUM_STEPS) -> Bundle:
     network = IntNetwork(input=InputLayer("input", num_inputs), populations=tuple(populations),
                          connections=tuple(connections), output=populations[-1].name)
-    return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+    return Bundle(**target_fields("loihi2"), network=network, placement=Placement("loihi2", ()),
                   timing=Timing(dt=1.0, num_steps=num_steps))
 
 
@@ -182,8 +184,9 @@ def dense_connections(draw, rng: np.random.Generator, name: str, source: str, ta
     elif raw.size >= 2:
         raw.flat[0], raw.flat[-1] = 255, -256  # both signs, and the extremes
     is_graded = draw(st.booleans()) if graded is None else graded
-    return DenseConnection(name, source, target, fx.stored_weights(raw, bits),
-                           weight_exp=draw(signed_exponent(weight_exp_sign, fx.WEIGHT_EXP_MIN, fx.WEIGHT_EXP_MAX)),
+    return DenseConnection(name, source, target, fx.stored_weights(LOIHI2, raw, bits),
+                           weight_exp=draw(signed_exponent(weight_exp_sign, LOIHI2.weight_exp_min,
+                                                           LOIHI2.weight_exp_max)),
                            num_weight_bits=bits,
                            num_message_bits=draw(st.integers(1, 8)) if is_graded else 0)
 
@@ -275,7 +278,8 @@ def test_graded_dense_with_binary_payloads_matches_bitsim():
     rng = np.random.default_rng(7)
     pops = [LifPopulation("hidden", 4, du=500, dv=300, vth=40, bias_mant=10),
             LifPopulation("out", 2, du=500, dv=300, vth=40, bias_mant=0)]
-    weights = [fx.stored_weights(rng.integers(-256, 256, (4, 3))), fx.stored_weights(rng.integers(0, 256, (2, 4)))]
+    weights = [fx.stored_weights(LOIHI2, rng.integers(-256, 256, (4, 3)), 8),
+               fx.stored_weights(LOIHI2, rng.integers(0, 256, (2, 4)), 8)]
     conns = [DenseConnection("d0", "input", "hidden", weights[0], num_message_bits=8),
              DenseConnection("d1", "hidden", "out", weights[1], num_message_bits=3)]
     assert_lava_matches_bitsim(make_bundle(3, pops, conns), random_inputs(rng, 3, 0.3))
@@ -286,10 +290,12 @@ def test_graded_dense_with_binary_payloads_matches_bitsim():
 # whose RingBuffer source sends the integers as graded spikes.
 GRADED_PAYLOAD_CHECK = """
 import numpy as np
-from snn_deploy.targets import bitsim, fixed_point as fx, lava_worker, schedule
+from snn_deploy.targets import bitsim, description, fixed_point as fx, lava_worker, schedule
 from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 
+loihi2 = description.load("loihi2")
+widths = loihi2.widths
 rng = np.random.default_rng(3)
 steps = 40
 payload = rng.integers(0, 2**8, (3, steps, 4)) * (rng.random((3, steps, 4)) < 0.4)
@@ -297,15 +303,17 @@ network = IntNetwork(
     input=InputLayer("input", 4),
     populations=(LifPopulation("graded", 3, du=800, dv=600, vth=3000, bias_mant=0),
                  LifPopulation("next", 2, du=800, dv=600, vth=100, bias_mant=0)),
-    connections=(DenseConnection("payload", "input", "graded", fx.stored_weights(rng.integers(-256, 256, (3, 4))),
+    connections=(DenseConnection("payload", "input", "graded",
+                                 fx.stored_weights(widths, rng.integers(-256, 256, (3, 4)), 8),
                                  weight_exp=-3, num_message_bits=8),
-                 DenseConnection("binary", "input", "graded", fx.stored_weights(rng.integers(0, 256, (3, 4)))),
-                 DenseConnection("onward", "graded", "next", fx.stored_weights(rng.integers(0, 256, (2, 3))),
+                 DenseConnection("binary", "input", "graded",
+                                 fx.stored_weights(widths, rng.integers(0, 256, (3, 4)), 8)),
+                 DenseConnection("onward", "graded", "next", fx.stored_weights(widths, rng.integers(0, 256, (2, 3)), 8),
                                  num_message_bits=8)),
     output="next")
 bundle = Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
-                timing=Timing(dt=1.0, num_steps=steps))
-expected = schedule.run_batch(network, bitsim.INTEGER_ARITHMETIC, payload, steps, record_state=True)
+                timing=Timing(dt=1.0, num_steps=steps), widths=widths, backends=loihi2.backends)
+expected = schedule.run_batch(network, bitsim.integer_arithmetic(widths), payload, steps, record_state=True)
 actual = lava_worker.run_batch(bundle, payload, hardware=False, record_state=True)
 def raster(events, shape):
     out = np.zeros(shape, bool)
@@ -340,7 +348,7 @@ def test_samples_split_over_several_lava_runs_match_bitsim():
     """batch_size 2 on 5 samples: three Lava runs whose samples are renumbered into one record."""
     rng = np.random.default_rng(11)
     pops = [LifPopulation("hidden", 3, du=200, dv=100, vth=20, bias_mant=5, fire_once=True)]
-    conns = [DenseConnection("d0", "input", "hidden", fx.stored_weights(rng.integers(0, 256, (3, 2))))]
+    conns = [DenseConnection("d0", "input", "hidden", fx.stored_weights(LOIHI2, rng.integers(0, 256, (3, 2)), 8))]
     bundle = make_bundle(2, pops, conns)
     inputs = SpikeEvents.from_raster(rng.random((5, NUM_STEPS, 2)) < 0.3)
     done = []

@@ -11,6 +11,8 @@ from snn_deploy.targets.bundle import (Bundle, DenseConnection, InputLayer, IntN
                                        LifPopulation, Placement, Timing)
 from snn_deploy.targets.record import SpikeEvents
 
+from helpers import target_fields
+
 # On the step a neuron fires the chip reports this placeholder in v instead of the reset value 0.
 CHIP_SPIKE_STEP_VOLTAGE = 128
 
@@ -21,7 +23,7 @@ def _paper_lif_bundle(num_steps: int) -> Bundle:
         populations=(LifPopulation("lif", 1, du=4095, dv=163, vth=25, bias_mant=0),),
         connections=(DenseConnection("correction", "input", "lif", np.array([[10]])),),
         output="lif")
-    return Bundle(target="loihi2", network=network, placement=Placement("loihi2", ()),
+    return Bundle(**target_fields("loihi2"), network=network, placement=Placement("loihi2", ()),
                   timing=Timing(dt=1.0, num_steps=num_steps))
 
 

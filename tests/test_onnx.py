@@ -17,9 +17,11 @@ from snn_deploy.deploy.stages.load import from_graph
 from snn_deploy.deploy.references.onnx import export_onnx, output_names, reference_module
 from snn_deploy.deploy.stages.discretize import snapped_dt
 from snn_deploy.models.data import load as load_data
-from snn_deploy.targets import schedule
+from snn_deploy.targets import description, schedule
 
 from helpers import random_ttfs_model
+
+DECAY_BITS = description.load("loihi2").widths.decay_bits
 
 # A coarse step keeps the unrolled graph short (T = 32 for the 4 tau horizon) while every layer
 # still spikes; export_onnx traces with a batch of 2, so 9 samples test the dynamic batch axis.
@@ -44,7 +46,7 @@ def _inputs(net, dt, num_steps):
 @pytest.mark.parametrize("fire_once, reset", [(True, "zero"), (True, "subtract"), (False, "zero")])
 def test_onnxruntime_matches_torch_and_numpy_reference(tmp_path, fire_once, reset):
     net = _network(fire_once, reset)
-    dt = snapped_dt(net, STEPS_PER_TAU)
+    dt = snapped_dt(net, STEPS_PER_TAU, DECAY_BITS)
     num_steps = math.ceil(net.semantics.horizon / dt)
     path = tmp_path / "reference.onnx"
     export_onnx(net, discretize(net, dt), num_steps, path)
@@ -73,7 +75,7 @@ def test_onnxruntime_matches_torch_and_numpy_reference(tmp_path, fire_once, rese
 
 def test_the_number_of_steps_is_fixed_and_recorded(tmp_path):
     net = _network(True, "zero")
-    dt, num_steps = snapped_dt(net, STEPS_PER_TAU), 12
+    dt, num_steps = snapped_dt(net, STEPS_PER_TAU, DECAY_BITS), 12
     path = tmp_path / "short.onnx"
     export_onnx(net, discretize(net, dt), num_steps, path)
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

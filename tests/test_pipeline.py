@@ -51,9 +51,10 @@ def test_bundle_is_integer_self_describing_and_round_trips(compiled, tmp_path):
     assert loaded.source.nodes["lif1"] == {"neuron": "lif1", "projections": [{"source": "input", "synapses": ["fc1"]}]}
     for conn in loaded.network.connections:
         assert conn.weights.dtype == np.int32
-        np.testing.assert_array_equal(fx.stored_weights(conn.weights, conn.num_weight_bits), conn.weights)
+        np.testing.assert_array_equal(fx.stored_weights(loaded.widths, conn.weights, conn.num_weight_bits),
+                                      conn.weights)
     for pop in loaded.network.populations:
-        assert 1 <= pop.vth.max() < 1 << fx.THRESHOLD_BITS
+        assert 1 <= pop.vth.max() <= loaded.widths.threshold_max
         assert pop.fire_once
 
 

@@ -15,6 +15,8 @@ from snn_deploy.targets import description
 from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, InputLayer, IntNetwork, LifPopulation,
                                        Placement, Timing)
 
+from helpers import edited_target, target_fields
+
 
 def network(sizes, weights=None, names=None):
     """A chain input -> populations; ``weights(index, shape)`` gives each connection's weights (default: ones)."""
@@ -161,14 +163,38 @@ def test_per_core_table_collapses_long_runs_and_ends_with_the_chip_summary(loihi
 def test_bundle_round_trips_the_placement_and_still_reads_pre_placement_fields(tmp_path, loihi1):
     net = network([4, 6, 2])
     timing = Timing(1, 20)  # positional: only the step count matters here
-    placed = Bundle(target="loihi1", network=net, placement=place(net, loihi1), timing=timing)
+    placed = Bundle(**target_fields("loihi1"), network=net, placement=place(net, loihi1), timing=timing)
     bundle_io.save(placed, tmp_path / "placed.bundle")
     assert bundle_io.load(tmp_path / "placed.bundle").placement == placed.placement
     # A placement written before the per-core fields existed has only these four keys and the same checksum.
-    bare = Bundle(target="loihi1", network=net, timing=timing,
+    bare = Bundle(**target_fields("loihi1"), network=net, timing=timing,
                   placement=Placement("loihi1", (CoreAssignment(core=0, population="fc1", start=0, stop=6),)))
     bundle_io.save(bare, tmp_path / "bare.bundle")
     with zipfile.ZipFile(tmp_path / "bare.bundle") as archive, archive.open("manifest.npy") as handle:
         manifest = json.loads(str(np.lib.format.read_array(handle)))
     assert manifest["placement"]["cores"] == [{"core": 0, "population": "fc1", "start": 0, "stop": 6}]
     assert bundle_io.load(tmp_path / "bare.bundle").checksum == bare.checksum
+
+
+def test_a_chip_holds_no_more_neurons_or_synapses_than_the_target_states(tmp_path):
+    """[chip] max_neurons 1000: after fc1 (600 neurons, 1 core) and two 150-neuron cores of fc2, the next
+    core of fc2 starts chip 1, though chip 0 has cores to spare."""
+    target = description.load(str(edited_target(tmp_path, [(r"^max_neurons = 131_072.*$", "max_neurons = 1000")])))
+    net = network([2, 600, 600])
+    placement = place(net, target, max_chips=2)
+    assert [(c.population, c.chip, c.core, c.neurons) for c in placement.cores] == [
+        ("fc1", 0, 0, 600), ("fc2", 0, 1, 150), ("fc2", 0, 2, 150), ("fc2", 1, 0, 150), ("fc2", 1, 1, 150)]
+    assert [chip["neurons"] for chip in placement.chips()] == [900, 300]
+    with pytest.raises(DeployError, match=r"does not fit on 1 loihi1 chip: a loihi1 chip holds at most 1,000 neurons "
+                                          r"and 130,000,000 synapses \(\[chip\] max_neurons, max_synapses\), so its 5 "
+                                          r"cores need 2 chips \(--max-chips 2\)"):
+        place(net, target)
+    # The shipped loihi1 (131,072 neurons per chip) holds all five cores on one chip.
+    assert place(net, description.load("loihi1")).chips_used == 1
+
+
+def test_a_core_beyond_a_whole_chips_synapses_is_refused(tmp_path):
+    target = description.load(str(edited_target(tmp_path, [(r"^max_synapses = .*$", "max_synapses = 50_000")])))
+    with pytest.raises(DeployError, match=r"a core of layer fc2 holds 90,000 synapses, more than a whole chip "
+                                          r"\(50,000, \[chip\] max_synapses\)"):
+        place(network([2, 600, 600]), target, max_chips=4)

@@ -151,7 +151,9 @@ def cmd_export(args) -> int:
     from ..stages.load import from_graph
 
     net = from_graph(to_nir(model))
-    timing = choose_timing(net, args.steps_per_tau, snap_decay=not args.no_snap)
+    # Snapped for the compile command's default target, so that the reference matches its bundles.
+    timing = choose_timing(net, args.steps_per_tau, snap_decay=not args.no_snap,
+                           decay_bits=description.load("loihi2").widths.decay_bits)
     export_onnx(net, discretize(net, timing.dt), timing.num_steps, out)
     _say(args, f"wrote {out} (ONNX, the discrete float reference of {model.name}: {shape}, unrolled over "
                f"T = {timing.num_steps} steps of dt = {timing.dt:.6g} {timing.time_unit}; batch axis dynamic)")
@@ -187,9 +189,9 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
-def get_backend(name: str):
+def get_backend(name: str, bundle):
     try:
-        return backends.get(name)
+        return backends.get(name, bundle)
     except ValueError as exc:
         raise DeployError(str(exc)) from None
 
@@ -201,7 +203,7 @@ def cmd_run(args) -> int:
     stimulus = load_stimulus(args.data, args.samples, bundle)
     inputs = stimulus.inputs
     out = _output_path(args.output)
-    get_backend(args.backend)  # reject an unknown name before any work
+    get_backend(args.backend, bundle)  # reject an unknown or unlisted back end before any work
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
     record_io.save(result, out)
@@ -236,7 +238,7 @@ def cmd_verify(args) -> int:
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
-    get_backend(args.backend)  # reject an unknown name before any work
+    get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
                                     backend=args.backend, progress=progress, record=replay)

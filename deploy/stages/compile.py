@@ -25,23 +25,24 @@ DEFAULT_STEPS_PER_TAU = 128
 
 
 def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True,
-                  dt: float | None = None) -> Timing:
+                  dt: float | None = None, *, decay_bits: int) -> Timing:
     """The given dt (e.g. the step a discrete-time model was trained at), or dt near 1 / steps_per_tau
-    snapped so the 12-bit decay is exact (unless told not to); enough steps to cover the horizon."""
+    snapped so the target's decay (of ``decay_bits``) is exact (unless told not to); enough steps to cover
+    the horizon."""
     if dt is not None:
         if not (np.isfinite(dt) and dt > 0):
             raise DeployError(f"--dt must be a positive time, got {dt}")
     elif not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
         raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
     else:
-        dt = snapped_dt(net, steps_per_tau) if snap_decay else 1.0 / steps_per_tau
+        dt = snapped_dt(net, steps_per_tau, decay_bits) if snap_decay else 1.0 / steps_per_tau
     return Timing(dt=dt, num_steps=int(math.ceil(net.semantics.horizon / dt)), time_unit=net.semantics.time_unit)
 
 
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False) -> Bundle:
-    timing = choose_timing(net, steps_per_tau, snap_decay, dt)
+    timing = choose_timing(net, steps_per_tau, snap_decay, dt, decay_bits=target.widths.decay_bits)
     quantized = quantize(discretize(net, timing.dt), target, split_weights)
     placement = place(quantized.network, target, max_chips=max_chips)
     source = Source(nir_file=net.source_file, nir_sha256=net.source_sha256,
@@ -50,6 +51,7 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                                         "projections": [{"source": p.source, "synapses": list(p.nodes)}
                                                         for p in layer.projections]} for layer in net.layers})
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
+                  widths=target.widths, backends=target.backends,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
                   report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None, "split_weights": split_weights,
                           "requested_steps_per_tau": steps_per_tau,

@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 
-from ...targets import fixed_point as fx
 from ...targets.encoding import SINGLE_SPIKE_ENCODINGS
 from ..artifacts.discrete import DiscreteNetwork, Discretization
 from ..artifacts.network import FloatLayer, FloatNetwork
@@ -114,11 +113,12 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
                           threshold=layer.v_threshold, reset="zero" if fire_once else reset, fire_once=fire_once)
 
 
-def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
+def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> float:
     """The dt near 1 / steps_per_tau for which the most common time constant decays exactly.
 
-    The chip decays by (4096 - d) / 4096 per step with integer d. For dt = -tau ln(1 - d / 4096)
-    that factor is exactly exp(-dt / tau), so the decay adds no error at all for that tau.
+    The chip decays by (D - d) / D per step with integer d, D = 2**decay_bits (the target's; 4096 on
+    Loihi). For dt = -tau ln(1 - d / D) that factor is exactly exp(-dt / tau), so the decay adds no
+    error at all for that tau.
     """
     taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
     taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
@@ -126,9 +126,10 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
         return 1.0 / steps_per_tau
     values, counts = np.unique(taus, return_counts=True)
     tau = float(values[np.argmax(counts)])
-    decay = round(fx.DECAY_UNITY * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
-    decay = min(max(decay, 1), fx.DECAY_UNITY - 1)
-    return -tau * math.log1p(-decay / fx.DECAY_UNITY)
+    unity = 1 << decay_bits
+    decay = round(unity * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
+    decay = min(max(decay, 1), unity - 1)
+    return -tau * math.log1p(-decay / unity)
 
 
 def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:

@@ -1,15 +1,19 @@
 """place: partition each population's neurons onto cores, within every per-core budget the target states.
 
-Rules, each read from the target file (``[core]``), each checked where the target states it:
+Rules, each read from the target file (``[core]``, ``[chip]``), each checked where the target states it:
   neurons per core         max_neurons
   synapse memory per core  synapse_memory_bytes, costed by ``[synapse_memory]`` (below)
   input axons per core     max_input_axons: source neurons with at least one synapse on the core (fan-in)
   output axons per core    max_output_axons: (neuron, destination core) routes leaving the core (fan-out)
+  cores per chip           [chip] neuro_cores
+  neurons per chip         [chip] max_neurons
+  synapses per chip        [chip] max_synapses
 
 Each population gets cores of its own: its neurons are split into k nearly equal consecutive blocks,
 one per core, with k the fewest for which every block fits (a search over k). Fan-out depends on where
 the destinations sit, so populations are sized from the output back to the input; cores are then
-numbered in network order and filled one chip after another.
+numbered in network order and filled one chip after another: a chip is full when it has all its
+cores, or when the next core would take it past its neurons or synapses.
 
 Synapse memory. Each input axon of a core stores its synapses in groups of up to ``group_synapses``;
 a group takes (synapses x bits per synapse + ``group_header_bits``) rounded up to whole words. The
@@ -21,7 +25,7 @@ no Python loop ever visits single synapses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,6 +35,20 @@ from ..errors import DeployError
 
 NEURONS, MEMORY, INPUT_AXONS, OUTPUT_AXONS = ("neurons per core", "synapse memory per core",
                                               "input axons per core", "output axons per core")
+
+
+@dataclass(frozen=True)
+class ChipBudget:
+    """What one chip of the target holds: its cores, and the neurons and synapses all of them together."""
+
+    cores: int
+    neurons: int
+    synapses: int
+
+    @classmethod
+    def of(cls, target: Target) -> "ChipBudget":
+        return cls(cores=int(target.value("chip", "neuro_cores")), neurons=int(target.value("chip", "max_neurons")),
+                   synapses=int(target.value("chip", "max_synapses")))
 
 
 @dataclass(frozen=True)
@@ -268,18 +286,43 @@ def place(network: IntNetwork, target: Target, max_chips: int = 1) -> Placement:
     total = sum(blocks.count for blocks, _ in sized.values())
     if total > max_chips * cores_per_chip:
         raise DeployError(_does_not_fit(network, sized, total, max_chips, target, budget))
-    assignments, index = [], 0
+    assignments = []
     for pop in network.populations:
         blocks = sized[pop.name][0]
         for block in range(blocks.count):
-            chip, core = divmod(index, cores_per_chip)
             assignments.append(CoreAssignment(
-                core=core, population=pop.name, start=int(blocks.bounds[block]), stop=int(blocks.bounds[block + 1]),
-                chip=chip, synapses=int(blocks.synapses[block]), memory_bytes=int(-(-blocks.memory_bits[block] // 8)),
+                core=0, population=pop.name, start=int(blocks.bounds[block]), stop=int(blocks.bounds[block + 1]),
+                synapses=int(blocks.synapses[block]), memory_bytes=int(-(-blocks.memory_bits[block] // 8)),
                 encoding=blocks.encoding[block], input_axons=int(blocks.input_axons[block]),
                 output_axons=int(blocks.output_axons[block])))
-            index += 1
-    return Placement(target=target.name, cores=tuple(assignments))
+    chip_budget = ChipBudget.of(target)
+    cores = fill_chips(assignments, chip_budget)
+    chips = max(core.chip for core in cores) + 1 if cores else 0
+    if chips > max_chips:
+        raise DeployError(f"the network does not fit on {max_chips} {target.name} chip{'s' if max_chips > 1 else ''}: "
+                          f"a {target.name} chip holds at most {chip_budget.neurons:,} neurons and "
+                          f"{chip_budget.synapses:,} synapses ([chip] max_neurons, max_synapses), so its {total:,} "
+                          f"cores need {chips} chips (--max-chips {chips})")
+    return Placement(target=target.name, cores=cores)
+
+
+def fill_chips(cores: list[CoreAssignment], budget: ChipBudget) -> tuple[CoreAssignment, ...]:
+    """Number the cores, in order, one chip after another: the next chip starts when this one has all its
+    cores or the next core would take it past its neurons or synapses. A core beyond a whole chip's
+    neurons or synapses is a DeployError."""
+    numbered, chip, on_chip, neurons, synapses = [], 0, 0, 0, 0
+    for core in cores:
+        for used, limit, what in ((core.neurons, budget.neurons, "neurons"),
+                                  (core.synapses, budget.synapses, "synapses")):
+            if used > limit:
+                raise DeployError(f"a core of layer {core.population} holds {used:,} {what}, more than a whole chip "
+                                  f"({limit:,}, [chip] max_{what})")
+        if (on_chip == budget.cores or neurons + core.neurons > budget.neurons
+                or synapses + core.synapses > budget.synapses):
+            chip, on_chip, neurons, synapses = chip + 1, 0, 0, 0
+        numbered.append(replace(core, chip=chip, core=on_chip))
+        on_chip, neurons, synapses = on_chip + 1, neurons + core.neurons, synapses + core.synapses
+    return tuple(numbered)
 
 
 def _does_not_fit(network: IntNetwork, sized: dict[str, tuple[Blocks, str]], total: int, max_chips: int,

@@ -1,12 +1,14 @@
 """quantize: the discrete network -> the chip's integer network, with a report of what rounding cost.
 
-Quantization. One scale S per neuron maps float v units to chip units: u_chip = S u, and
-  w_int << (6 + weight_exp) = S g,   vth << 6 = S theta,   bias = S drive,
-  du = round(4096 (1 - a_u)) - 1,   dv = round(4096 (1 - a_v))      (Lava's decay offsets)
-S is as large as the neuron's 8-bit weight mantissas allow, capped so that its threshold fits 17
-bits, u never wraps, and v does not saturate in the worst case. A negative weight exponent floors
-every dendritic sum (a bias against the weights), so weight_exp stays >= 0 unless that would leave
-fewer than MIN_MANTISSA_LEVELS weight levels.
+Quantization, in the target's widths (``Target.widths``; Loihi's in brackets). One scale S per neuron
+maps float v units to chip units: u_chip = S u, and
+  w_int << (activation_shift + weight_exp) = S g,   vth << threshold_shift = S theta,   bias = S drive,
+  du = round(D (1 - a_u)) - current_decay_offset,   dv = round(D (1 - a_v)) - voltage_decay_offset,
+with D = 2**decay_bits [shifts 6, D = 4096, offsets 1 and 0: Lava's]. S is as large as the neuron's
+weight mantissas [8 bits] allow, capped so that its threshold fits threshold_bits [17], u never wraps,
+and v does not saturate in the worst case. Every weight exponent is within [weight_exp_min, weight_exp_max].
+A negative weight exponent floors every dendritic sum (a bias against the weights), so weight_exp stays
+>= 0 unless that would leave fewer than MIN_MANTISSA_LEVELS weight levels.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ SPLIT_LOW_PART = ":low"
 MIN_THRESHOLD_LEVELS = 256
 
 
-def constant_population(disc: Discretization) -> tuple[LifPopulation, tuple[DenseConnection, ...]]:
-    """A constant source on the chip: u and v keep nothing (du = dv = 4095) and vth << 6 = 0. The first
-    fires on its bias of 1; a relay on its input of weight 1 from the previous one."""
+def constant_population(disc: Discretization, widths: fx.Widths) -> tuple[
+        LifPopulation, tuple[DenseConnection, ...]]:
+    """A constant source on the chip: u and v keep (almost) nothing (du = dv at their largest) and vth = 0. The
+    first fires on its bias of 1; a relay on its input of weight 1 from the previous one."""
     relay = bool(disc.inputs)
-    pop = LifPopulation(name=disc.name, size=1, du=fx.DECAY_UNITY - 1, dv=fx.DECAY_UNITY - 1, vth=0,
+    pop = LifPopulation(name=disc.name, size=1, du=widths.decay_max, dv=widths.decay_max, vth=0,
                         bias_mant=0 if relay else 1)
     conns = tuple(DenseConnection(name=f"{source}->{disc.name}", source=source, target=disc.name,
                                   weights=np.ones((1, 1), np.int64)) for source, _ in disc.inputs)
@@ -57,23 +60,22 @@ def _impulse_peak(alpha_u: float, alpha_v: float, horizon_steps: int) -> float:
     return float(v.max())
 
 
-def _decays(disc: Discretization) -> tuple[np.ndarray, np.ndarray]:
-    du = np.rint(fx.DECAY_UNITY * (1 - disc.alpha_u)).astype(np.int64) - fx.CURRENT_DECAY_OFFSET
-    dv = np.rint(fx.DECAY_UNITY * (1 - disc.alpha_v)).astype(np.int64) - fx.VOLTAGE_DECAY_OFFSET
-    max_decay = fx.DECAY_UNITY - 1
-    return np.clip(du, 0, max_decay), np.clip(dv, 0, max_decay)
+def _decays(disc: Discretization, widths: fx.Widths) -> tuple[np.ndarray, np.ndarray]:
+    du = np.rint(widths.decay_unity * (1 - disc.alpha_u)).astype(np.int64) - widths.current_decay_offset
+    dv = np.rint(widths.decay_unity * (1 - disc.alpha_v)).astype(np.int64) - widths.voltage_decay_offset
+    return np.clip(du, 0, widths.decay_max), np.clip(dv, 0, widths.decay_max)
 
 
-def _block_weights(at_unity: np.ndarray, weight_bits: int, exp_min: int, exp_max: int) -> tuple[
+def _block_weights(at_unity: np.ndarray, widths: fx.Widths, exp_min: int, exp_max: int) -> tuple[
         int, np.ndarray, np.ndarray]:
     """One Dense block for weights of ``at_unity`` mantissa units at exponent 0: (exponent, rounded
     mantissas, mantissas as stored). Mixed-sign blocks hold even mantissas (Lava drops the lowest bit)."""
     mixed = fx.sign_mode(at_unity) == fx.MIXED
-    w_max = (1 << weight_bits) - 2 if mixed else (1 << weight_bits) - 1
+    w_max = (1 << widths.weight_bits) - 2 if mixed else (1 << widths.weight_bits) - 1
     exponent = _weight_exponent(float(np.abs(at_unity).max()), w_max, exp_min, exp_max, fit=True)
     step = 2 if mixed else 1
     w_int = (step * np.rint(at_unity / 2.0 ** exponent / step)).astype(np.int64)
-    return exponent, w_int, fx.stored_weights(w_int, weight_bits)
+    return exponent, w_int, fx.stored_weights(widths, w_int, widths.weight_bits)
 
 
 def _weight_exponent(room: float, w_max: int, exp_min: int, exp_max: int, fit: bool = False) -> int:
@@ -90,14 +92,15 @@ def _weight_exponent(room: float, w_max: int, exp_min: int, exp_max: int, fit: b
     return min(max(exponent, exp_min), exp_max)
 
 
-def _bias_fields(bias: np.ndarray, layer_name: str) -> tuple[np.ndarray, int]:
-    """Split a chip bias into a 13-bit signed mantissa and one exponent."""
-    limit = (1 << (fx.BIAS_MANTISSA_BITS - 1)) - 1
+def _bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[np.ndarray, int]:
+    """Split a chip bias into a signed mantissa of bias_mantissa_bits and one exponent."""
+    limit = widths.bias_mantissa_range[1]
     largest = float(np.max(np.abs(bias))) if bias.size else 0.0
     exponent = max(0, math.ceil(math.log2(largest / limit))) if largest > limit else 0
     mant = np.rint(bias / (1 << exponent)).astype(np.int64)
     if np.any(np.abs(mant) > limit):
-        raise DeployError(f"node {layer_name}: bias {largest:g} does not fit a 13-bit mantissa")
+        raise DeployError(f"node {layer_name}: bias {largest:g} does not fit a {widths.bias_mantissa_bits}-bit "
+                          "mantissa")
     return mant, exponent
 
 
@@ -114,16 +117,17 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     scale is then set by the state and threshold limits alone, not by an 8-bit mantissa: about 14
     bits of weight precision for twice the synapses.
     """
-    weight_bits = int(target.value("synapse", "weight_bits"))
-    exp_min, exp_max = int(target.value("synapse", "weight_exp_min")), int(target.value("synapse", "weight_exp_max"))
-    vth_max = (1 << int(target.value("neuron", "threshold_bits"))) - 1
-    state_max = (1 << (int(target.value("neuron", "state_bits")) - 1)) - 1
-    unit = 1 << fx.ACTIVATION_SHIFT  # chip u per unit of weight mantissa at weight_exp 0
+    widths = target.widths
+    exp_min, exp_max = widths.weight_exp_min, widths.weight_exp_max
+    vth_max = widths.threshold_max
+    state_max = widths.state_limit - 1
+    unit = 1 << widths.activation_shift  # chip u per unit of weight mantissa at weight_exp 0
+    threshold_unit = 1 << widths.threshold_shift  # chip v per unit of vth
 
     gain = np.concatenate([g for _, g in disc.inputs], axis=1)
     mode = fx.sign_mode(gain)
     mixed = mode == fx.MIXED
-    w_max = (1 << weight_bits) - 2 if mixed else (1 << weight_bits) - 1  # mixed 8-bit weights are even
+    w_max = (1 << widths.weight_bits) - 2 if mixed else (1 << widths.weight_bits) - 1  # mixed weights are even
     row_max = np.abs(gain).max(axis=1)
     live = row_max > 0
     if not live.any():
@@ -155,9 +159,9 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         # MIN_THRESHOLD_LEVELS threshold levels and MIN_MANTISSA_LEVELS weight levels at exponent 0,
         # and a state that then overflows is counted by the simulators (current wraps fail verify).
         worst_case = np.minimum.reduce([state_max / u_peak, state_max / v_peak, state_max / v_low])
-        resolvable = np.maximum(MIN_THRESHOLD_LEVELS * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
+        resolvable = np.maximum(MIN_THRESHOLD_LEVELS * threshold_unit / disc.threshold,
                                 MIN_MANTISSA_LEVELS * unit / row_max)
-        scale_cap = np.minimum(vth_max * (1 << fx.THRESHOLD_SHIFT) / disc.threshold,
+        scale_cap = np.minimum(vth_max * threshold_unit / disc.threshold,
                                np.maximum(worst_case, resolvable))
     v_low = v_low + v_floor_sustained  # reported: the headroom against sustained inhibition
 
@@ -169,22 +173,22 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     with np.errstate(divide="ignore"):
         scale = np.minimum(w_max * unit * 2.0 ** weight_exp / row_max, scale_cap)
     # The threshold is exact: the scale gives up less than one threshold level so that vth is an integer.
-    vth = np.floor(scale * disc.threshold / (1 << fx.THRESHOLD_SHIFT)).astype(np.int64)
+    vth = np.floor(scale * disc.threshold / threshold_unit).astype(np.int64)
     if np.any(vth < 1) or np.any(vth > vth_max):
         raise DeployError(f"node {disc.name}: threshold maps to vth {int(vth.max())}, outside [1, {vth_max}]")
-    scale = vth * (1 << fx.THRESHOLD_SHIFT) / disc.threshold
+    scale = vth * threshold_unit / disc.threshold
 
     # Each Dense block takes its own exponent: a block of small weights (a bias source, a weak
     # recurrence) keeps its full mantissa instead of the exponent of the layer's largest weight.
     blocks = []  # (source, part, exponent, w_int, stored)
     for source, g in disc.inputs:
         at_unity = scale[:, None] * g / unit
-        exponent, w_int, stored = _block_weights(at_unity, weight_bits, exp_min, exp_max)
+        exponent, w_int, stored = _block_weights(at_unity, widths, exp_min, exp_max)
         blocks.append((source, "", exponent, w_int, stored))
         low_exponent = max(exponent - SPLIT_EXPONENT_GAP, 0)
         if split_weights and low_exponent < exponent:
             residual = at_unity - stored * 2.0 ** exponent
-            _, w_low, stored_low = _block_weights(residual, weight_bits, low_exponent, low_exponent)
+            _, w_low, stored_low = _block_weights(residual, widths, low_exponent, low_exponent)
             if np.any(stored_low):
                 blocks.append((source, SPLIT_LOW_PART, low_exponent, w_low, stored_low))
     # Each neuron's largest weight, in mantissa steps of the layer's coarsest block.
@@ -198,14 +202,14 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
             f"(up to {row_max[worst]:g} per step): with vth at most {vth_max} its largest weight mantissa would be "
             f"{int(levels[worst])}, below {MIN_WEIGHT_LEVELS}")
     clipped = float(np.mean(np.concatenate([(stored != w_int).ravel() for _, _, _, w_int, stored in blocks])))
-    du, dv = _decays(disc)
-    chip_alpha_u = (fx.DECAY_UNITY - (du + fx.CURRENT_DECAY_OFFSET)) / fx.DECAY_UNITY
-    chip_alpha_v = (fx.DECAY_UNITY - (dv + fx.VOLTAGE_DECAY_OFFSET)) / fx.DECAY_UNITY
+    du, dv = _decays(disc, widths)
+    chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
+    chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
     # A constant drive c settles v at c / (1 - a_v): scale it to the chip's own decay, so that the
-    # resting level (v_leak) stays exact even where the 12-bit decay is not.
+    # resting level (v_leak) stays exact even where the chip's decay is not.
     with np.errstate(divide="ignore", invalid="ignore"):
         settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
-    bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name)
+    bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name, widths)
 
     realized = np.concatenate([sum(stored * unit * 2.0 ** exponent for src, _, exponent, _, stored in blocks
                                    if src == source) for source, _ in disc.inputs], axis=1) / scale[:, None]
@@ -222,7 +226,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         "decay_u_error": float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
         "decay_v_error": float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
         "vth": int(vth.max()),
-        "threshold_error": float(np.max(np.abs(vth * (1 << fx.THRESHOLD_SHIFT) / scale - disc.threshold)
+        "threshold_error": float(np.max(np.abs(vth * threshold_unit / scale - disc.threshold)
                                         / disc.threshold)),
         "u_headroom": float(np.min(state_max / (scale * u_peak))[()]) if np.any(u_peak > 0) else float("inf"),
         "v_headroom": float(np.min(state_max / (scale * np.maximum(v_peak, v_low)))),
@@ -230,7 +234,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
                         bias_exp=bias_exp, fire_once=disc.fire_once, reset=disc.reset)
     conns = tuple(DenseConnection(name=f"{source}->{disc.name}{part}", source=source, target=disc.name,
-                                  weights=stored, weight_exp=exponent, num_weight_bits=weight_bits)
+                                  weights=stored, weight_exp=exponent, num_weight_bits=widths.weight_bits)
                   for source, part, exponent, _, stored in blocks)
     return pop, conns, report
 
@@ -248,7 +252,7 @@ def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = Fa
     populations, connections, report = [], [], {}
     for disc in discrete.populations:
         if disc.bias_source:
-            pop, conns = constant_population(disc)
+            pop, conns = constant_population(disc, target.widths)
         else:
             pop, conns, layer_report = quantize_layer(disc, target, fires_once, discrete.num_steps, split_weights)
             report[disc.name] = {"synapses": list(discrete.synapses[disc.name]), **layer_report}

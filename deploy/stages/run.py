@@ -17,7 +17,7 @@ def run(bundle: Bundle, stimulus: Stimulus, *, backend: str = "bitsim", record_s
         progress: Callable[[int], None] | None = None) -> SpikeRecord:
     """Every sample of the stimulus through the bundle on ``backend``."""
     try:
-        module = backends.get(backend)
+        module = backends.get(backend, bundle)
     except ValueError as exc:
         raise DeployError(str(exc)) from None
     record = module.run(bundle, stimulus.inputs, record_state=record_state, progress=progress)

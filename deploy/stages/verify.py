@@ -187,7 +187,7 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
     if inputs.size != bundle.network.input.size:
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
     if record is None:
-        record = backends.get(backend).run(bundle, inputs, progress=progress)
+        record = backends.get(backend, bundle).run(bundle, inputs, progress=progress)
     discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
     continuous = (continuous_reference.first_spike_times(net, times_in)
                   if times_in is not None and continuous_reference.supports(net) else None)
