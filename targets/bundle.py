@@ -196,6 +196,102 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class LayerQuantization:
+    """What rounding cost in one layer: a row of the compile report.
+
+    ``scale`` (``scale_max``): the smallest (largest) chip units per float v unit over the layer's neurons;
+    weight errors are relative to each neuron's largest weight; headrooms are the state limit over the worst
+    case of |u| and |v| (below 1: the state can overflow, which the simulators count)."""
+
+    synapses: tuple[str, ...]  # the NIR synapse paths feeding the layer
+    scale: float
+    scale_max: float
+    weight_exp: int
+    weight_exp_by_source: dict[str, int]
+    split_weights: bool
+    sign_mode: str  # "excitatory", "inhibitory" or "mixed"
+    max_weight_mantissa: int
+    min_row_mantissa: int
+    fraction_clipped: float
+    weight_error_max: float
+    weight_error_rms: float
+    du: int
+    dv: int
+    decay_u_error: float
+    decay_v_error: float
+    vth: int
+    threshold_error: float
+    u_headroom: float
+    v_headroom: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "synapses", tuple(self.synapses))
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    """One layer's share of the placement."""
+
+    cores: int
+    neurons: int
+    synapses: int
+    memory_bytes: int
+    encodings: tuple[str, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "encodings", tuple(self.encodings))
+
+
+@dataclass(frozen=True)
+class ChipUse:
+    """One chip's use against its budget."""
+
+    chip: int
+    cores: int
+    neurons: int
+    synapses: int
+    memory_bytes: int
+    cores_budget: int
+    memory_budget_bytes: int
+
+
+@dataclass(frozen=True)
+class PlacementReport:
+    """The placement in numbers, per layer and per chip, with the per-core budgets (None: not budgeted)."""
+
+    target: str
+    cores_used: int
+    chips_used: int
+    budget_per_core: dict[str, int | None]
+    layers: dict[str, LayerPlacement]
+    chips: tuple[ChipUse, ...]
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "PlacementReport":
+        return cls(**{**body, "layers": {name: LayerPlacement(**layer) for name, layer in body["layers"].items()},
+                      "chips": tuple(ChipUse(**chip) for chip in body["chips"])})
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """What the compiler reported: per layer what rounding cost, the placement, how dt was chosen, and a copy of
+    the target description (so that verify can estimate energy and latency without the file)."""
+
+    quantization: dict[str, LayerQuantization]
+    placement: PlacementReport
+    snapped_dt: bool  # dt was snapped so that the most common time constant decays exactly
+    split_weights: bool
+    requested_steps_per_tau: float
+    target_spec: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "CompileReport":
+        return cls(**{**body, "quantization": {name: LayerQuantization(**row)
+                                               for name, row in body["quantization"].items()},
+                      "placement": PlacementReport.from_dict(body["placement"])})
+
+
+@dataclass(frozen=True)
 class Source:
     """What a bundle was compiled from, and how: the NIR file (name, sha256), the semantics the compile used
     (``deploy.artifacts.semantics.Semantics`` as JSON, with where each choice came from: the one record verify
@@ -221,7 +317,7 @@ class Bundle:
     encoding: dict[str, Any] = field(default_factory=dict)  # input encoding, copied from NIR
     decoding: str = "first_spike"  # how the output population's spikes give a decision
     source: Source = field(default_factory=Source)
-    report: dict[str, Any] = field(default_factory=dict)  # compile report (quantization, placement)
+    report: CompileReport | None = None
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self):
@@ -297,7 +393,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
-        "report": bundle.report,
+        "report": dataclasses.asdict(bundle.report) if bundle.report is not None else None,
     }
     return manifest, arrays
 
@@ -358,5 +454,6 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     return Bundle(target=manifest["target"], network=network, placement=placement,
                   timing=Timing(**manifest["timing"]), widths=Widths(**manifest["widths"]),
                   backends=tuple(manifest["backends"]), encoding=manifest["encoding"],
-                  decoding=manifest["decoding"], source=Source(**manifest["source"]), report=manifest["report"],
+                  decoding=manifest["decoding"], source=Source(**manifest["source"]),
+                  report=CompileReport.from_dict(manifest["report"]) if manifest["report"] is not None else None,
                   format_version=manifest["format_version"])

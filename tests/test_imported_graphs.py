@@ -101,8 +101,8 @@ def test_split_weights_make_the_chip_follow_the_float_interpreter_closer(referen
     state, then sets the precision (here 2.5 times finer than 8 bits, not 2**7)."""
     net, split = braille_bias_zero
     eight_bit = compile_network(net, description.load("loihi2"), dt=1e-4)
-    assert split.report["quantization"]["lif1.lif"]["weight_error_max"] < \
-        eight_bit.report["quantization"]["lif1.lif"]["weight_error_max"] / 2
+    assert split.report.quantization["lif1.lif"].weight_error_max < \
+        eight_bit.report.quantization["lif1.lif"].weight_error_max / 2
     errors = [_verdict(net, bundle, rate=0.01, samples=100)[1]["output_spike_count_error"]["mean_abs"]
               for bundle in (split, eight_bit)]
     assert errors[0] < errors[1]
@@ -131,7 +131,7 @@ def test_cnn_convolutions_and_pools_become_dense_blocks_with_their_synapses_coun
     # row -1, so only 4 of its 5 kernel rows land (79 = 16 * 5 - 1 row taps per axis), columns alike.
     assert np.count_nonzero(net.layer("1").feed_forward.weight) == 16 * 2 * 79 * 79
     bundle = compile_network(net, description.load("loihi2"), dt=1)
-    synapses = {name: layer["synapses"] for name, layer in bundle.report["placement"]["layers"].items()}
+    synapses = {name: layer.synapses for name, layer in bundle.report.placement.layers.items()}
     # Every nonzero 8-bit weight is a synapse in the compile report (weights that round to 0 are not).
     stored = np.count_nonzero(next(c.weights for c in bundle.network.connections if c.target == "1"))
     assert synapses["1"] == stored and stored > 0.99 * np.count_nonzero(net.layer("1").feed_forward.weight)

@@ -68,14 +68,14 @@ def test_bias_driven_lif_fires_with_the_analytic_period(reference_dir):
     net = load_graph(path, _semantics("dirac"))
     bundle = compile_network(net, description.load("loihi2"), steps_per_tau=10_000)  # dt ~ 0.1 ms, snapped
     dt, steps = bundle.timing.dt, bundle.timing.num_steps
-    assert bundle.report["snapped_dt"] and abs(dt - 1e-4) < 1e-6
+    assert bundle.report.snapped_dt and abs(dt - 1e-4) < 1e-6
     inputs = SpikeEvents.from_raster(np.zeros((1, steps, 1), bool))
     discrete = reference.simulate(discretize(net, dt), inputs, steps)
     period = math.ceil(0.01 * math.log(6) / dt)
     assert list(discrete["lif1"].events[1]) == [period * k for k in range(1, steps // period + 1)]
 
-    report = bundle.report["quantization"]["lif1"]
-    assert report["vth"] < 1000 and report["decay_v_error"] < 1e-15
+    report = bundle.report.quantization["lif1"]
+    assert report.vth < 1000 and report.decay_v_error < 1e-15
     chip_steps = bitsim.run(bundle, inputs).spikes["lif1"].events[1]
     chip_period = chip_steps[0]
     assert abs(chip_period - period) <= 0.02 * period

@@ -72,12 +72,12 @@ def test_corrupt_bundle_is_refused(compiled, tmp_path):
 
 
 def test_quantized_weights_are_close_to_the_float_gain(compiled):
-    for name, layer in compiled.report["quantization"].items():
-        assert layer["fraction_clipped"] == 0
+    for name, layer in compiled.report.quantization.items():
+        assert layer.fraction_clipped == 0
         # Half a step of the even mixed mantissa, relative to each neuron's largest weight.
-        assert layer["weight_error_max"] <= 1 / layer["min_row_mantissa"] + 1e-12
-        assert layer["max_weight_mantissa"] == 254
-        assert layer["u_headroom"] >= 1 and layer["v_headroom"] >= 1
+        assert layer.weight_error_max <= 1 / layer.min_row_mantissa + 1e-12
+        assert layer.max_weight_mantissa == 254
+        assert layer.u_headroom >= 1 and layer.v_headroom >= 1
 
 
 def test_verify_on_an_untrained_model_reports_every_part(graph_path, compiled):

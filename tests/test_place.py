@@ -1,5 +1,6 @@
 """Placement: per-core budgets with exact memory costs, multi-chip, and named-rule errors."""
 
+import dataclasses
 import json
 import zipfile
 
@@ -13,7 +14,7 @@ from snn_deploy.deploy.stages.place import (CoreBudget, axon_memory_bits, place,
 from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets import description
 from snn_deploy.targets.bundle import (Bundle, CoreAssignment, DenseConnection, InputLayer, IntNetwork, LifPopulation,
-                                       Placement, Timing)
+                                       Placement, PlacementReport, Timing)
 
 from helpers import edited_target, target_fields
 
@@ -156,8 +157,8 @@ def test_per_core_table_collapses_long_runs_and_ends_with_the_chip_summary(loihi
     assert "/ 4,096" in lines[2] and "/ 128 KB" in lines[2]
     assert lines[-1].startswith("  chip 0: 23 of 128 cores, 3,010 neurons, 2,382,000 synapses, synapse memory")
     report = placement_report(placement, loihi1)
-    json.dumps(report)
-    assert report["layers"]["fc1"]["cores"] == 22 and report["chips"][0]["memory_budget_bytes"] == 128 * 131_072
+    assert PlacementReport.from_dict(json.loads(json.dumps(dataclasses.asdict(report)))) == report
+    assert report.layers["fc1"].cores == 22 and report.chips[0].memory_budget_bytes == 128 * 131_072
 
 
 def test_bundle_round_trips_the_placement_and_still_reads_pre_placement_fields(tmp_path, loihi1):

@@ -74,4 +74,4 @@ def test_split_weights_are_within_half_a_step_of_their_low_part(discrete):
             error_split = np.abs(_realized(split, disc.name)[source] - exact)
             assert np.all(error_split <= bound * (1 + 1e-12)), (disc.name, source)
             assert error_split.max() < np.abs(_realized(plain, disc.name)[source] - exact).max()
-    assert split.report[discrete.output]["split_weights"] and not plain.report[discrete.output]["split_weights"]
+    assert split.report[discrete.output].split_weights and not plain.report[discrete.output].split_weights

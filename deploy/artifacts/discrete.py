@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...targets.bundle import IntNetwork
+from ...targets.bundle import IntNetwork, LayerQuantization
 
 
 @dataclass(frozen=True)
@@ -61,4 +61,4 @@ class DiscreteNetwork:
 class QuantizedNetwork:
     network: IntNetwork
     discrete: DiscreteNetwork
-    report: dict
+    report: dict[str, LayerQuantization]  # per layer

@@ -422,8 +422,8 @@ def divergence_section(rows: list[dict], num_samples: int, timing: Timing) -> Se
 
 def placement_section(bundle: Bundle) -> Section:
     cores = [dataclasses.asdict(core) for core in bundle.placement.cores]
-    report = bundle.report.get("placement")
-    groups = (data_tables(report) if report else []) + ([Group("neurons per core", _blocks(cores))] if cores else [])
+    report = bundle.report.placement if bundle.report is not None else None
+    groups = (data_tables(dataclasses.asdict(report)) if report else []) + ([Group("neurons per core", _blocks(cores))] if cores else [])
     return Section("placement", {"groups": groups})
 
 
@@ -451,9 +451,11 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         raster_section(comparison, layer_order, num_steps),
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
-        Section("quantization", {"groups": data_tables(bundle.report.get("quantization", {}))}),
+        Section("quantization", {"groups": data_tables(
+            {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
+            if bundle.report is not None else {})}),
         *([Section("energy", {"groups": data_tables(energy)})] if energy else []),
-        *([placement_section(bundle)] if bundle.placement.cores or bundle.report.get("placement") else []),
+        *([placement_section(bundle)] if bundle.placement.cores or bundle.report is not None else []),
         divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),
     ]
     return _template().render(header=header_data(verdict), sections=sections)

@@ -3,20 +3,21 @@ energy). Each takes an artifact and returns lines; printing is the interface's j
 
 from __future__ import annotations
 
-from ...targets.bundle import CoreAssignment, Placement
+from ...targets.bundle import CoreAssignment, LayerQuantization, Placement
 from ...targets.description import Target
 from ..stages.place import CoreBudget, readable_bytes
 
 
-def format_quantization(report: dict) -> list[str]:
+def format_quantization(report: dict[str, LayerQuantization]) -> list[str]:
+    """The compile report's quantization table, a row per layer."""
     lines = ["layer   sign       scale      w_exp  max|w|  clipped  w err max/rms     du   dv   "
              "decay err  vth     vth err   headroom u/v"]
     for name, r in report.items():
         lines.append(
-            f"{name:7s} {r['sign_mode']:10s} {r['scale']:10.4g} {r['weight_exp']:5d}  {r['max_weight_mantissa']:6d}  "
-            f"{r['fraction_clipped']:7.2%}  {r['weight_error_max']:.2e}/{r['weight_error_rms']:.1e}  "
-            f"{r['du']:4d} {r['dv']:4d}  {max(r['decay_u_error'], r['decay_v_error']):.1e}    {r['vth']:6d}  "
-            f"{r['threshold_error']:.1e}   {r['u_headroom']:.1f}x/{r['v_headroom']:.1f}x")
+            f"{name:7s} {r.sign_mode:10s} {r.scale:10.4g} {r.weight_exp:5d}  {r.max_weight_mantissa:6d}  "
+            f"{r.fraction_clipped:7.2%}  {r.weight_error_max:.2e}/{r.weight_error_rms:.1e}  "
+            f"{r.du:4d} {r.dv:4d}  {max(r.decay_u_error, r.decay_v_error):.1e}    {r.vth:6d}  "
+            f"{r.threshold_error:.1e}   {r.u_headroom:.1f}x/{r.v_headroom:.1f}x")
     return lines
 
 

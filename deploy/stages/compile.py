@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ...targets.bundle import Bundle, Source, Timing
+from ...targets.bundle import Bundle, CompileReport, Source, Timing
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
@@ -53,6 +53,6 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
                   widths=target.widths, backends=target.backends,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
-                  report={"quantization": quantized.report, "snapped_dt": snap_decay and dt is None, "split_weights": split_weights,
-                          "requested_steps_per_tau": steps_per_tau,
-                          "placement": placement_report(placement, target), "target_spec": target.spec})
+                  report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
+                                       snapped_dt=snap_decay and dt is None, split_weights=split_weights,
+                                       requested_steps_per_tau=steps_per_tau, target_spec=target.spec))

@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...targets.bundle import CoreAssignment, DenseConnection, IntNetwork, LifPopulation, Placement
+from ...targets.bundle import (ChipUse, CoreAssignment, DenseConnection, IntNetwork, LayerPlacement, LifPopulation,
+                               Placement, PlacementReport)
 from ...targets.description import Target
 from ..errors import DeployError
 
@@ -373,8 +374,8 @@ def readable_bytes(count: int) -> str:
     return f"{int(count)} B"
 
 
-def placement_report(placement: Placement, target: Target) -> dict:
-    """The placement as JSON-ready numbers for the compile report: per layer and per chip, with budgets."""
+def placement_report(placement: Placement, target: Target) -> PlacementReport:
+    """The placement in numbers for the compile report: per layer and per chip, with budgets."""
     budget = CoreBudget.of(target)
     layers: dict[str, dict] = {}
     for core in placement.cores:
@@ -387,9 +388,10 @@ def placement_report(placement: Placement, target: Target) -> dict:
         if core.encoding not in layer["encodings"]:
             layer["encodings"].append(core.encoding)
     cores_per_chip = int(target.value("chip", "neuro_cores"))
-    return {"target": placement.target, "cores_used": placement.cores_used, "chips_used": placement.chips_used,
-            "budget_per_core": {"neurons": budget.neurons, "memory_bytes": budget.memory_bits // 8,
-                                "input_axons": budget.input_axons, "output_axons": budget.output_axons},
-            "layers": layers,
-            "chips": [{**chip, "cores_budget": cores_per_chip,
-                       "memory_budget_bytes": cores_per_chip * budget.memory_bits // 8} for chip in placement.chips()]}
+    return PlacementReport(
+        target=placement.target, cores_used=placement.cores_used, chips_used=placement.chips_used,
+        budget_per_core={"neurons": budget.neurons, "memory_bytes": budget.memory_bits // 8,
+                         "input_axons": budget.input_axons, "output_axons": budget.output_axons},
+        layers={name: LayerPlacement(**layer) for name, layer in layers.items()},
+        chips=tuple(ChipUse(**chip, cores_budget=cores_per_chip,
+                            memory_budget_bytes=cores_per_chip * budget.memory_bits // 8) for chip in placement.chips()))

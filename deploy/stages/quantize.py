@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ...targets import fixed_point as fx
-from ...targets.bundle import DenseConnection, InputLayer, IntNetwork, LifPopulation
+from ...targets.bundle import DenseConnection, InputLayer, IntNetwork, LayerQuantization, LifPopulation
 from ...targets.description import Target
 from ..artifacts.discrete import DiscreteNetwork, Discretization, QuantizedNetwork
 from ..errors import DeployError
@@ -105,7 +105,8 @@ def _bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[
 
 
 def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, bool], horizon_steps: int,
-                   split_weights: bool = False) -> tuple[LifPopulation, tuple[DenseConnection, ...], dict]:
+                   split_weights: bool = False, synapses: tuple[str, ...] = ()
+                   ) -> tuple[LifPopulation, tuple[DenseConnection, ...], LayerQuantization]:
     """One scale per neuron, across all its inputs: each row of weights spans the mantissa, with its own threshold.
 
     The scale is set from one weight exponent for the layer, by the neuron whose range is tightest;
@@ -214,23 +215,19 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     realized = np.concatenate([sum(stored * unit * 2.0 ** exponent for src, _, exponent, _, stored in blocks
                                    if src == source) for source, _ in disc.inputs], axis=1) / scale[:, None]
     weight_error = (np.abs(realized - gain) / np.where(live, row_max, 1)[:, None])[live]
-    report = {
-        "scale": float(scale[live].min()), "scale_max": float(scale[live].max()), "weight_exp": weight_exp,
-        "weight_exp_by_source": {source + part: exponent for source, part, exponent, _, _ in blocks},
-        "split_weights": split_weights,
-        "sign_mode": {1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
-        "max_weight_mantissa": int(levels.max()), "min_row_mantissa": int(levels[live].min()),
-        "fraction_clipped": clipped,
-        "weight_error_max": float(weight_error.max()), "weight_error_rms": float(np.sqrt(np.mean(weight_error ** 2))),
-        "du": int(du.max()), "dv": int(dv.max()),
-        "decay_u_error": float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
-        "decay_v_error": float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
-        "vth": int(vth.max()),
-        "threshold_error": float(np.max(np.abs(vth * threshold_unit / scale - disc.threshold)
-                                        / disc.threshold)),
-        "u_headroom": float(np.min(state_max / (scale * u_peak))[()]) if np.any(u_peak > 0) else float("inf"),
-        "v_headroom": float(np.min(state_max / (scale * np.maximum(v_peak, v_low)))),
-    }
+    report = LayerQuantization(
+        synapses=synapses, scale=float(scale[live].min()), scale_max=float(scale[live].max()), weight_exp=weight_exp,
+        weight_exp_by_source={source + part: exponent for source, part, exponent, _, _ in blocks},
+        split_weights=split_weights, sign_mode={1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
+        max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[live].min()), fraction_clipped=clipped,
+        weight_error_max=float(weight_error.max()), weight_error_rms=float(np.sqrt(np.mean(weight_error ** 2))),
+        du=int(du.max()), dv=int(dv.max()),
+        decay_u_error=float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
+        decay_v_error=float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
+        vth=int(vth.max()),
+        threshold_error=float(np.max(np.abs(vth * threshold_unit / scale - disc.threshold) / disc.threshold)),
+        u_headroom=float(np.min(state_max / (scale * u_peak))[()]) if np.any(u_peak > 0) else float("inf"),
+        v_headroom=float(np.min(state_max / (scale * np.maximum(v_peak, v_low)))))
     pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
                         bias_exp=bias_exp, fire_once=disc.fire_once, reset=disc.reset)
     conns = tuple(DenseConnection(name=f"{source}->{disc.name}{part}", source=source, target=disc.name,
@@ -254,8 +251,8 @@ def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = Fa
         if disc.bias_source:
             pop, conns = constant_population(disc, target.widths)
         else:
-            pop, conns, layer_report = quantize_layer(disc, target, fires_once, discrete.num_steps, split_weights)
-            report[disc.name] = {"synapses": list(discrete.synapses[disc.name]), **layer_report}
+            pop, conns, report[disc.name] = quantize_layer(disc, target, fires_once, discrete.num_steps,
+                                                           split_weights, discrete.synapses[disc.name])
         populations.append(pop)
         connections.extend(conns)
     network = IntNetwork(input=InputLayer(discrete.input_name, discrete.input_size), populations=tuple(populations),

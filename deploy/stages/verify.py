@@ -215,7 +215,7 @@ def bundle_target(bundle: Bundle):
     """The target description a bundle was compiled for: its own copy, else the named file."""
     from ...targets import description
 
-    spec = bundle.report.get("target_spec")
+    spec = bundle.report.target_spec if bundle.report is not None else None
     try:
         return description.from_spec(spec, f"<bundle {bundle.checksum[:12]}>") if spec else \
             description.load(bundle.target)
