@@ -186,11 +186,18 @@ class Timing:
 
     One step lasts ``dt`` time units of the source model; a run lasts ``num_steps`` steps.
     Input spike time t is sent in step round(t / dt), at least 1; chip step n stands for t = n dt.
+
+    ``latency_steps``: how many of the ``num_steps`` are pipeline latency, run after the horizon so
+    that the output's last steps are not cut. Under Euler integration a simulator steps a
+    feed-forward chain within one step, while every Dense stage delays by one: the output layer, at
+    depth d, lags by d steps, and step n of a layer at depth d stands for the simulator's step
+    n - d - 1 (0-based). Exact integration has none (every layer samples t = n dt).
     """
 
     dt: float
     num_steps: int
     time_unit: str = "tau"
+    latency_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,7 +250,9 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "output": bundle.network.output,
         "placement": {"target": bundle.placement.target,
                       "cores": [_core_entry(c) for c in bundle.placement.cores]},
-        "timing": dataclasses.asdict(bundle.timing),
+        # latency_steps is left out at its default: bundles written before it existed keep their checksum.
+        "timing": {key: value for key, value in dataclasses.asdict(bundle.timing).items()
+                   if key != "latency_steps" or value},
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": bundle.source,

@@ -179,7 +179,9 @@ def cmd_compile(args) -> int:
          f"spike={sem.spike}, integration={sem.integration}, decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report['snapped_dt'] else ''}), "
-         f"{compiled.timing.num_steps} steps per sample",
+         f"{compiled.timing.num_steps} steps per sample" + (f", the last {compiled.timing.latency_steps} of them the "
+                                                             "pipeline latency of Euler integration (one step per layer)"
+                                                             if compiled.timing.latency_steps else ""),
          *format_quantization(compiled.report["quantization"]),
          *format_placement(compiled.placement, target),
          f"wrote {out}")

@@ -131,6 +131,20 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
     return -tau * math.log1p(-decay / fx.DECAY_UNITY)
 
 
+def latency_steps(net: FloatNetwork) -> int:
+    """The steps by which the chip's output lags the model: under Euler integration the output layer's
+    feed-forward depth (each Dense stage delays by one step, while a simulator steps the chain within
+    one), under exact integration none (every layer samples t = n dt)."""
+    if net.semantics.integration != "euler":
+        return 0
+    return feed_forward_depths(net.input_name, net.layers)[net.output]
+
+
+def run_steps(net: FloatNetwork, dt: float) -> int:
+    """The steps a sample runs: enough to cover the horizon, then the pipeline latency (``latency_steps``)."""
+    return int(math.ceil(net.semantics.horizon / dt)) + latency_steps(net)
+
+
 def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
     """The network's discrete form at step dt: every layer's, led by the constant sources its biases need.
 
@@ -156,7 +170,7 @@ def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
                               "Affine biases; rename the node")
     return DiscreteNetwork(
         input_name=net.input_name, input_size=net.input_size, populations=sources + layers, output=net.output, dt=dt,
-        num_steps=int(math.ceil(sem.horizon / dt)),
+        num_steps=run_steps(net, dt),
         input_fires_once=sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS,
         synapses={layer.name: tuple(" -> ".join(p.nodes) or p.source for p in layer.projections)
                   for layer in net.layers})
