@@ -20,9 +20,15 @@ With ``integration = "euler"`` (snnTorch, norse, sinabs) the same chip form hold
 the step those simulators take; the Dense delay then is the simulator's own one-step delay
 (norse), or one step of pipeline latency per layer (snnTorch steps a feed-forward chain in one step).
 
-An Affine bias b is a constant input x = b, area b h per step. LIF and IF neurons hold one step's
-input in u, so it becomes part of the chip's bias. A CubaLIF filters it through I, so it arrives
-as one input of b h per step from a one-neuron constant source that fires every step.
+An Affine bias b is a constant input x = b, area b h per step. A CubaLIF filters it through I, so it
+arrives as one input of b h per step from a one-neuron constant source that fires every step. LIF
+and IF neurons hold one step's input in u: under exact integration the bias becomes part of the
+chip's bias, which acts from step 1, as every layer samples t = n h. Under Euler integration a layer
+at depth d gets its first input in step d + 1 (the pipeline latency above), and a simulator adds its
+bias together with that input, never before: the chip's bias cannot wait, so the bias comes as an
+input from the constant source's relay that starts then (``discretize``), as for a CubaLIF. It then
+has a weight's precision (an 8-bit mantissa in its own Dense block; about 14 bits with split
+weights) instead of the 13-bit bias's.
 """
 
 from __future__ import annotations
@@ -104,9 +110,9 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     bias = np.sum([p.bias for p in layer.projections], axis=0)
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
-        if layer.kind == "CubaLIF":
+        if layer.kind == "CubaLIF" or semantics.integration == "euler":
             inputs.append((constant_source, (jump * dt * bias)[:, None]))
-        elif layer.kind == "LIF" and semantics.integration == "exact":
+        elif layer.kind == "LIF":
             drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
         else:
             drive = drive + jump * dt * bias
