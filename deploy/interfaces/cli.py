@@ -94,8 +94,7 @@ def cmd_zoo(args) -> int:
     for name in zoo.names():
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
-        deployable = "" if isinstance(model, zoo.TTFSModel) else "  (export not supported yet)"
-        print((f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name) + deployable)
+        print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
     return EXIT_OK
 
 
