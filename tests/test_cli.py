@@ -216,3 +216,12 @@ def test_an_imported_graph_compiles_and_verifies_on_random_spike_trains(referenc
     for bad, message in (("random:rate=2", "rate must be in (0, 1]"), ("random:speed=1", "takes rate= and seed=")):
         assert main(["verify", graph, str(bundle), "--data", bad, *semantics]) == 2
         assert message in _error_line(capsys)
+
+
+def test_zoo_lists_every_model_with_its_accuracy_and_no_caveat(capsys):
+    """Every zoo model, TTFS and multi-spike alike, exports (tests/test_zoo_deploy.py deploys the multi-spike ones)."""
+    assert main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["digits-multispike", "digits-ttfs", "yinyang-multispike",
+                                                   "yinyang-ttfs"]
+    assert all("test accuracy" in line and "not supported" not in line for line in lines)

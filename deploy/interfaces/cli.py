@@ -44,7 +44,11 @@ def _progress(args, total: int, what: str) -> Iterator[Callable[[int], None] | N
     if getattr(args, "quiet", False) or not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm comes with the torch extra: without it, no bar
+        yield None
+        return
 
     with tqdm(total=total, desc=what, unit="sample", leave=False) as bar:
         yield bar.update
