@@ -1,7 +1,7 @@
-"""run and verify without torch: torch, tqdm and scikit-learn are optional extras (pyproject.toml), and
-a deployed bundle must run and verify on a machine without them. Each command runs in a fresh
-interpreter whose import system refuses those packages (a ``sys.meta_path`` finder installed before
-snn_deploy is imported), and must exit 0 with the same result as in the full environment."""
+"""compile, run and verify without torch: torch, tqdm and scikit-learn are optional extras
+(pyproject.toml), and a NIR graph must compile, run and verify on a machine without them. Each
+command runs in a fresh interpreter whose import system refuses those packages (a ``sys.meta_path``
+finder installed before snn_deploy is imported), and must exit 0 with the full environment's result."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets import record as record_io
 
 from helpers import assert_records_equal
@@ -64,6 +65,14 @@ def blocked_cli(argv, tmp_path, stderr=subprocess.PIPE) -> tuple[subprocess.Comp
     result = subprocess.run([sys.executable, "-c", BLOCKED_CLI, *argv], stdout=subprocess.PIPE, stderr=stderr,
                             text=True, env={**os.environ, "SNN_BLOCKED_LOG": str(log)}, check=False)
     return result, json.loads(log.read_text())
+
+
+def test_compile_without_torch_writes_the_same_bundle(files, tmp_path):
+    result, attempts = blocked_cli(["compile", str(files / "yy.nir"), "-o", str(tmp_path / "yy.bundle"), "-q"],
+                                   tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    assert bundle_io.load(tmp_path / "yy.bundle").checksum == bundle_io.load(files / "yy.bundle").checksum
 
 
 @pytest.mark.parametrize("data", ["yinyang:test", "random:rate=0.05,seed=1"])
