@@ -20,6 +20,10 @@ DIGITS_SEED = 0
 DIGITS_MAX_PIXEL = 16.0
 
 
+class DataUnavailable(ValueError):
+    """A data set whose loader needs a package that is not installed (the message names the extra)."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Features in [0, 1] with integer class labels."""
@@ -80,8 +84,11 @@ def digits(split: str) -> Dataset:
     """
     if split not in SPLITS:
         raise ValueError(_unknown_message(f"digits:{split}"))
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise DataUnavailable("the digits data set needs scikit-learn: pip install 'snn-deploy[data]'") from None
 
     images, labels = load_digits(return_X_y=True)
     features = images.astype(np.float64) / DIGITS_MAX_PIXEL

@@ -1,5 +1,6 @@
 """The bundle file: what a population's reset mode becomes on disk and back."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -40,3 +41,11 @@ def test_zero_reset_is_written_as_before_the_field_existed_and_loads_as_zero(tmp
 def test_an_unknown_reset_mode_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown reset mode 'to_rest'"):
         LifPopulation("lif", 1, du=0, dv=0, vth=1, bias_mant=0, reset="to_rest")
+
+
+def test_latency_steps_round_trip(tmp_path):
+    for latency in (0, 2):
+        bundle = dataclasses.replace(_bundle("zero"), timing=Timing(dt=1.0, num_steps=12, latency_steps=latency))
+        bundle_io.save(bundle, tmp_path / "b.npz")
+        loaded = bundle_io.load(tmp_path / "b.npz")
+        assert loaded.timing.latency_steps == latency and loaded.checksum == bundle.checksum

@@ -181,17 +181,37 @@ def test_hardware_back_end_without_lava_loihi_exits_2_naming_the_public_back_end
 
 
 def test_ctrl_c_stops_cleanly_without_partial_output(files, tmp_path):
+    """Ctrl-C once verify is running: stderr is a terminal, so the progress bar is drawn when the run
+    starts; the interrupt follows its first drawing, with the 5000 samples (seconds of work) still ahead."""
+    import fcntl
+    import os
+    import pty
     import signal
-    import time
+    import struct
+    import termios
 
     out_json, out_report = tmp_path / "v.json", tmp_path / "r.html"
+    primary, secondary = pty.openpty()
+    # A terminal of 24 x 80 characters: a new pty has 0 x 0, on which tqdm draws nothing.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "snn_deploy.deploy.interfaces.cli", "verify", str(files / "m.nir"), str(files / "m.bundle"),
          "--data", "yinyang:train", "--json", str(out_json), "--report", str(out_report)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # imported and running: 5000 samples take far longer than this
+        stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    terminal = os.read(primary, 4096)  # blocks until the bar is first drawn
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    process.communicate(timeout=60)
+    while True:  # the rest of what reached the terminal; EIO once the process has closed it
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(primary)
+    stderr = terminal.decode(errors="replace")
     assert process.returncode == 130, stderr
     assert "interrupted; no output was written" in stderr and "Traceback" not in stderr
     assert not out_json.exists() and not out_report.exists()
@@ -221,3 +241,12 @@ def test_an_imported_graph_compiles_and_verifies_on_random_spike_trains(referenc
     for bad, message in (("random:rate=2", "rate must be in (0, 1]"), ("random:speed=1", "takes rate= and seed=")):
         assert main(["verify", graph, str(bundle), "--data", bad, *semantics]) == 2
         assert message in _error_line(capsys)
+
+
+def test_zoo_lists_every_model_with_its_accuracy_and_no_caveat(capsys):
+    """Every zoo model, TTFS and multi-spike alike, exports (tests/test_zoo_deploy.py deploys the multi-spike ones)."""
+    assert main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["digits-multispike", "digits-ttfs", "yinyang-multispike",
+                                                   "yinyang-ttfs"]
+    assert all("test accuracy" in line and "not supported" not in line for line in lines)

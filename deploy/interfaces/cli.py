@@ -45,7 +45,11 @@ def _progress(args, total: int, what: str) -> Iterator[Callable[[int], None] | N
     if getattr(args, "quiet", False) or not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm comes with the torch extra: without it, no bar
+        yield None
+        return
 
     with tqdm(total=total, desc=what, unit="sample", leave=False) as bar:
         yield bar.update
@@ -95,8 +99,7 @@ def cmd_zoo(args) -> int:
     for name in zoo.names():
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
-        deployable = "" if isinstance(model, zoo.TTFSModel) else "  (export not supported yet)"
-        print((f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name) + deployable)
+        print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
     return EXIT_OK
 
 
@@ -182,7 +185,9 @@ def cmd_compile(args) -> int:
          f"spike={sem.spike}, integration={sem.integration}, decoding={sem.decoding}, horizon={sem.horizon:g} ({', '.join(f'{k} from {v}' for k, v in sem.origin.items())})",
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report.snapped_dt else ''}), "
-         f"{compiled.timing.num_steps} steps per sample",
+         f"{compiled.timing.num_steps} steps per sample" + (f", the last {compiled.timing.latency_steps} of them the "
+                                                             "pipeline latency of Euler integration (one step per layer)"
+                                                             if compiled.timing.latency_steps else ""),
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
          f"wrote {out}")

@@ -7,7 +7,6 @@ estimate energy and latency without the description file.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 
@@ -15,7 +14,7 @@ from ...targets.bundle import Bundle, CompileReport, Source, Timing
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
-from .discretize import discretize, snapped_dt
+from .discretize import discretize, latency_steps, run_steps, snapped_dt
 from .place import place, placement_report
 from .quantize import quantize
 
@@ -27,8 +26,8 @@ DEFAULT_STEPS_PER_TAU = 128
 def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True,
                   dt: float | None = None, *, decay_bits: int) -> Timing:
     """The given dt (e.g. the step a discrete-time model was trained at), or dt near 1 / steps_per_tau
-    snapped so the target's decay (of ``decay_bits``) is exact (unless told not to); enough steps to cover
-    the horizon."""
+    snapped so the target's decay (of ``decay_bits``) is exact (unless told not to); enough steps to cover the
+    horizon, plus the output's pipeline latency under Euler integration (``discretize.latency_steps``)."""
     if dt is not None:
         if not (np.isfinite(dt) and dt > 0):
             raise DeployError(f"--dt must be a positive time, got {dt}")
@@ -36,7 +35,8 @@ def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TA
         raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
     else:
         dt = snapped_dt(net, steps_per_tau, decay_bits) if snap_decay else 1.0 / steps_per_tau
-    return Timing(dt=dt, num_steps=int(math.ceil(net.semantics.horizon / dt)), time_unit=net.semantics.time_unit)
+    return Timing(dt=dt, num_steps=run_steps(net, dt), time_unit=net.semantics.time_unit,
+                  latency_steps=latency_steps(net))
 
 
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,

@@ -20,9 +20,15 @@ With ``integration = "euler"`` (snnTorch, norse, sinabs) the same chip form hold
 the step those simulators take; the Dense delay then is the simulator's own one-step delay
 (norse), or one step of pipeline latency per layer (snnTorch steps a feed-forward chain in one step).
 
-An Affine bias b is a constant input x = b, area b h per step. LIF and IF neurons hold one step's
-input in u, so it becomes part of the chip's bias. A CubaLIF filters it through I, so it arrives
-as one input of b h per step from a one-neuron constant source that fires every step.
+An Affine bias b is a constant input x = b, area b h per step. A CubaLIF filters it through I, so it
+arrives as one input of b h per step from a one-neuron constant source that fires every step. LIF
+and IF neurons hold one step's input in u: under exact integration the bias becomes part of the
+chip's bias, which acts from step 1, as every layer samples t = n h. Under Euler integration a layer
+at depth d gets its first input in step d + 1 (the pipeline latency above), and a simulator adds its
+bias together with that input, never before: the chip's bias cannot wait, so the bias comes as an
+input from the constant source's relay that starts then (``discretize``), as for a CubaLIF. It then
+has a weight's precision (an 8-bit mantissa in its own Dense block; about 14 bits with split
+weights) instead of the 13-bit bias's.
 """
 
 from __future__ import annotations
@@ -103,9 +109,9 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     bias = np.sum([p.bias for p in layer.projections], axis=0)
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
-        if layer.kind == "CubaLIF":
+        if layer.kind == "CubaLIF" or semantics.integration == "euler":
             inputs.append((constant_source, (jump * dt * bias)[:, None]))
-        elif layer.kind == "LIF" and semantics.integration == "exact":
+        elif layer.kind == "LIF":
             drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
         else:
             drive = drive + jump * dt * bias
@@ -130,6 +136,20 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> floa
     decay = round(unity * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
     decay = min(max(decay, 1), unity - 1)
     return -tau * math.log1p(-decay / unity)
+
+
+def latency_steps(net: FloatNetwork) -> int:
+    """The steps by which the chip's output lags the model: under Euler integration the output layer's
+    feed-forward depth (each Dense stage delays by one step, while a simulator steps the chain within
+    one), under exact integration none (every layer samples t = n dt)."""
+    if net.semantics.integration != "euler":
+        return 0
+    return feed_forward_depths(net.input_name, net.layers)[net.output]
+
+
+def run_steps(net: FloatNetwork, dt: float) -> int:
+    """The steps a sample runs: enough to cover the horizon, then the pipeline latency (``latency_steps``)."""
+    return int(math.ceil(net.semantics.horizon / dt)) + latency_steps(net)
 
 
 def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
@@ -157,7 +177,7 @@ def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
                               "Affine biases; rename the node")
     return DiscreteNetwork(
         input_name=net.input_name, input_size=net.input_size, populations=sources + layers, output=net.output, dt=dt,
-        num_steps=int(math.ceil(sem.horizon / dt)),
+        num_steps=run_steps(net, dt),
         input_fires_once=sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS,
         synapses={layer.name: tuple(" -> ".join(p.nodes) or p.source for p in layer.projections)
                   for layer in net.layers})

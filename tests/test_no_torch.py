@@ -1,0 +1,119 @@
+"""compile, run and verify without torch: torch, tqdm and scikit-learn are optional extras
+(pyproject.toml), and a NIR graph must compile, run and verify on a machine without them. Each
+command runs in a fresh interpreter whose import system refuses those packages (a ``sys.meta_path``
+finder installed before snn_deploy is imported), and must exit 0 with the full environment's result."""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.targets import bundle as bundle_io
+from snn_deploy.targets import record as record_io
+
+from helpers import assert_records_equal
+
+BLOCKED = ("torch", "tqdm", "sklearn")
+
+# Refuses the blocked packages, noting each attempt in the file $SNN_BLOCKED_LOG, then runs the CLI.
+BLOCKED_CLI = f"""
+import json, os, sys
+
+BLOCKED = {BLOCKED!r}
+assert not [name for name in sys.modules if name.split(".")[0] in BLOCKED], "imported before the blocker"
+attempts = []
+
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            attempts.append(name)
+            raise ImportError(f"{{name}} is blocked: this test runs without the torch extra")
+        return None
+
+
+sys.meta_path.insert(0, Blocker())
+from snn_deploy.deploy.interfaces.cli import main
+
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open(os.environ["SNN_BLOCKED_LOG"], "w") as log:
+        json.dump(attempts, log)
+sys.exit(code)
+"""
+
+VERIFY_SAMPLES = "300"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The Yin-Yang TTFS zoo model exported and compiled in the full environment."""
+    root = tmp_path_factory.mktemp("no_torch")
+    assert main(["export", "yinyang-ttfs", "-o", str(root / "yy.nir"), "-q"]) == 0
+    assert main(["compile", str(root / "yy.nir"), "-o", str(root / "yy.bundle"), "-q"]) == 0
+    return root
+
+
+def blocked_cli(argv, tmp_path, stderr=subprocess.PIPE) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The CLI in a fresh interpreter without torch, tqdm and scikit-learn: its result and the imports it tried."""
+    log = tmp_path / "blocked-imports.json"
+    result = subprocess.run([sys.executable, "-c", BLOCKED_CLI, *argv], stdout=subprocess.PIPE, stderr=stderr,
+                            text=True, env={**os.environ, "SNN_BLOCKED_LOG": str(log)}, check=False)
+    return result, json.loads(log.read_text())
+
+
+def test_compile_without_torch_writes_the_same_bundle(files, tmp_path):
+    result, attempts = blocked_cli(["compile", str(files / "yy.nir"), "-o", str(tmp_path / "yy.bundle"), "-q"],
+                                   tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    assert bundle_io.load(tmp_path / "yy.bundle").checksum == bundle_io.load(files / "yy.bundle").checksum
+
+
+@pytest.mark.parametrize("data", ["yinyang:test", "random:rate=0.05,seed=1"])
+def test_verify_without_torch_gives_the_same_verdict(files, tmp_path, data):
+    """Verify takes the continuous reference (the numpy closed form) on Yin-Yang, the discrete one on
+    random spike trains: the verdict JSON, accuracies and every other figure, is the full environment's."""
+    argv = ["verify", str(files / "yy.nir"), str(files / "yy.bundle"), "--data", data, "--samples", VERIFY_SAMPLES,
+            "-q"]
+    assert main([*argv, "--json", str(tmp_path / "full.json")]) == 0
+    result, attempts = blocked_cli([*argv, "--json", str(tmp_path / "blocked.json")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    full, blocked = (json.loads((tmp_path / name).read_text()) for name in ("full.json", "blocked.json"))
+    assert blocked == full
+    if data.startswith("yinyang"):
+        assert full["float_reference"] == "continuous" and full["accuracy"]["float"] > 0.9
+    else:
+        assert full["float_reference"] == "discrete" and full["accuracy"] is None
+
+
+def test_run_without_torch_writes_the_same_record(files, tmp_path):
+    """On a terminal the CLI would show a tqdm progress bar: without tqdm it runs without one."""
+    argv = ["run", str(files / "yy.bundle"), "--data", "yinyang:test", "--samples", "50", "-q"]
+    assert main([*argv, "-o", str(tmp_path / "full.h5")]) == 0
+    primary, secondary = pty.openpty()  # stderr a terminal: the progress bar's path
+    try:
+        result, attempts = blocked_cli([*argv[:-1], "-o", str(tmp_path / "blocked.h5")], tmp_path, stderr=secondary)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 0
+    assert attempts == ["tqdm"]  # tried for the bar, refused; torch and scikit-learn never asked for
+    full, blocked = (record_io.load(tmp_path / name) for name in ("full.h5", "blocked.h5"))
+    assert blocked.bundle_checksum == full.bundle_checksum
+    assert_records_equal(full, blocked, "without torch")
+
+
+def test_digits_without_scikit_learn_is_a_one_line_error_naming_the_extra(files, tmp_path):
+    result, attempts = blocked_cli(["run", str(files / "yy.bundle"), "--data", "digits:test", "-o",
+                                    str(tmp_path / "digits.h5")], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("snn-deploy run: error: the digits data set needs scikit-learn: "
+                                     "pip install 'snn-deploy[data]'")
+    assert attempts == ["sklearn"] and not (tmp_path / "digits.h5").exists()
