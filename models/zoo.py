@@ -71,8 +71,9 @@ def _write_atomically(path: pathlib.Path, write) -> None:
         write(handle)
 
 
-def save(model: TTFSModel | MultiSpikeModel, path) -> None:
-    """Save model as path (.npz, no pickled objects) and its JSON sidecar."""
+def save(model: TTFSModel | MultiSpikeModel, path, sidecar=None) -> None:
+    """Save model as path (.npz, no pickled objects) and its JSON sidecar (at ``sidecar``, by default
+    ``sidecar_path(path)``)."""
     path = pathlib.Path(path)
     arrays = {f"weight_{index}": np.asarray(weight, dtype=np.float64) for index, weight in enumerate(model.weights)}
     description = {
@@ -89,10 +90,12 @@ def save(model: TTFSModel | MultiSpikeModel, path) -> None:
                            tau_syn=model.tau_syn, tau_mem=model.tau_mem)
     text = json.dumps(description, indent=2, sort_keys=True) + "\n"
     _write_atomically(path, lambda handle: np.savez(handle, **arrays))
-    _write_atomically(sidecar_path(path), lambda handle: handle.write(text.encode()))
+    _write_atomically(sidecar_path(path) if sidecar is None else pathlib.Path(sidecar),
+                      lambda handle: handle.write(text.encode()))
 
 
-def _resolve(name_or_path: str) -> pathlib.Path:
+def checkpoint_path(name_or_path: str) -> pathlib.Path:
+    """The .npz of a zoo model name, or the path given."""
     if name_or_path in names():
         return zoo_dir() / f"{name_or_path}.npz"
     path = pathlib.Path(name_or_path)
@@ -103,7 +106,7 @@ def _resolve(name_or_path: str) -> pathlib.Path:
 
 def load(name_or_path: str) -> TTFSModel | MultiSpikeModel:
     """Load a zoo model by name ("yinyang-ttfs") or from a path to an .npz with its JSON sidecar."""
-    path = _resolve(str(name_or_path))
+    path = checkpoint_path(str(name_or_path))
     try:
         description = json.loads(sidecar_path(path).read_text())
         with np.load(path, allow_pickle=False) as archive:

@@ -430,7 +430,7 @@ def load(path: str | os.PathLike) -> Bundle:
         with np.load(path, allow_pickle=False) as data:
             manifest = json.loads(str(data["manifest"]))
             arrays = {key: np.array(data[key]) for key in data.files if key != "manifest"}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not a readable snn-deploy bundle ({exc.__class__.__name__})") from None
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path} is not an snn-deploy bundle (format {manifest.get('format')!r})")

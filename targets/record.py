@@ -23,7 +23,7 @@ def _events(sample, step, neuron) -> np.ndarray:
 @dataclass(frozen=True)
 class SpikeEvents:
     """Spikes of one population as a (3, n) int32 array of rows sample, step, neuron, sorted in
-    that order (``from_arrays`` sorts; files keep the order they were written in)."""
+    that order (``from_arrays`` and ``load`` sort)."""
 
     events: np.ndarray
     num_samples: int
@@ -118,7 +118,45 @@ def save(record: SpikeRecord, path) -> None:
                 f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
 
 
+# Events are stored as int32 (``_events``): every sample, step and neuron index must fit.
+MAX_INDEX = int(np.iinfo(np.int32).max)
+
+
+def _count(table: dict, key: str) -> int:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INDEX:
+        raise RecordError(f"its header's {key} must be a whole number in [1, {MAX_INDEX}], got {value!r}")
+    return value
+
+
+def _checked_events(name: str, array: np.ndarray, num_samples: int, num_steps: int, size: int) -> SpikeEvents:
+    """A population's stored events, refused unless every (sample, step, neuron) lies within the run,
+    and sorted (the readers rely on the order; a record written elsewhere, e.g. on a chip, need not have it)."""
+    if array.ndim != 2 or array.shape[0] != 3 or array.dtype.kind not in "iu":
+        raise RecordError(f"spikes/{name} must be a (3, n) integer array, got {array.shape} {array.dtype}")
+    for row, what, low, high in ((0, "sample", 0, num_samples - 1), (1, "step", 1, num_steps),
+                                 (2, "neuron", 0, size - 1)):
+        outside = (array[row] < low) | (array[row] > high)
+        if outside.any():
+            bad = array[row][outside][0]
+            raise RecordError(f"spikes/{name} has a spike at {what} {int(bad)}, outside [{low}, {high}]")
+    events = SpikeEvents.from_arrays(*array, num_samples=num_samples, num_steps=num_steps, size=size)
+    if np.any(np.all(events.events[:, 1:] == events.events[:, :-1], axis=0)):
+        raise RecordError(f"spikes/{name} lists one spike twice (a neuron spikes at most once per step)")
+    return events
+
+
+def _checked_traces(name: str, group, num_samples: int, num_steps: int, size: int) -> dict[str, np.ndarray]:
+    traces = {key: np.array(value) for key, value in group.items()}
+    for key, value in traces.items():
+        if value.shape != (num_samples, num_steps, size):
+            raise RecordError(f"traces/{name}/{key} has shape {value.shape}, expected "
+                              f"{(num_samples, num_steps, size)}")
+    return traces
+
+
 def load(path) -> SpikeRecord:
+    """Read a spike record, checked: a missing, corrupt or inconsistent file is a one-line RecordError."""
     import json
     from pathlib import Path
 
@@ -130,20 +168,29 @@ def load(path) -> SpikeRecord:
     try:
         with h5py.File(path, "r") as f:
             header = json.loads(f.attrs["header"])
-            if header.get("format") != RECORD_FORMAT:
+            if not isinstance(header, dict) or header.get("format") != RECORD_FORMAT:
                 raise RecordError(f"{path} is not an snn-deploy spike record")
             if header.get("format_version") != RECORD_FORMAT_VERSION:
                 raise RecordError(f"{path} has record format version {header.get('format_version')}; "
                                   f"this snn-deploy reads version {RECORD_FORMAT_VERSION}")
-            spikes = {name: SpikeEvents(np.array(f[f"spikes/{name}"]), header["num_samples"],
-                                        header["num_steps"], size)
-                      for name, size in header["populations"].items()}
-            traces = {name: {key: np.array(value) for key, value in group.items()}
-                      for name, group in f["traces"].items()} if "traces" in f else {}
+            try:
+                num_samples, num_steps = _count(header, "num_samples"), _count(header, "num_steps")
+                populations = header["populations"]
+                if not isinstance(populations, dict) or not isinstance(header.get("counters"), dict):
+                    raise RecordError("its header's populations and counters must be tables")
+                if not all(isinstance(header.get(key), str) for key in ("backend", "bundle_checksum")):
+                    raise RecordError("its header's backend and bundle_checksum must be strings")
+                sizes = {name: _count(populations, name) for name in populations}
+                spikes = {name: _checked_events(name, np.array(f[f"spikes/{name}"]), num_samples, num_steps, size)
+                          for name, size in sizes.items()}
+                traces = {name: _checked_traces(name, group, num_samples, num_steps, sizes[name])
+                          for name, group in f["traces"].items()} if "traces" in f else {}
+            except RecordError as exc:
+                raise RecordError(f"{path}: {exc}") from None
+            return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],
+                               num_samples=num_samples, num_steps=num_steps, spikes=spikes,
+                               counters=header["counters"], traces=traces, selection=header.get("selection", ""))
     except RecordError:
         raise
     except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise RecordError(f"{path} is not a readable snn-deploy spike record ({exc.__class__.__name__})") from None
-    return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],
-                       num_samples=header["num_samples"], num_steps=header["num_steps"], spikes=spikes,
-                       counters=header["counters"], traces=traces, selection=header.get("selection", ""))

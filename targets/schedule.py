@@ -114,10 +114,44 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
 
 
 MIN_SAMPLES_PER_THREAD = 256
+DEFAULT_BATCH_SIZE = 1024
+
+
+def batch_plan(num_samples: int, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None) -> tuple[int, int]:
+    """(threads, samples per batch) of a run: each thread holds one batch at a time."""
+    # A thread pays off only with large batches: below that the per-step Python work (which holds
+    # the GIL) dominates and the threads just take turns.
+    workers = workers or max(1, min(os.cpu_count() or 1, num_samples // MIN_SAMPLES_PER_THREAD))
+    # Enough batches to keep every worker busy, none larger than batch_size.
+    return workers, max(1, min(batch_size, -(-num_samples // workers)))
+
+
+# Bytes per spike event while a run collects it: (sample, step, neuron) as int64 (24), then sorted
+# into int32 rows (12) through lexsort's int64 order (8) (``record.SpikeEvents.from_arrays``).
+EVENT_BYTES = 24 + 12 + 8
+# Bytes per neuron and sample of a batch: during a step the old and the new state coexist (u and v
+# in float64, the fire-once latch a bool: 2 x 17), with the activation (float64) and the spikes (bool).
+NEURON_BYTES = 2 * (8 + 8 + 1) + 8 + 1
+
+
+def run_memory(input_size: int, population_sizes: Sequence[int], num_samples: int, num_steps: int, *,
+               spike_events: int, record_state: bool = False,
+               batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]:
+    """The bytes ``run`` allocates at its peak, estimated before it runs, by what holds them;
+    ``spike_events`` is the number of spike events (input and output) it is to hold."""
+    workers, batch = batch_plan(num_samples, batch_size)
+    neurons = sum(population_sizes)
+    memory = {"input raster per batch": workers * batch * num_steps * input_size,  # one bool per step and channel
+              "neuron state per batch": workers * batch * neurons * NEURON_BYTES,
+              "spike events": spike_events * EVENT_BYTES}
+    if record_state:
+        # u and v in int32 for every sample, step and neuron; the batches' traces and their concatenation coexist.
+        memory["state traces"] = 2 * 2 * 4 * num_samples * num_steps * neurons
+    return memory
 
 
 def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
-        record_state: bool = False, batch_size: int = 1024, workers: int | None = None,
+        record_state: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None,
         progress: Callable[[int], None] | None = None) -> tuple[dict, dict, dict]:
     """Run all samples in batches. Returns (spike events, event counters, traces) per population.
 
@@ -130,11 +164,7 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
                          f"{network.input.name!r} has {network.input.size}")
     if inputs.num_steps != num_steps:
         raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
-    # A thread pays off only with large batches: below that the per-step Python work (which holds
-    # the GIL) dominates and the threads just take turns.
-    workers = workers or max(1, min(os.cpu_count() or 1, inputs.num_samples // MIN_SAMPLES_PER_THREAD))
-    # Enough batches to keep every worker busy, none larger than batch_size.
-    batch_size = max(1, min(batch_size, -(-inputs.num_samples // workers)))
+    workers, batch_size = batch_plan(inputs.num_samples, batch_size, workers)
     starts = range(0, inputs.num_samples, batch_size)
 
     def one_batch(start: int) -> BatchResult:

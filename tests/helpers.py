@@ -1,5 +1,6 @@
 """Small builders shared by the tests."""
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -57,3 +58,10 @@ def assert_lava_matches_bitsim(bundle: Bundle, inputs: SpikeEvents, *, record_st
     assert actual.backend == "lava" and actual.bundle_checksum == bundle.checksum
     assert_records_equal(expected, actual, context)
     return expected, actual
+
+
+def snapshot(*folders: Path) -> dict:
+    """Every file and folder below ``folders`` (hidden temp files too), with each file's sha256: equal
+    snapshots mean nothing was created, deleted or changed."""
+    return {path: hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "folder"
+            for folder in folders for path in sorted(folder.rglob("*"))}

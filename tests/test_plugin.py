@@ -64,7 +64,56 @@ def test_bad_input_is_one_readable_line(project):
     result = _run(project, "data_set_typo=1")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*snn_verify: unknown tolerance 'data_set_typo' (known: *"])
-    _assert_no_library_traceback(result.stdout.str())
+    output = result.stdout.str()
+    _assert_no_library_traceback(output)
+    assert "During handling of the above exception" not in output
+    assert output.count("unknown tolerance 'data_set_typo'") == 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ('data="yinyang:test", samples=5000', "--samples 5000 asks for more samples than yinyang:test has (1000)"),
+    ('data="random:seed=-1"', "random data: seed must be a whole number >= 0, got -1"),
+    ('data="yinyang:test", reset="hard"', "option --reset must be one of zero, subtract, got 'hard'"),
+    ('data="yinyang:test", target="loihi9"', "unknown target 'loihi9'"),
+    ('data="yinyang:test", backend="spinnaker"', "unknown back end 'spinnaker'"),
+])
+def test_each_bad_input_fails_the_test_once_naming_it(project, arguments, message):
+    project.makepyfile(test_model=f"""
+def test_model_deploys(snn_verify):
+    snn_verify("model.nir", steps_per_tau=16, {arguments})
+""")
+    result = project.runpytest("-p", "snn_deploy.deploy.testing")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert output.count(f"snn_verify: {message}") == 1, output
+    assert "During handling of the above exception" not in output
+    _assert_no_library_traceback(output)
+
+
+def test_an_imported_graph_states_its_semantics_as_keywords_on_random_spike_trains(pytester):
+    """A graph that states no semantics (as from another tool): the CLI's option names as keyword arguments,
+    unlabelled random spike trains, and the stages alone (the command line cannot even be imported)."""
+    import json
+
+    from snn_deploy.deploy.stages.export import to_nir
+
+    graph = to_nir(random_ttfs_model())
+    stated = json.loads(graph.metadata["snn_deploy"])
+    graph.metadata = {"snn_deploy": json.dumps({"encoding": stated["encoding"]})}
+    nir.write(pytester.path / "model.nir", graph)
+    pytester.makepyfile(test_model="""
+import sys
+
+def test_model_deploys(snn_verify):
+    sys.modules["snn_deploy.deploy.interfaces.cli"] = None  # importing the CLI now fails
+    verdict = snn_verify("model.nir", data="random:rate=0.05,seed=3", samples=20, steps_per_tau=16,
+                         time_unit="tau", fire_once=True, reset="zero", decoding="first_spike", duration=3.0,
+                         spike="dirac", integration="exact", min_agreement=0.0)
+    assert verdict.metrics["samples"] == 20 and verdict.metrics["accuracy"] is None
+    assert verdict.metrics["dataset"] == "random spike trains (rate 0.05 per step, seed 3)"
+""")
+    result = pytester.runpytest("-p", "snn_deploy.deploy.testing")
+    result.assert_outcomes(passed=1)
 
 
 def test_entry_point_is_named_like_the_module():

@@ -68,7 +68,7 @@ def test_bad_option(model, overrides, message):
 
 
 def _metrics(float_acc, chip_acc, agreement, p95s, wraps):
-    return {"accuracy": {"float": float_acc, "chip": chip_acc}, "agreement": agreement,
+    return {"samples": 100, "accuracy": {"float": float_acc, "chip": chip_acc}, "agreement": agreement,
             "spike_time_error_steps": {f"lif{i}": {"p95": p} for i, p in enumerate(p95s, start=1)},
             "hardware_events": {"lif1": {"current_wraps": wraps}, "lif2": {}}}
 
@@ -84,3 +84,15 @@ def _metrics(float_acc, chip_acc, agreement, p95s, wraps):
 ])
 def test_checks_fail_exactly_the_exceeded_tolerances(metrics, tolerances, exceeded):
     assert [c.tolerance for c in checks(metrics, tolerances) if not c.passed] == exceeded
+
+
+@pytest.mark.parametrize("float_acc, chip_acc, samples, max_drop, passed", [
+    (0.50, 0.49, 100, 0.01, True),  # 0.5 - 0.49 = 0.010000000000000009 in floats
+    (0.50, 0.48, 100, 0.01, False),
+    (0.59, 0.30, 100, 0.29, True),  # 0.29 * 100 = 28.999999999999996 in floats
+    (1 / 3, 0.0, 3, 0.33, False),  # 1/3 of the samples is more than 0.33
+])
+def test_an_accuracy_drop_is_compared_in_samples_exactly(float_acc, chip_acc, samples, max_drop, passed):
+    metrics = {**_metrics(float_acc, chip_acc, 1.0, [], 0), "samples": samples}
+    (drop,) = [c for c in checks(metrics, Tolerances(max_accuracy_drop=max_drop)) if c.tolerance == "max_accuracy_drop"]
+    assert drop.passed is passed

@@ -11,41 +11,30 @@ option is an error, never a silent default.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import numpy as np
+from typing import Any, Callable
 
 from ...targets.decision import DECODINGS
+from ...targets.encoding import Encoding, encoding_from_description
 from ...targets.fixed_point import RESET_MODES
 from ..errors import DeployError
 
 METADATA_KEY = "snn_deploy"
 SEMANTICS_VERSION = 2
+KNOWN_VERSIONS = (1, SEMANTICS_VERSION)
 TIME_UNITS = ("tau", "s", "step")
 SPIKE_KINDS = ("dirac", "pulse")
 INTEGRATIONS = ("exact", "euler")
-
-
-# Each semantic field (but the encoding, which only graph metadata states) with the option that sets it.
-SEMANTIC_OPTIONS = {"time_unit": "--time-unit", "fire_once": "--fire-once/--multi-spike", "reset": "--reset",
-                    "decoding": "--decoding", "horizon": "--duration", "spike": "--spike",
-                    "integration": "--integration"}
-
-
-def option_usage(name: str) -> str:
-    """How the option of a semantic field is written, with its choices: "--reset zero|subtract"."""
-    choices = {"time_unit": TIME_UNITS, "reset": RESET_MODES, "decoding": DECODINGS, "spike": SPIKE_KINDS,
-               "integration": INTEGRATIONS}.get(name)
-    return SEMANTIC_OPTIONS[name] + (f" {'|'.join(choices)}" if choices else "")
 
 
 @dataclass(frozen=True)
 class Semantics:
     """What NIR leaves unsaid, stated.
 
-    time_unit: the unit of every time constant and spike time ("tau": the model's own time
-        constant; "s": seconds).
+    time_unit: the unit of every time constant and spike time (one of TIME_UNITS: "tau", the
+        model's own time constant; "s", seconds; "step", the time step a discrete-time model was
+        trained at).
     fire_once: neurons emit at most one spike (TTFS); later threshold crossings are ignored.
     reset: "zero" (v = v_reset after a spike) or "subtract" (v -= v_threshold).
     encoding: how data become input spike times, e.g. {"kind": "ttfs_linear", "t_early": 0.15,
@@ -80,8 +69,67 @@ class Semantics:
         return json.dumps(body, sort_keys=True)
 
 
+# The graph's encoding entry holds a model encoding's fields, with its bias spike as "bias_times", and the data set.
+GRAPH_ONLY_FIELDS = ("bias_times", "dataset")
+
+
+def input_encoding(entry: dict) -> Encoding:
+    """The model encoding (``targets.encoding``) a graph's "encoding" entry describes; a malformed one
+    is a DeployError naming the field."""
+    if not isinstance(entry, dict):
+        raise DeployError(f"the graph's input encoding must be a table, got {entry!r}")
+    bias_times = entry.get("bias_times")
+    if not (isinstance(bias_times, list) and len(bias_times) == 1):
+        raise DeployError(f"the graph's input encoding: bias_times must be a list of one time, got {bias_times!r}")
+    fields = {name: value for name, value in entry.items() if name not in GRAPH_ONLY_FIELDS}
+    try:
+        return encoding_from_description({**fields, "t_bias": bias_times[0]})
+    except ValueError as error:
+        raise DeployError(f"the graph's {error}") from None
+
+
+@dataclass(frozen=True)
+class _Field:
+    """How a semantic field is given as an option, and which values it takes."""
+
+    option: str
+    expected: str  # completes "must be ..."
+    valid: Callable[[Any], bool]
+    choices: tuple[str, ...] = ()
+
+
+def _choice(option: str, choices: tuple[str, ...]) -> _Field:
+    return _Field(option, f"one of {', '.join(choices)}", lambda value: isinstance(value, str) and value in choices,
+                  choices)
+
+
+def _positive_time(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+FIELDS = {
+    "time_unit": _choice("--time-unit", TIME_UNITS),
+    "fire_once": _Field("--fire-once/--multi-spike", "true or false", lambda value: isinstance(value, bool)),
+    "reset": _choice("--reset", RESET_MODES),
+    "decoding": _choice("--decoding", DECODINGS),
+    "horizon": _Field("--duration", "a positive time", _positive_time),
+    "spike": _choice("--spike", SPIKE_KINDS),
+    "integration": _choice("--integration", INTEGRATIONS),
+}
+
+
+def semantic_overrides(*, time_unit: str | None = None, fire_once: bool | None = None, reset: str | None = None,
+                       decoding: str | None = None, duration: float | None = None, spike: str | None = None,
+                       integration: str | None = None) -> dict[str, Any]:
+    """The semantic options, by the command line's names (``--duration`` states the horizon), as the
+    overrides ``semantics_from_metadata`` takes (None: not given)."""
+    return {"time_unit": time_unit, "fire_once": fire_once, "reset": reset, "decoding": decoding,
+            "horizon": duration, "spike": spike, "integration": integration}
+
+
 def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = None) -> Semantics:
-    """Resolve the semantics: options override the graph's metadata; anything missing is an error."""
+    """Resolve the semantics: options override the graph's metadata; anything missing is an error, and
+    every value, from either, is checked."""
     stored: dict[str, Any] = {}
     raw = (metadata or {}).get(METADATA_KEY)
     if raw is not None:
@@ -91,36 +139,37 @@ def semantics_from_metadata(metadata: dict, overrides: dict[str, Any] | None = N
             stored = json.loads(str(raw))
         except json.JSONDecodeError:
             raise DeployError(f"graph metadata '{METADATA_KEY}' is not valid JSON") from None
+        if not isinstance(stored, dict):
+            raise DeployError(f"graph metadata '{METADATA_KEY}' must be a JSON object, got {type(stored).__name__}")
+    version = stored.get("semantics_version", SEMANTICS_VERSION)
+    if version not in KNOWN_VERSIONS or isinstance(version, bool):
+        raise DeployError(f"graph metadata '{METADATA_KEY}' has semantics_version {version!r}; this snn-deploy "
+                          f"reads versions {', '.join(map(str, KNOWN_VERSIONS))}")
+    if version == 1:
+        stored.setdefault("integration", "exact")  # version 1 of this metadata had exact integration only
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     values, origin = {}, {}
-    needed = SEMANTIC_OPTIONS
-    if stored.get("semantics_version") == 1:
-        stored.setdefault("integration", "exact")  # version 1 of this metadata had exact integration only
     missing = []
-    for key, option in needed.items():
+    for key, rule in FIELDS.items():
         if key in overrides:
             values[key], origin[key] = overrides[key], "option"
         elif key in stored:
             values[key], origin[key] = stored[key], "metadata"
         else:
-            missing.append(f"{key} ({option_usage(key)})")
-    # How data become input spikes matters only when a data set is fed in (verify, run --data).
-    values["encoding"] = stored.get("encoding", {})
-    origin["encoding"] = "metadata" if "encoding" in stored else "absent: inputs must be given as spikes"
+            missing.append(f"{key} ({rule.option}{' ' + '|'.join(rule.choices) if rule.choices else ''})")
     if missing:
         raise DeployError("the graph does not state " + ", ".join(missing)
                           + "; give them as options (NIR leaves them open and snn-deploy does not guess)")
-    if values["reset"] not in RESET_MODES:
-        raise DeployError(f"reset mode {values['reset']!r} is not one of {', '.join(RESET_MODES)}")
-    if values["decoding"] not in DECODINGS:
-        raise DeployError(f"decoding {values['decoding']!r} is not one of {', '.join(DECODINGS)}")
-    if values["spike"] not in SPIKE_KINDS:
-        raise DeployError(f"spike kind {values['spike']!r} is not one of {', '.join(SPIKE_KINDS)}")
-    if values["integration"] not in INTEGRATIONS:
-        raise DeployError(f"integration {values['integration']!r} is not one of {', '.join(INTEGRATIONS)}")
-    if not (np.isfinite(values["horizon"]) and values["horizon"] > 0):
-        raise DeployError(f"horizon (--duration) must be a positive time, got {values['horizon']}")
-    return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in needed})
+    for key, rule in FIELDS.items():
+        if not rule.valid(values[key]):
+            where = f"option {rule.option}" if origin[key] == "option" else f"graph metadata {key}"
+            raise DeployError(f"{where} must be {rule.expected}, got {values[key]!r}")
+    # How data become input spikes matters only when a data set is fed in (verify, run --data).
+    values["encoding"] = stored.get("encoding", {})
+    origin["encoding"] = "metadata" if "encoding" in stored else "absent: inputs must be given as spikes"
+    if values["encoding"] != {}:
+        input_encoding(values["encoding"])
+    return Semantics(origin=origin, encoding=values["encoding"], **{k: values[k] for k in FIELDS})
 
 
 def compiled_semantics(stored: dict[str, Any]) -> Semantics:
@@ -135,7 +184,7 @@ def compiled_semantics(stored: dict[str, Any]) -> Semantics:
 
 def first_difference(a: Semantics, b: Semantics) -> str | None:
     """The first field in which two semantics differ (origins aside), or None."""
-    for name in (*SEMANTIC_OPTIONS, "encoding"):
+    for name in (*FIELDS, "encoding"):
         if getattr(a, name) != getattr(b, name):
             return name
     return None

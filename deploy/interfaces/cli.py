@@ -1,14 +1,17 @@
 """snn-deploy: the command line, a thin layer over the pipeline functions.
 
-Exit codes: 0 success (verify: passed), 1 verify exceeded a tolerance, 2 bad input,
-3 the back end itself failed (e.g. an exception inside Lava, reported with its traceback).
+Exit codes (``ExitCode``, listed by ``--help``): each means one thing, so that CI can tell a failed
+deployment (1) from bad input (2), a failing back end (3) and a bug in snn-deploy (4).
+Every command writes its outputs through one ``OutputSet``: all of them appear, or none.
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -17,18 +20,35 @@ from ...targets import backends
 from ...targets import bundle as bundle_io
 from ...targets import description
 from ...targets import record as record_io
-from ...targets.backends import BackendUnavailable
-from ...targets.bundle import BundleError
-from ...targets.description import TargetError
-from ...targets.files import write_atomic
+from ...targets.files import OutputSet
 from ...targets.lava import LavaRunError
-from ...targets.record import RecordError
-from ..errors import DeployError
-from ..reporting.text import format_placement, format_quantization, format_summary
+from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.tolerances import Tolerances
+from ..errors import BAD_INPUT_ERRORS, DeployError
+from ..reporting.text import format_placement, format_quantization, format_summary
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus
 
-EXIT_OK, EXIT_TOLERANCE, EXIT_BAD_INPUT, EXIT_BACKEND_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+class ExitCode(enum.IntEnum):
+    """What an exit status means, one thing each; the ``--help`` epilog is written from here."""
+
+    def __new__(cls, code: int, meaning: str):
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        return member
+
+    PASSED = 0, "success (verify: every tolerance met)"
+    TOLERANCE_EXCEEDED = 1, "verify: a tolerance was exceeded"
+    BAD_INPUT = 2, "bad input (one line on stderr names it)"
+    BACKEND_FAILED = 3, "the back end failed (its traceback on stderr)"
+    INTERNAL_ERROR = 4, "an internal error, a bug in snn-deploy (its traceback on stderr: please report it)"
+    INTERRUPTED = 130, "interrupted (Ctrl-C)"
+
+
+def exit_codes_epilog() -> str:
+    return ("exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in ExitCode)
+            + ". Outputs are written whole or not at all.")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -55,34 +75,22 @@ def _progress(args, total: int, what: str) -> Iterator[Callable[[int], None] | N
         yield bar.update
 
 
-def _output_path(path: str) -> Path:
-    out = Path(path)
-    if not out.parent.is_dir():
-        raise DeployError(f"output folder does not exist: {out.parent}")
-    return out
-
-
-def _load_model(name_or_path: str):
+def _load_model(name_or_path: str, outputs: OutputSet):
+    """A zoo model or checkpoint; its files are inputs no output may overwrite."""
     from ...models import zoo
 
     try:
-        return zoo.load(name_or_path)
+        model = zoo.load(name_or_path)
     except ValueError as exc:
         raise DeployError(str(exc).splitlines()[0]) from None
-
-
-def _load_bundle(path: str):
-    try:
-        return bundle_io.load(path)
-    except BundleError as exc:
-        raise DeployError(str(exc)) from None
+    checkpoint = zoo.checkpoint_path(name_or_path)
+    outputs.protect(checkpoint, zoo.sidecar_path(checkpoint))
+    return model
 
 
 def _semantic_overrides(args) -> dict:
-    return {"time_unit": getattr(args, "time_unit", None), "reset": getattr(args, "reset", None),
-            "decoding": getattr(args, "decoding", None), "horizon": getattr(args, "duration", None),
-            "fire_once": getattr(args, "fire_once", None), "spike": getattr(args, "spike", None),
-            "integration": getattr(args, "integration", None)}
+    return semantic_overrides(**{name: getattr(args, name, None) for name in (
+        "time_unit", "fire_once", "reset", "decoding", "duration", "spike", "integration")})
 
 
 def _load_graph(path: str, args):
@@ -91,31 +99,31 @@ def _load_graph(path: str, args):
     return load(path, _semantic_overrides(args))
 
 
-# --- commands ---------------------------------------------------------------------------------
+# --- commands: each takes the parsed options and the OutputSet its outputs go through ------------
 
-def cmd_zoo(args) -> int:
+def cmd_zoo(args, outputs: OutputSet) -> int:
     from ...models import zoo
 
     for name in zoo.names():
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
         print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
-def cmd_targets(args) -> int:
+def cmd_targets(args, outputs: OutputSet) -> int:
     for name in description.names():
         try:
             target = description.load(name)
-        except TargetError as exc:
+        except description.TargetError as exc:
             print(f"{name:12s} (unusable: {exc})")
             continue
         boards = ", ".join(f"{board} ({chips} chip{'s' if chips != 1 else ''})" for board, chips in target.boards)
         print(f"{name:12s} {target.description}" + (f"; boards: {boards}" if boards else ""))
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
-def cmd_train(args) -> int:
+def cmd_train(args, outputs: OutputSet) -> int:
     from ...models import zoo
     from ...models.train import train_digits_ttfs, train_yinyang_ttfs
     from ...models.train_multispike import train_digits_multispike, train_yinyang_multispike
@@ -124,7 +132,6 @@ def cmd_train(args) -> int:
                 "yinyang-multispike": train_yinyang_multispike, "digits-multispike": train_digits_multispike}
     if args.model not in trainers:
         raise DeployError(f"no trainer for {args.model!r}; trainable models: {', '.join(trainers)}")
-    out = _output_path(args.output or f"{args.model}.npz")
     kwargs = {"seed": args.seed, "progress": not args.quiet and sys.stderr.isatty()}
     if args.epochs is not None:
         if args.epochs < 1:
@@ -132,24 +139,29 @@ def cmd_train(args) -> int:
         kwargs["epochs"] = args.epochs
     if args.refit is not None:
         kwargs["refit"] = args.refit
+    out = Path(args.output or f"{args.model}.npz")
+    checkpoint, sidecar = outputs.reserve(out), outputs.reserve(zoo.sidecar_path(out))
     model = trainers[args.model](**kwargs)
-    zoo.save(model, out)
+    zoo.save(model, checkpoint, sidecar=sidecar)
+    outputs.commit()
     _say(args, f"test accuracy {model.meta['accuracy']['test']:.4f}; wrote {out}")
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
-def cmd_export(args) -> int:
+def cmd_export(args, outputs: OutputSet) -> int:
     from ..stages.export import export, to_nir
 
-    model = _load_model(args.model)
-    out = _output_path(args.output)
+    model = _load_model(args.model, outputs)
+    out = Path(args.output)
+    outputs.reserve(out)
     shape = " -> ".join(f"{w.shape[1]}" for w in model.weights) + f" -> {model.weights[-1].shape[0]}"
     if args.format == "nir":
-        export(model, out)
+        outputs.stage(out, lambda tmp: export(model, tmp))
+        outputs.commit()
         _say(args, f"wrote {out} (NIR graph of {model.name}: {shape})")
-        return EXIT_OK
+        return ExitCode.PASSED
     from ..references.onnx import export_onnx
-    from ..stages.compile import choose_timing
+    from ..stages.compile import check_steps, choose_timing
     from ..stages.discretize import discretize
     from ..stages.load import from_graph
 
@@ -157,26 +169,28 @@ def cmd_export(args) -> int:
     # Snapped for the compile command's default target, so that the reference matches its bundles.
     timing = choose_timing(net, args.steps_per_tau, snap_decay=not args.no_snap,
                            decay_bits=description.load("loihi2").widths.decay_bits)
-    export_onnx(net, discretize(net, timing.dt), timing.num_steps, out)
+    check_steps(net, timing)
+    outputs.stage(out, lambda tmp: export_onnx(net, discretize(net, timing.dt), timing.num_steps, tmp))
+    outputs.commit()
     _say(args, f"wrote {out} (ONNX, the discrete float reference of {model.name}: {shape}, unrolled over "
                f"T = {timing.num_steps} steps of dt = {timing.dt:.6g} {timing.time_unit}; batch axis dynamic)")
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
-def cmd_compile(args) -> int:
+def cmd_compile(args, outputs: OutputSet) -> int:
     from ..stages.compile import compile_network
 
-    try:
-        target = description.load(args.target)
-    except TargetError as exc:
-        raise DeployError(str(exc)) from None
-    out = _output_path(args.output)
-    net = _load_graph(args.graph, args)
+    target = description.load(args.target)
     if args.max_chips < 1:
         raise DeployError(f"--max-chips must be at least 1, got {args.max_chips}")
+    outputs.protect(args.graph, target.path)
+    out = Path(args.output)
+    outputs.reserve(out)
+    net = _load_graph(args.graph, args)
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights)
-    bundle_io.save(compiled, out)
+    outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
+    outputs.commit()
     sem = net.semantics
     _say(args,
          f"compiled {args.graph} for {target.name}: {len(net.layers)} layers, "
@@ -191,7 +205,7 @@ def cmd_compile(args) -> int:
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
          f"wrote {out}")
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
 def get_backend(name: str, bundle):
@@ -201,45 +215,49 @@ def get_backend(name: str, bundle):
         raise DeployError(str(exc)) from None
 
 
-def cmd_run(args) -> int:
+def cmd_run(args, outputs: OutputSet) -> int:
     from ..stages.run import run
 
-    bundle = _load_bundle(args.bundle)
-    stimulus = load_stimulus(args.data, args.samples, bundle)
-    inputs = stimulus.inputs
-    out = _output_path(args.output)
+    bundle = bundle_io.load(args.bundle)
     get_backend(args.backend, bundle)  # reject an unknown or unlisted back end before any work
+    outputs.protect(args.bundle)
+    out = Path(args.output)
+    outputs.reserve(out)
+    stimulus = load_stimulus(args.data, args.samples, bundle, record_state=args.record_state)
+    inputs = stimulus.inputs
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
-    record_io.save(result, out)
+    outputs.stage(out, lambda tmp: record_io.save(result, tmp))
+    outputs.commit()
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
     _say(args, f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
                f"wrote {out}")
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
 def _load_replay(path: str, bundle, stimulus):
     """A stored spike record, checked to come from this bundle and this data selection."""
     from ..stages.run import check_replay
 
-    try:
-        stored = record_io.load(path)
-    except RecordError as exc:
-        raise DeployError(str(exc)) from None
-    return check_replay(stored, bundle, stimulus, path)
+    return check_replay(record_io.load(path), bundle, stimulus, path)
 
 
-def cmd_verify(args) -> int:
+def cmd_verify(args, outputs: OutputSet) -> int:
     from ..stages.tolerances import load_tolerances, tolerance_file
     from ..stages.verify import compare_spikes, judge, reference_network
 
-    bundle = _load_bundle(args.bundle)
+    bundle = bundle_io.load(args.bundle)
     net = reference_network(args.graph, bundle, _semantic_overrides(args), dt=args.dt)
-    stimulus = load_stimulus(args.data, args.samples, bundle)
+    applied = tolerance_file(args.graph)
+    outputs.protect(args.graph, args.bundle, *(path for path in (args.replay, applied) if path))
+    json_out = Path(args.json) if args.json else None
+    report_out = Path(args.report) if args.report else None
+    for path in (json_out, report_out):
+        if path:
+            outputs.reserve(path)
+    stimulus = load_stimulus(args.data, args.samples, bundle, references=True)
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
-    json_out = _output_path(args.json) if args.json else None
-    report_out = _output_path(args.report) if args.report else None
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
@@ -249,45 +267,47 @@ def cmd_verify(args) -> int:
                                     backend=args.backend, progress=progress, record=replay)
     verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances)
     if json_out:
-        write_atomic(json_out, verdict.to_json().encode())
+        outputs.stage(json_out, verdict.to_json().encode())
     if report_out:
         from ..reporting.html import write_report
-        write_report(report_out, comparison, verdict, net, bundle, energy=verdict.metrics["energy"])
-    applied = tolerance_file(args.graph)
+        outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle,
+                                                           energy=verdict.metrics["energy"]))
+    outputs.commit()
     _say(args, *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
-    return EXIT_OK if verdict.passed else EXIT_TOLERANCE
+    return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args, outputs: OutputSet) -> int:
     from .demo import demo_commands
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeployError(f"cannot make the demo folder {out}: {exc.strerror or exc.__class__.__name__}") from None
     start = time.perf_counter()
     for argv in demo_commands(out, args.samples):
         _say(args, f"\n$ snn-deploy {' '.join(argv)}")
         code = main([*argv, *(["--quiet"] if args.quiet else [])])
-        if code != EXIT_OK:
+        if code != ExitCode.PASSED:
             return code
     _say(args, f"\ndemo finished in {time.perf_counter() - start:.1f} s; files in {out}/")
-    return EXIT_OK
+    return ExitCode.PASSED
 
 
 # --- parser -----------------------------------------------------------------------------------
 
 def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
-    from ..artifacts.semantics import DECODINGS, INTEGRATIONS, RESET_MODES, SPIKE_KINDS, TIME_UNITS
-
     g = p.add_argument_group(title)
-    g.add_argument("--time-unit", choices=TIME_UNITS, help="unit of time constants and spike times")
-    g.add_argument("--reset", choices=RESET_MODES, help="reset after a spike")
-    g.add_argument("--decoding", choices=DECODINGS, help="how outputs give a decision")
+    g.add_argument("--time-unit", choices=FIELDS["time_unit"].choices, help="unit of time constants and spike times")
+    g.add_argument("--reset", choices=FIELDS["reset"].choices, help="reset after a spike")
+    g.add_argument("--decoding", choices=FIELDS["decoding"].choices, help="how outputs give a decision")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
-    g.add_argument("--spike", choices=SPIKE_KINDS,
+    g.add_argument("--spike", choices=FIELDS["spike"].choices,
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "
                         "of height w lasting one step (pulse, as discrete-time simulators treat it)")
-    g.add_argument("--integration", choices=INTEGRATIONS,
+    g.add_argument("--integration", choices=FIELDS["integration"].choices,
                    help="a time step integrates the equations exactly (exact), or as snnTorch, norse and sinabs "
                         "step them (euler: current first, then voltage from the new current)")
     once = g.add_mutually_exclusive_group()
@@ -306,11 +326,18 @@ def _add_time_step_options(p: argparse.ArgumentParser) -> None:
                    help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is bad input like any other: one line on stderr (argparse adds the usage), exit 2."""
+
+    def error(self, message: str):
+        self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="snn-deploy", description="Deploy spiking neural networks to Loihi-style chips: export to NIR, compile "
         "to the chip's integers, run bit-accurately, verify against the float model.",
-        epilog="exit codes: 0 success, 1 a verify tolerance exceeded, 2 bad input, 3 the back end failed")
+        epilog=exit_codes_epilog())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, func, help_text):
@@ -398,19 +425,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split("\n"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (DeployError, BackendUnavailable) as exc:
-        print(f"snn-deploy {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_request:  # --help (0), or a bad option (2, already reported in one line)
+        return int(exit_request.code or 0)
+    command = f"snn-deploy {args.command}"
+    outputs = OutputSet()
+    try:
+        with outputs:
+            return args.func(args, outputs)
+    except BAD_INPUT_ERRORS as exc:
+        print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     except LavaRunError as exc:
-        print(f"snn-deploy {args.command}: the back end failed:\n{exc}", file=sys.stderr)
-        return EXIT_BACKEND_FAILED
+        print(f"{command}: the back end failed:\n{exc}", file=sys.stderr)
+        return ExitCode.BACKEND_FAILED
     except KeyboardInterrupt:
-        print(f"snn-deploy {args.command}: interrupted; no output was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        written = ", ".join(str(path) for path in outputs.committed)
+        print(f"{command}: interrupted; " + (f"it had written {written}" if written else "no output was written"),
+              file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception:  # anything else is a bug in snn-deploy, never a verdict on the chip
+        traceback.print_exc()
+        print(f"{command}: internal error (exit {int(ExitCode.INTERNAL_ERROR)}): this is a bug in snn-deploy, not in "
+              "your input; please report it with the command line and the traceback above", file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
 
 
 if __name__ == "__main__":

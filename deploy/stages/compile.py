@@ -15,6 +15,7 @@ from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
 from .discretize import discretize, latency_steps, run_steps, snapped_dt
+from .load import feed_forward_depths
 from .place import place, placement_report
 from .quantize import quantize
 
@@ -39,10 +40,35 @@ def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TA
                   latency_steps=latency_steps(net))
 
 
+# The most steps a sample may run. bitsim and the discrete reference (which verify always runs) take
+# about 180 us per step for a small network (10^6 steps of one sample of the 5-20-3 test network:
+# 179 s on a 2-core machine), so 10^7 steps are half an hour per batch; the spike record's int32
+# steps end at 2^31 - 1.
+MAX_STEPS_PER_SAMPLE = 10**7
+
+
+def check_steps(net: FloatNetwork, timing: Timing) -> None:
+    """Refuse a run too short for the output to spike at all, or too long to simulate."""
+    # A layer at feed-forward depth d can spike in step d + 1 at the earliest: the input spikes in
+    # step 1 and every Dense stage delivers one step later.
+    depth = feed_forward_depths(net.input_name, net.layers)[net.output]
+    length = (f"a sample runs {timing.num_steps} step{'s' if timing.num_steps != 1 else ''} "
+              f"(horizon {net.semantics.horizon:g} / dt {timing.dt:g})")
+    if timing.num_steps < depth + 1:
+        raise DeployError(f"{length}: the output {net.output} is {depth} Dense stages from the input, so it "
+                          f"cannot spike before step {depth + 1}; give a --duration of at least "
+                          f"{(depth + 1) * timing.dt:g} {timing.time_unit}")
+    if timing.num_steps > MAX_STEPS_PER_SAMPLE:
+        raise DeployError(f"{length}, more than the {MAX_STEPS_PER_SAMPLE:,} steps snn-deploy simulates "
+                          "per sample (about half an hour of bitsim per batch); use a shorter --duration or "
+                          "a larger --dt")
+
+
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False) -> Bundle:
     timing = choose_timing(net, steps_per_tau, snap_decay, dt, decay_bits=target.widths.decay_bits)
+    check_steps(net, timing)
     quantized = quantize(discretize(net, timing.dt), target, split_weights)
     placement = place(quantized.network, target, max_chips=max_chips)
     source = Source(nir_file=net.source_file, nir_sha256=net.source_sha256,

@@ -125,6 +125,10 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
     feeding = predecessors[outputs[0]]
     if len(feeding) != 1 or feeding[0] not in layers:
         raise DeployError(f"the Output node must be fed by one neuron node, it is fed by {', '.join(feeding) or 'nothing'}")
+    unused = [n for n, node in nodes.items() if type(node).__name__ in SYNAPSE_TYPES and n not in paths]
+    if unused:
+        raise DeployError(f"synapse nodes that feed no neuron: {', '.join(unused)} (a dead end, or a loop of "
+                          "synapses alone); the graph would run without them")
     return FloatNetwork(input_name=input_name, input_size=int(np.prod(input_shape)), input_shape=input_shape,
                         layers=_by_depth(input_name, layers), output=feeding[0], semantics=semantics,
                         source_file=source_file, source_sha256=source_sha256)

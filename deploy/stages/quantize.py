@@ -131,8 +131,8 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     w_max = (1 << widths.weight_bits) - 2 if mixed else (1 << widths.weight_bits) - 1  # mixed weights are even
     row_max = np.abs(gain).max(axis=1)
     live = row_max > 0
-    if not live.any():
-        raise DeployError(f"node {disc.name}: all weights are zero")
+    if not live.any() and not np.any(disc.drive):
+        raise DeployError(f"node {disc.name}: all weights are zero and it has no bias or v_leak: nothing drives it")
 
     # Worst-case |u| and |v| per unit of scale, per neuron. Each source spikes at most once
     # (fire-once or TTFS input) or, otherwise, every step. Above threshold v spikes and resets, so
@@ -160,8 +160,9 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         # MIN_THRESHOLD_LEVELS threshold levels and MIN_MANTISSA_LEVELS weight levels at exponent 0,
         # and a state that then overflows is counted by the simulators (current wraps fail verify).
         worst_case = np.minimum.reduce([state_max / u_peak, state_max / v_peak, state_max / v_low])
+        # (a neuron without weights, driven by its bias alone, has no weight mantissa to resolve)
         resolvable = np.maximum(MIN_THRESHOLD_LEVELS * threshold_unit / disc.threshold,
-                                MIN_MANTISSA_LEVELS * unit / row_max)
+                                np.where(live, MIN_MANTISSA_LEVELS * unit / row_max, 0))
         scale_cap = np.minimum(vth_max * threshold_unit / disc.threshold,
                                np.maximum(worst_case, resolvable))
     v_low = v_low + v_floor_sustained  # reported: the headroom against sustained inhibition
@@ -175,8 +176,11 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         scale = np.minimum(w_max * unit * 2.0 ** weight_exp / row_max, scale_cap)
     # The threshold is exact: the scale gives up less than one threshold level so that vth is an integer.
     vth = np.floor(scale * disc.threshold / threshold_unit).astype(np.int64)
-    if np.any(vth < 1) or np.any(vth > vth_max):
-        raise DeployError(f"node {disc.name}: threshold maps to vth {int(vth.max())}, outside [1, {vth_max}]")
+    outside = np.flatnonzero((vth < 1) | (vth > vth_max))
+    if outside.size:
+        bad = int(outside[0])
+        raise DeployError(f"node {disc.name}: neuron {bad}: threshold {disc.threshold[bad]:g} maps to vth "
+                          f"{int(vth[bad])}, outside [1, {vth_max}] (its largest weight is {row_max[bad]:g})")
     scale = vth * threshold_unit / disc.threshold
 
     # Each Dense block takes its own exponent: a block of small weights (a bias source, a weak
@@ -214,19 +218,20 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
 
     realized = np.concatenate([sum(stored * unit * 2.0 ** exponent for src, _, exponent, _, stored in blocks
                                    if src == source) for source, _ in disc.inputs], axis=1) / scale[:, None]
-    weight_error = (np.abs(realized - gain) / np.where(live, row_max, 1)[:, None])[live]
+    rows = live if live.any() else np.full(disc.size, True)  # a layer driven by its bias alone: every neuron
+    weight_error = (np.abs(realized - gain) / np.where(live, row_max, 1)[:, None])[rows]
     report = LayerQuantization(
-        synapses=synapses, scale=float(scale[live].min()), scale_max=float(scale[live].max()), weight_exp=weight_exp,
+        synapses=synapses, scale=float(scale[rows].min()), scale_max=float(scale[rows].max()), weight_exp=weight_exp,
         weight_exp_by_source={source + part: exponent for source, part, exponent, _, _ in blocks},
         split_weights=split_weights, sign_mode={1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
-        max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[live].min()), fraction_clipped=clipped,
+        max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[rows].min()), fraction_clipped=clipped,
         weight_error_max=float(weight_error.max()), weight_error_rms=float(np.sqrt(np.mean(weight_error ** 2))),
         du=int(du.max()), dv=int(dv.max()),
         decay_u_error=float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
         decay_v_error=float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
         vth=int(vth.max()),
         threshold_error=float(np.max(np.abs(vth * threshold_unit / scale - disc.threshold) / disc.threshold)),
-        u_headroom=float(np.min(state_max / (scale * u_peak))[()]) if np.any(u_peak > 0) else float("inf"),
+        u_headroom=float(np.min(state_max / (scale * u_peak)[u_peak > 0])) if np.any(u_peak > 0) else float("inf"),
         v_headroom=float(np.min(state_max / (scale * np.maximum(v_peak, v_low)))))
     pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
                         bias_exp=bias_exp, fire_once=disc.fire_once, reset=disc.reset)

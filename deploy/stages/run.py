@@ -29,6 +29,11 @@ def check_replay(record: SpikeRecord, bundle: Bundle, stimulus: Stimulus, origin
     if record.bundle_checksum != bundle.checksum:
         raise DeployError(f"{origin} was recorded from a different bundle (checksum {record.bundle_checksum[:12]}, "
                           f"this bundle {bundle.checksum[:12]}); refusing to replay it")
+    populations = {pop.name: pop.size for pop in bundle.network.populations}
+    recorded = {name: events.size for name, events in record.spikes.items()}
+    if recorded != populations or record.num_steps != bundle.timing.num_steps:
+        raise DeployError(f"{origin} records populations {recorded} over {record.num_steps} steps; the bundle has "
+                          f"{populations} over {bundle.timing.num_steps}")
     if record.selection != stimulus.selection:
         recorded = record.selection or "no data selection"
         raise DeployError(f"{origin} was recorded on {recorded}, not on {stimulus.selection} "

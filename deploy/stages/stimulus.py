@@ -6,15 +6,17 @@ chip steps; random spike trains are drawn directly in chip steps.
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
-from ...targets.encoding import encoding_description, encoding_from_description
+from ...targets import schedule
+from ...targets.encoding import encoding_description
 from ...targets.record import SpikeEvents
+from ..artifacts.semantics import input_encoding
 from ..artifacts.stimulus import Stimulus
 from ..errors import DeployError
-
-# The graph's encoding entry holds a model encoding's fields, with its bias spike as "bias_times", and the data set.
-GRAPH_ONLY_FIELDS = ("bias_times", "dataset")
 
 
 def graph_encoding(model_encoding, dataset: str) -> dict:
@@ -31,15 +33,10 @@ def input_times(encoding: dict, features: np.ndarray) -> np.ndarray:
     if not encoding:
         raise DeployError("the graph states no input encoding, so a data set cannot be fed to it "
                           "(it takes input spike trains)")
-    (t_bias,) = encoding["bias_times"]
+    model_encoding = input_encoding(encoding)
     features = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(features)):
         raise DeployError("input features contain NaN or infinity")
-    fields = {name: value for name, value in encoding.items() if name not in GRAPH_ONLY_FIELDS}
-    try:
-        model_encoding = encoding_from_description({**fields, "t_bias": t_bias})
-    except ValueError as error:
-        raise DeployError(str(error)) from None
     return model_encoding.encode(features)
 
 
@@ -72,9 +69,12 @@ def random_spec(spec: str) -> dict | None:
         try:
             values[key] = type(values[key])(text)
         except ValueError:
-            raise DeployError(f"random data: {key}={text!r} is not a number") from None
+            kind = "whole number" if key == "seed" else "number"
+            raise DeployError(f"random data: {key}={text!r} is not a {kind}") from None
     if not 0 < values["rate"] <= 1:
         raise DeployError(f"random data: rate must be in (0, 1] spikes per step, got {values['rate']}")
+    if values["seed"] < 0:
+        raise DeployError(f"random data: seed must be a whole number >= 0, got {values['seed']}")
     return values
 
 
@@ -103,24 +103,91 @@ def load_data(spec: str, samples: int | None):
     if samples is not None:
         if samples < 1:
             raise DeployError(f"--samples must be at least 1, got {samples}")
+        if samples > dataset.labels.size:
+            raise DeployError(f"--samples {samples} asks for more samples than {dataset.name} has "
+                              f"({dataset.labels.size})")
         dataset = type(dataset)(name=dataset.name, features=dataset.features[:samples],
                                 labels=dataset.labels[:samples], n_classes=dataset.n_classes)
     return dataset
 
 
-def load_stimulus(spec: str, samples: int | None, bundle) -> Stimulus:
-    """A data set encoded by the bundle's input encoding, or seeded random spike trains ("random:rate=,seed=")."""
-    timing = bundle.timing
+def available_memory() -> tuple[int, str]:
+    """The bytes of memory this machine has available now, and where that figure comes from."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"
+    except OSError:  # not Linux
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free physical pages"
+
+
+def _size(num_bytes: float) -> str:
+    """1536 -> "1.5 KiB"."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    power = 0
+    while num_bytes >= 1024 and power < len(units) - 1:
+        num_bytes /= 1024
+        power += 1
+    return f"{num_bytes:.3g} {units[power]}"
+
+
+def run_memory(bundle, num_samples: int, *, input_events: int, record_state: bool = False,
+               references: bool = False) -> dict[str, int]:
+    """The bytes a run of ``bundle`` over ``num_samples`` samples needs at its peak, estimated before
+    anything is allocated, by what holds them: the back end's run as bitsim allocates it
+    (``schedule.run_memory``; a Lava worker process is not counted) and, for verify, the float references."""
+    sizes = [pop.size for pop in bundle.network.populations]
+    # One spike per neuron and sample: all a fire-once neuron can send, a lower bound for the others.
+    output_events = num_samples * sum(sizes)
+    memory = schedule.run_memory(bundle.network.input.size, sizes, num_samples, bundle.timing.num_steps,
+                                 spike_events=input_events + output_events, record_state=record_state)
+    if references:
+        # The discrete reference runs after the back end (its batches then reuse the back end's room)
+        # and adds its spike events; verify keeps four (samples, neurons) float64 tables of spike times
+        # (chip, discrete, float, and the continuous reference's).
+        memory["float references"] = output_events * (schedule.EVENT_BYTES + 4 * 8)
+    return memory
+
+
+def check_memory(memory: dict[str, int]) -> None:
+    """Refuse a run whose estimated memory exceeds what the machine has available."""
+    needed = sum(memory.values())
+    available, source = available_memory()
+    if needed > available:
+        parts = ", ".join(f"{what} {_size(size)}" for what, size in memory.items() if size)
+        raise DeployError(f"this run needs an estimated {_size(needed)} of memory ({parts}), more than the "
+                          f"{_size(available)} available ({source}); use fewer --samples, or a bundle with "
+                          "fewer steps per sample (a shorter --duration or a larger --dt)")
+
+
+def load_stimulus(spec: str, samples: int | None, bundle, *, record_state: bool = False,
+                  references: bool = False) -> Stimulus:
+    """A data set encoded by the bundle's input encoding, or seeded random spike trains ("random:rate=,seed=").
+
+    A run over it that would not fit in memory (``run_memory``: ``record_state`` traces, the float
+    ``references`` of verify) is refused before any spike is made.
+    """
+    timing, size = bundle.timing, bundle.network.input.size
     options = random_spec(spec)
     if options is not None:
         count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
         if count < 1:
             raise DeployError(f"--samples must be at least 1, got {count}")
-        inputs = random_spike_trains(bundle.network.input.size, count, timing.num_steps, options["rate"],
-                                     options["seed"])
+        expected_events = math.ceil(options["rate"] * count * timing.num_steps * size)
+        memory = run_memory(bundle, count, input_events=expected_events, record_state=record_state,
+                            references=references)
+        # The spike trains are drawn one sample at a time: float64 draws and their comparison.
+        memory["random draws per sample"] = (8 + 1) * timing.num_steps * size
+        check_memory(memory)
+        inputs = random_spike_trains(size, count, timing.num_steps, options["rate"], options["seed"])
         return Stimulus(f"random spike trains (rate {options['rate']:g} per step, seed {options['seed']})", inputs,
                         selection=_selection(f"{RANDOM_DATA}:rate={options['rate']!r},seed={options['seed']}", count))
     dataset = load_data(spec, samples)
+    # Every encoding is a latency code (``SINGLE_SPIKE_ENCODINGS``): at most one spike per channel and sample.
+    check_memory(run_memory(bundle, dataset.labels.size, input_events=dataset.labels.size * size,
+                            record_state=record_state, references=references))
     times, inputs = encode(bundle, dataset.features)
     return Stimulus(dataset.name, inputs, dataset.labels, times, selection=_selection(dataset.name, len(dataset.labels)))
 

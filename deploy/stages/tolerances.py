@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -129,6 +130,11 @@ def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = Non
     return Tolerances(**{**from_file, **options})
 
 
+def _of_samples(fraction: float, samples: int) -> Fraction:
+    """A fraction of ``samples`` samples (an accuracy, an agreement), exactly: count / samples."""
+    return Fraction(round(fraction * samples), samples)
+
+
 @dataclass(frozen=True)
 class Check:
     """One tolerance applied to one measurement."""
@@ -139,23 +145,33 @@ class Check:
     allowed: float
     at_least: bool  # ``allowed`` is a minimum (else a maximum)
     failure: str  # the verdict's failure line, for when it is exceeded
+    # A measurement that counts samples, as the exact fraction it is. A drop of one sample in 100
+    # is 0.5 - 0.49 = 0.010000000000000009 in floats, above a max_accuracy_drop of 0.01; so it is
+    # compared as 1/100 against the tolerance as the decimal it is written as (Fraction of its
+    # shortest repr: 0.01 is 1/100), exactly.
+    exact: Fraction | None = None
 
     @property
     def passed(self) -> bool:
-        return self.measured >= self.allowed if self.at_least else self.measured <= self.allowed
+        measured, allowed = ((self.exact, Fraction(repr(float(self.allowed)))) if self.exact is not None
+                             else (self.measured, self.allowed))
+        return measured >= allowed if self.at_least else measured <= allowed
 
 
 def checks(metrics: dict, tolerances: Tolerances) -> list[Check]:
     """Every tolerance applied to a verdict's metrics, in the order of the verdict's failures."""
     tol = tolerances
-    agreement = metrics["agreement"]
+    agreement, samples = metrics["agreement"], metrics["samples"]
     result = []
     if metrics["accuracy"] is not None:  # unlabelled input spike trains have no accuracy
-        drop = metrics["accuracy"]["float"] - metrics["accuracy"]["chip"]
+        accuracy = metrics["accuracy"]
+        drop = accuracy["float"] - accuracy["chip"]
         result.append(Check("max_accuracy_drop", "accuracy drop (float - chip)", drop, tol.max_accuracy_drop, False,
-                            f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}"))
+                            f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}",
+                            _of_samples(accuracy["float"], samples) - _of_samples(accuracy["chip"], samples)))
     result.append(Check("min_agreement", "agreement (chip vs float decisions)", agreement, tol.min_agreement, True,
-                        f"agreement {agreement:.4f} < min_agreement {tol.min_agreement}"))
+                        f"agreement {agreement:.4f} < min_agreement {tol.min_agreement}",
+                        _of_samples(agreement, samples)))
     if tol.max_spike_time_error_p95 is not None:
         for layer, stats in metrics["spike_time_error_steps"].items():
             if stats["p95"] is not None:

@@ -23,7 +23,7 @@ from ...targets import backends, decision
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
-from ..artifacts.semantics import SEMANTIC_OPTIONS, compiled_semantics, first_difference
+from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import Comparison, Verdict
 from ..errors import DeployError
@@ -142,7 +142,9 @@ def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
 
 
 def _shown(value) -> str:
-    return json.dumps(value) if isinstance(value, (dict, bool)) else str(value)
+    if isinstance(value, (dict, bool)):
+        return json.dumps(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None = None,
@@ -155,14 +157,14 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
         raise DeployError(f"the bundle was compiled with dt {bundle.timing.dt!r} {bundle.timing.time_unit}; "
                           f"--dt {dt!r} contradicts it")
     for name, value in (options or {}).items():
-        if name not in SEMANTIC_OPTIONS:
-            raise DeployError(f"unknown semantic option {name!r} (known: {', '.join(SEMANTIC_OPTIONS)})")
+        if name not in FIELDS:
+            raise DeployError(f"unknown semantic option {name!r} (known: {', '.join(FIELDS)})")
         if value is not None and value != getattr(compiled, name):
-            option = SEMANTIC_OPTIONS[name] if name != "fire_once" else ("--fire-once" if value else "--multi-spike")
+            option = FIELDS[name].option if name != "fire_once" else ("--fire-once" if value else "--multi-spike")
             shown = "" if name == "fire_once" else f" {_shown(value)}"
             raise DeployError(f"the bundle was compiled with {name} {_shown(getattr(compiled, name))}; "
                               f"{option}{shown} contradicts it")
-    net = load(nir_path, {name: getattr(compiled, name) for name in SEMANTIC_OPTIONS})
+    net = load(nir_path, {name: getattr(compiled, name) for name in FIELDS})
     net = replace(net, semantics=compiled)
     check_pair(net, bundle)
     return net
