@@ -2,6 +2,7 @@
 and a sanity check against published Loihi measurements."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -49,7 +50,7 @@ def tiny_bundle(target: str, b_core: int) -> Bundle:
 def test_counts_per_layer_are_exact_and_match_the_hand_count():
     inputs, record = tiny_run()
     # loihi2: one core per tile, 8 tiles east-west: core 9 sits 1 hop east and 1 hop north of core 0.
-    result = estimate(tiny_bundle("loihi2", b_core=9), record, inputs, description.load("loihi2"))
+    result = asdict(estimate(tiny_bundle("loihi2", b_core=9), record, inputs, description.load("loihi2")))
     json.dumps(result)
     a, b = result["layers"]["a"], result["layers"]["b"]
     # Synaptic ops: inputs 0 + 2 (sample 0: 2 + 1) and input 1 (sample 1: 2) = 5 over 2 samples.
@@ -74,8 +75,9 @@ def test_energy_and_latency_follow_the_cost_table():
     inputs, record = tiny_run()
     target = description.load("loihi1")
     # loihi1: four cores per tile, 8 tiles east-west: core 9 is in tile 2, two hops east of core 0.
-    result = estimate(tiny_bundle("loihi1", b_core=9), record, inputs, target,
-                      decision_steps(record.spikes["b"], "first_spike"))
+    estimated = estimate(tiny_bundle("loihi1", b_core=9), record, inputs, target,
+                         decision_steps(record.spikes["b"], "first_spike"))
+    result = asdict(estimated)
     dynamic_pj = 4.0 * 23.6 + 13.5 * 81 + 16.5 * 52 + 2.5 * 1.7 + 2.0 * 3.0
     assert result["total"]["energy_j"]["dynamic"]["nominal"] == pytest.approx(dynamic_pj * 1e-12)
     # Step times in ns (busiest core + longest route + 299 ns barrier), by hand:
@@ -93,7 +95,7 @@ def test_energy_and_latency_follow_the_cost_table():
     assert result["total"]["energy_j"]["static"]["nominal"] == pytest.approx(static)
     low, nominal, high = (result["total"]["energy_j"]["total"][level] for level in ("low", "nominal", "high"))
     assert low < nominal < high  # Loihi 1's ranges reach to SANA-FE's hardware-calibrated costs
-    lines = format_energy(result)
+    lines = format_energy(estimated)
     assert lines[0].startswith("  energy per inference on loihi1: ")
     assert any(line.startswith("  NeuroBench: 4 effective ACs") for line in lines)
 
@@ -106,7 +108,7 @@ def test_recorded_traces_give_exact_active_updates_and_membrane_updates():
     silent = np.zeros((2, STEPS, 2), np.int32)
     traces = {"a": {"u": a_u, "v": a_v}, "b": {"u": silent, "v": silent}}
     inputs, record = tiny_run(traces)
-    result = estimate(tiny_bundle("loihi2", b_core=1), record, inputs, description.load("loihi2"))
+    result = asdict(estimate(tiny_bundle("loihi2", b_core=1), record, inputs, description.load("loihi2")))
     # active where u or v is nonzero: a0 at steps 2, 3, 4 of sample 0, a3 at step 3 of sample 1
     assert result["layers"]["a"]["neuron_updates_active"] == 2.0
     assert result["layers"]["b"]["neuron_updates_active"] == 0.0
@@ -169,7 +171,7 @@ def _estimate(run, name):
     target = description.load(name)
     bundle = Bundle(**target_fields(name), network=network, placement=place(network, target),
                     timing=Timing(1, record.num_steps))
-    return estimate(bundle, record, inputs, target, decision_steps(record.spikes["output"], "first_spike"))
+    return asdict(estimate(bundle, record, inputs, target, decision_steps(record.spikes["output"], "first_spike")))
 
 
 def test_loihi1_estimate_is_within_3x_of_the_published_400_400_10_measurement(renner_sized_run):

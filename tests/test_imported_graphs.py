@@ -66,7 +66,7 @@ def test_subtractive_reset_needs_programmable_neurons(reference_dir, braille_sub
 def _verdict(net, bundle, rate: float, samples: int):
     inputs = random_spike_trains(net.input_size, samples, bundle.timing.num_steps, rate, seed=0)
     comparison = compare_spikes(net, bundle, inputs)
-    return comparison, judge(comparison, net, bundle).metrics
+    return comparison, judge(comparison, net, bundle).to_dict()
 
 
 @pytest.mark.parametrize("graph", ["braille_bias_zero", "braille_subtract"])

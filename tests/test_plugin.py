@@ -109,8 +109,8 @@ def test_model_deploys(snn_verify):
     verdict = snn_verify("model.nir", data="random:rate=0.05,seed=3", samples=20, steps_per_tau=16,
                          time_unit="tau", fire_once=True, reset="zero", decoding="first_spike", duration=3.0,
                          spike="dirac", integration="exact", min_agreement=0.0)
-    assert verdict.metrics["samples"] == 20 and verdict.metrics["accuracy"] is None
-    assert verdict.metrics["dataset"] == "random spike trains (rate 0.05 per step, seed 3)"
+    assert verdict.metrics.samples == 20 and verdict.metrics.accuracy is None
+    assert verdict.metrics.dataset == "random spike trains (rate 0.05 per step, seed 3)"
 """)
     result = pytester.runpytest("-p", "snn_deploy.deploy.testing")
     result.assert_outcomes(passed=1)

@@ -1,7 +1,10 @@
 """Tolerances from a file next to the model, options over the file, and one-line errors."""
 
+from types import SimpleNamespace
+
 import pytest
 
+from snn_deploy.deploy.artifacts.verdict import Accuracy, HardwareEvents
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.stages.tolerances import checks, load_tolerances, tolerance_file
 from snn_deploy.deploy import Tolerances
@@ -67,10 +70,12 @@ def test_bad_option(model, overrides, message):
         load_tolerances(model, overrides)
 
 
-def _metrics(float_acc, chip_acc, agreement, p95s, wraps):
-    return {"samples": 100, "accuracy": {"float": float_acc, "chip": chip_acc}, "agreement": agreement,
-            "spike_time_error_steps": {f"lif{i}": {"p95": p} for i, p in enumerate(p95s, start=1)},
-            "hardware_events": {"lif1": {"current_wraps": wraps}, "lif2": {}}}
+def _metrics(float_acc, chip_acc, agreement, p95s, wraps, samples=100):
+    """The parts of a verdict's metrics the checks read (a stand-in for ``artifacts.verdict.Metrics``)."""
+    return SimpleNamespace(
+        samples=samples, accuracy=Accuracy(float=float_acc, discrete=float_acc, chip=chip_acc), agreement=agreement,
+        spike_time_error_steps={f"lif{i}": SimpleNamespace(p95=p) for i, p in enumerate(p95s, start=1)},
+        hardware_events={"lif1": HardwareEvents(current_wraps=wraps), "lif2": HardwareEvents()})
 
 
 @pytest.mark.parametrize("metrics, tolerances, exceeded", [
@@ -93,6 +98,6 @@ def test_checks_fail_exactly_the_exceeded_tolerances(metrics, tolerances, exceed
     (1 / 3, 0.0, 3, 0.33, False),  # 1/3 of the samples is more than 0.33
 ])
 def test_an_accuracy_drop_is_compared_in_samples_exactly(float_acc, chip_acc, samples, max_drop, passed):
-    metrics = {**_metrics(float_acc, chip_acc, 1.0, [], 0), "samples": samples}
+    metrics = _metrics(float_acc, chip_acc, 1.0, [], 0, samples)
     (drop,) = [c for c in checks(metrics, Tolerances(max_accuracy_drop=max_drop)) if c.tolerance == "max_accuracy_drop"]
     assert drop.passed is passed

@@ -31,7 +31,7 @@ def test_set():
 def test_full_test_set_meets_the_accuracy_and_agreement_targets(deployed, test_set):
     net, bundle = deployed
     verdict = judge(compare(net, bundle, test_set.features, test_set.labels), net, bundle)
-    m = verdict.metrics
+    m = verdict.to_dict()
     assert m["samples"] == 1000
     assert m["accuracy"]["float"] >= 0.955
     assert m["accuracy"]["chip"] >= m["accuracy"]["float"] - 0.005
@@ -52,7 +52,7 @@ def test_lava_runs_the_zoo_model_bit_exact_and_verifies_identically(deployed, te
     via_lava = compare(net, bundle, features, labels, record=on_lava)
     for layer, times in reference.times["chip"].items():
         np.testing.assert_array_equal(via_lava.times["chip"][layer], times)
-    lava_metrics, bitsim_metrics = (judge(c, net, bundle).metrics for c in (via_lava, reference))
+    lava_metrics, bitsim_metrics = (judge(c, net, bundle).to_dict() for c in (via_lava, reference))
     assert lava_metrics["backend"] == "lava"
     for key in ("accuracy", "agreement", "spike_time_error_steps", "error_budget_steps", "hardware_events"):
         assert lava_metrics[key] == bitsim_metrics[key], key
@@ -64,7 +64,7 @@ def test_digits_ttfs_deploys_within_one_point_of_float(tmp_path):
     net = load_graph(path)
     bundle = compile_network(net, description.load("loihi2"))
     test = data.load("digits:test")
-    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).to_dict()
     assert m["samples"] == 360
     # The graph carries the model's input coding (blank pixels spike late): the float NIR model reproduces the
     # trained model's accuracy, and the chip stays within a point of it.
@@ -88,7 +88,7 @@ def test_multispike_models_deploy_with_their_subtractive_reset_within_one_point(
     bundle = compile_network(net, description.load("loihi2"), split_weights=split_weights)
     assert {pop.reset for pop in bundle.network.populations} == {"subtract"}
     test = data.load(split)
-    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).to_dict()
     assert abs(m["accuracy"]["chip"] - m["accuracy"]["discrete"]) <= 0.01
     assert abs(m["accuracy"]["chip"] - model.meta["accuracy"]["test"]) <= 0.01
     assert m["agreement"] >= 0.98
@@ -110,5 +110,5 @@ def test_multispike_model_on_loihi1_runs_with_a_stated_zero_reset(tmp_path):
     bundle = compile_network(net, loihi1)
     assert {pop.reset for pop in bundle.network.populations} == {"zero"}
     test = data.load("digits:test")
-    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).metrics
+    m = judge(compare(net, bundle, test.features, test.labels), net, bundle).to_dict()
     assert abs(m["accuracy"]["chip"] - zoo.load("digits-multispike").meta["accuracy"]["test"]) <= 0.01

@@ -8,14 +8,131 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ...targets.record import SpikeEvents, SpikeRecord
+from .energy import EnergyEstimate
 from .tolerances import Tolerances
 
 SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """The fraction of labelled samples each model decides correctly."""
+
+    float: float  # the trained model (the continuous reference, or the discrete one where no closed form holds)
+    discrete: float
+    chip: float
+
+
+@dataclass(frozen=True)
+class DecisionFlips:
+    """Samples whose decision changes from one model to the next."""
+
+    float_to_discrete: int
+    discrete_to_chip: int
+
+
+@dataclass(frozen=True)
+class SpikeTimeErrors:
+    """|first - second| first-spike time, in chip steps, over the neurons that fired in both (None: none did);
+    ``mean`` is signed (first - second); ``only_first``/``only_second`` count neurons that fired in one only."""
+
+    count: int
+    median: float | None
+    p95: float | None
+    max: float | None
+    mean: float | None
+    only_first: int
+    only_second: int
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """How much of a layer's chip - float error is time discretization and how much quantization."""
+
+    discretization: SpikeTimeErrors  # discrete - float
+    quantization: SpikeTimeErrors  # chip - discrete
+
+
+@dataclass(frozen=True)
+class SpikeCountError:
+    """Per output neuron and sample, |chip count - discrete count|."""
+
+    mean_abs: float
+    max_abs: int
+    reference_mean: float  # the discrete reference's mean count, for scale
+    samples_identical: float  # fraction of samples with every output count equal
+
+
+@dataclass(frozen=True)
+class StepRange:
+    min: int
+    median: float
+    max: int
+
+
+@dataclass(frozen=True)
+class DivergentSample:
+    sample: int
+    layer: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where chip and discrete reference first part: per sample the earliest step at which any layer's spikes
+    differ, and the first layer (in depth order) that differs then."""
+
+    samples_identical: float
+    first_layer: dict[str, int]  # samples by the layer where they first diverge
+    first_step: StepRange | None  # None: no sample diverged
+    per_sample: tuple[DivergentSample, ...]  # the first DIVERGENCE_SAMPLES_LISTED of them
+
+
+@dataclass(frozen=True)
+class Activity:
+    synaptic_ops_per_inference: float
+    synaptic_ops_per_connection: dict[str, float]
+    neuron_updates_per_inference: int
+    spikes_per_inference: dict[str, float]
+
+
+@dataclass(frozen=True)
+class HardwareEvents:
+    """Events counted in one population over the run: silent corruption on the chip, never dropped."""
+
+    current_wraps: int = 0  # u wrapped at its width
+    voltage_saturations: int = 0  # v clipped at its rail
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything verify concluded from a comparison, JSON's keys as the field names."""
+
+    samples: int
+    dataset: str
+    backend: str
+    target: str
+    bundle_checksum: str
+    nir_file: str
+    dt: float
+    time_unit: str
+    num_steps: int
+    accuracy: Accuracy | None  # None for unlabelled input spike trains
+    agreement: float  # fraction of samples where chip and float decide alike
+    decision_flips: DecisionFlips
+    spike_time_error_steps: dict[str, SpikeTimeErrors]  # per layer, chip vs float
+    error_budget_steps: dict[str, ErrorBudget]
+    output_spike_count_error: SpikeCountError
+    divergence: Divergence
+    activity: Activity
+    hardware_events: dict[str, HardwareEvents]
+    float_reference: str  # "continuous" or "discrete"
+    energy: EnergyEstimate
+
+
+@dataclass(frozen=True)
 class Verdict:
-    metrics: dict
+    metrics: Metrics
     tolerances: Tolerances
     failures: tuple[str, ...] = field(default_factory=tuple)
 
@@ -24,7 +141,7 @@ class Verdict:
         return not self.failures
 
     def to_dict(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, **self.metrics, "tolerances": asdict(self.tolerances),
+        return {"schema_version": SCHEMA_VERSION, **asdict(self.metrics), "tolerances": asdict(self.tolerances),
                 "passed": self.passed, "failures": list(self.failures)}
 
     def to_json(self) -> str:

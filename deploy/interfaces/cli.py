@@ -270,8 +270,7 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         outputs.stage(json_out, verdict.to_json().encode())
     if report_out:
         from ..reporting.html import write_report
-        outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle,
-                                                           energy=verdict.metrics["energy"]))
+        outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
     _say(args, *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])

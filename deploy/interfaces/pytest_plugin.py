@@ -26,27 +26,6 @@ from pathlib import Path
 import pytest
 
 
-def format_failure(verdict, nir_file: str | Path) -> str:
-    """What exceeded which tolerance: one row per tolerance and measurement, measured vs allowed."""
-    from ..stages.tolerances import checks
-
-    m = verdict.metrics
-    rows = checks(m, verdict.tolerances)
-    exceeded = [row for row in rows if not row.passed]
-    lines = [f"snn_verify: {nir_file} on {m['target']} via {m['backend']}, {m['dataset']} ({m['samples']} samples): "
-             f"{len(exceeded)} of {len(rows)} tolerance checks exceeded"]
-    acc = m["accuracy"]
-    if acc is not None:  # random spike trains have no labels
-        lines.append(f"  accuracy float {acc['float']:.4f}, discrete {acc['discrete']:.4f}, chip {acc['chip']:.4f}; "
-                     f"agreement {m['agreement']:.4f}")
-    lines.append(f"  {'':9s}{'tolerance':26s}{'measured':>10s}      {'allowed':<10s}  measurement")
-    for row in rows:
-        status = "EXCEEDED" if not row.passed else "ok"
-        lines.append(f"  {status:9s}{row.tolerance:26s}{row.measured:10.4g}  {'>=' if row.at_least else '<='}  "
-                     f"{row.allowed:<10.4g}  {row.subject}")
-    return "\n".join(lines)
-
-
 def verdict_of(nir_file: Path, *, target: str, data: str, samples: int | None, backend: str,
                steps_per_tau: float | None, dt: float | None, split_weights: bool, semantics: dict,
                tolerances: dict):
@@ -78,6 +57,7 @@ def run_verification(nir_file: Path, **options):
     """``verdict_of``; a bad input or an exceeded tolerance fails the test (once: outside any except block,
     so pytest shows no chained exception)."""
     from ..errors import BAD_INPUT_ERRORS
+    from ..reporting.text import format_failure
 
     try:
         verdict = verdict_of(nir_file, **options)

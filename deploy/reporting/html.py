@@ -11,7 +11,7 @@ forbids any network access. Sections, each with an id:
   error-budget      how much of that error and of the decision flips is time discretization
                     (discrete - float) and how much quantization (chip - discrete)
   quantization      the compile report's quantization table
-  energy            energy and latency per inference (only when an estimate is given)
+  energy            energy and latency per inference (the estimate of the verdict)
   placement         the placement report and the neurons of each core (when the bundle has them)
   divergence        for disagreeing samples, the layer and step where chip and discrete first part
 
@@ -36,7 +36,7 @@ import numpy as np
 from ...targets.bundle import Bundle, Timing
 from ...targets.files import write_atomic
 from ..artifacts.network import FloatNetwork
-from ..artifacts.verdict import Comparison, Verdict
+from ..artifacts.verdict import Comparison, Metrics, SpikeTimeErrors, Verdict
 from ..stages.tolerances import checks, dotted
 
 MODELS = ("float", "discrete", "chip")
@@ -318,21 +318,21 @@ def error_histograms(comparison: Comparison, layer_order) -> str:
     return _png(figure)
 
 
-def budget_plot(metrics: dict, layer_order) -> str:
+def budget_plot(metrics: Metrics, layer_order) -> str:
     """p95 |error| per layer and decision flips, split by cause."""
-    budget, flips = metrics["error_budget_steps"], metrics["decision_flips"]
+    budget, flips = metrics.error_budget_steps, metrics.decision_flips
     figure = _figure(10, 3.0)
     ax = figure.add_subplot(1, 2, 1)
     x = np.arange(len(layer_order))
     for offset, cause, color in ((-0.2, "discretization", DISCRETE_COLOR), (0.2, "quantization", CHIP_COLOR)):
-        p95 = [budget[layer][cause]["p95"] or 0.0 for layer in layer_order]
+        p95 = [getattr(budget[layer], cause).p95 or 0.0 for layer in layer_order]
         ax.bar(x + offset, p95, width=0.4, color=color, label=cause)
     ax.set_xticks(x, list(layer_order))
     ax.set_ylabel("p95 |first-spike-time error| (steps)")
     ax.legend(fontsize=8)
     ax = figure.add_subplot(1, 2, 2)
     ax.bar(["discretization\n(float -> discrete)", "quantization\n(discrete -> chip)"],
-           [flips["float_to_discrete"], flips["discrete_to_chip"]], color=[DISCRETE_COLOR, CHIP_COLOR])
+           [flips.float_to_discrete, flips.discrete_to_chip], color=[DISCRETE_COLOR, CHIP_COLOR])
     ax.set_ylabel("decision flips (samples)")
     return _png(figure)
 
@@ -341,22 +341,22 @@ def budget_plot(metrics: dict, layer_order) -> str:
 
 def header_data(verdict: Verdict) -> dict:
     m = verdict.metrics
-    facts = [["model (NIR file)", m["nir_file"]], ["target", m["target"]], ["back end", m["backend"]],
-             ["data set", m["dataset"]], ["samples", str(m["samples"])],
-             ["steps", f"{m['num_steps']} steps of dt = {m['dt']:.6g} {m['time_unit']}"],
-             ["float reference", m["float_reference"]], ["bundle checksum", m["bundle_checksum"][:16]]]
+    facts = [["model (NIR file)", m.nir_file], ["target", m.target], ["back end", m.backend],
+             ["data set", m.dataset], ["samples", str(m.samples)],
+             ["steps", f"{m.num_steps} steps of dt = {m.dt:.6g} {m.time_unit}"],
+             ["float reference", m.float_reference], ["bundle checksum", m.bundle_checksum[:16]]]
     rows = checks(m, verdict.tolerances)
     tolerances = table(["tolerance", "measurement", "measured", "allowed", ""],
                        [[c.tolerance, c.subject, c.measured, f"{'>=' if c.at_least else '<='} {c.allowed:g}",
                          "ok" if c.passed else "exceeded"] for c in rows],
                        ["" if c.passed else "exceeded" for c in rows])
-    return {"nir_file": m["nir_file"], "target": m["target"], "passed": verdict.passed, "facts": table(None, facts),
+    return {"nir_file": m.nir_file, "target": m.target, "passed": verdict.passed, "facts": table(None, facts),
             "tolerances": tolerances, "failures": list(verdict.failures)}
 
 
 def accuracy_section(comparison: Comparison, verdict: Verdict, num_classes: int) -> Section:
     m = verdict.metrics
-    rows = [[model, m["accuracy"][model], float(np.mean(comparison.decisions[model] == comparison.decisions["float"])),
+    rows = [[model, getattr(m.accuracy, model), float(np.mean(comparison.decisions[model] == comparison.decisions["float"])),
              int(np.sum(comparison.decisions[model] < 0))] for model in MODELS]
     return Section("accuracy", {"table": table(["model", "accuracy", "decides as float", "samples without decision"], rows),
                                 "confusion": confusion_plot(comparison, num_classes)})
@@ -375,14 +375,14 @@ def raster_section(comparison: Comparison, layer_order, num_steps: int) -> Secti
 ERROR_COLUMNS = ["both fired", "median |err|", "p95 |err|", "max |err|", "mean err", "fired in one only"]
 
 
-def _error_cells(stats: dict, later: str, earlier: str) -> list:
+def _error_cells(stats: SpikeTimeErrors, later: str, earlier: str) -> list:
     """The ERROR_COLUMNS of one spike-time error comparison (later - earlier) of verify's metrics."""
-    return [stats["count"], stats["median"], stats["p95"], stats["max"], stats["mean"],
-            f"{later}: {stats['only_first']}, {earlier}: {stats['only_second']}"]
+    return [stats.count, stats.median, stats.p95, stats.max, stats.mean,
+            f"{later}: {stats.only_first}, {earlier}: {stats.only_second}"]
 
 
 def error_section(comparison: Comparison, verdict: Verdict, layer_order) -> Section:
-    errors = verdict.metrics["spike_time_error_steps"]
+    errors = verdict.metrics.spike_time_error_steps
     rows = [[layer, *_error_cells(errors[layer], "chip", "float")] for layer in layer_order]
     return Section("spike-time-error", {"histograms": error_histograms(comparison, layer_order),
                                         "table": table(["layer", *ERROR_COLUMNS], rows)})
@@ -390,12 +390,12 @@ def error_section(comparison: Comparison, verdict: Verdict, layer_order) -> Sect
 
 def budget_section(verdict: Verdict, layer_order) -> Section:
     m = verdict.metrics
-    budget, flips = m["error_budget_steps"], m["decision_flips"]
+    budget, flips = m.error_budget_steps, m.decision_flips
     causes = (("discretization", "discrete", "float"), ("quantization", "chip", "discrete"))
-    rows = [[layer, f"{cause} ({later} - {earlier})", *_error_cells(budget[layer][cause], later, earlier)]
+    rows = [[layer, f"{cause} ({later} - {earlier})", *_error_cells(getattr(budget[layer], cause), later, earlier)]
             for layer in layer_order for cause, later, earlier in causes]
-    flip_rows = [["discretization", "float -> discrete", flips["float_to_discrete"]],
-                 ["quantization", "discrete -> chip", flips["discrete_to_chip"]]]
+    flip_rows = [["discretization", "float -> discrete", flips.float_to_discrete],
+                 ["quantization", "discrete -> chip", flips.discrete_to_chip]]
     return Section("error-budget", {"plot": budget_plot(m, layer_order),
                                     "table": table(["layer", "cause", *ERROR_COLUMNS], rows),
                                     "flips": table(["cause", "between", "samples whose decision changed"], flip_rows)})
@@ -437,8 +437,7 @@ def _template():
     return environment.get_template("report.html.j2")
 
 
-def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle,
-           energy: dict | None = None) -> str:
+def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle) -> str:
     """The report as one HTML string."""
     layer_order = [layer.name for layer in net.layers]
     num_steps = bundle.timing.num_steps
@@ -454,14 +453,13 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         Section("quantization", {"groups": data_tables(
             {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
             if bundle.report is not None else {})}),
-        *([Section("energy", {"groups": data_tables(energy)})] if energy else []),
+        Section("energy", {"groups": data_tables(dataclasses.asdict(verdict.metrics.energy))}),
         *([placement_section(bundle)] if bundle.placement.cores or bundle.report is not None else []),
         divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),
     ]
     return _template().render(header=header_data(verdict), sections=sections)
 
 
-def write_report(path, comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle,
-                 energy: dict | None = None) -> None:
+def write_report(path, comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: Bundle) -> None:
     """Write the report to ``path`` atomically (a temp file, then a rename)."""
-    write_atomic(Path(path), render(comparison, verdict, net, bundle, energy).encode("utf-8"))
+    write_atomic(Path(path), render(comparison, verdict, net, bundle).encode("utf-8"))

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from ...targets.bundle import CoreAssignment, LayerQuantization, Placement
 from ...targets.description import Target
+from ..artifacts.energy import EnergyEstimate, Range
+from ..artifacts.verdict import Verdict
 from ..stages.place import CoreBudget, readable_bytes
+from ..stages.tolerances import checks
 
 
 def format_quantization(report: dict[str, LayerQuantization]) -> list[str]:
@@ -82,74 +85,96 @@ def _pct(x: float) -> str:
     return f"{100 * x:6.2f}%"
 
 
-def format_summary(verdict) -> list[str]:
+def format_summary(verdict: Verdict) -> list[str]:
+    """What verify prints: accuracies, agreement, where the chip parts from the references, activity, energy
+    and the verdict."""
     m = verdict.metrics
-    acc = m["accuracy"]
-    counts, parted = m["output_spike_count_error"], m["divergence"]
-    first_layers = ", ".join(f"{layer} {n}" for layer, n in parted["first_layer"].items() if n)
-    steps = parted["first_step"]
-    lines = [f"verify {m['nir_file']} on {m['target']} via {m['backend']}: {m['dataset']} ({m['samples']} samples, "
-             f"{m['num_steps']} steps of {m['dt']:.4g} {m['time_unit']})",
-             *([f"  accuracy   float {_pct(acc['float'])}   discrete {_pct(acc['discrete'])}   chip {_pct(acc['chip'])}"]
+    acc, counts, parted, flips = m.accuracy, m.output_spike_count_error, m.divergence, m.decision_flips
+    first_layers = ", ".join(f"{layer} {n}" for layer, n in parted.first_layer.items() if n)
+    steps = parted.first_step
+    lines = [f"verify {m.nir_file} on {m.target} via {m.backend}: {m.dataset} ({m.samples} samples, "
+             f"{m.num_steps} steps of {m.dt:.4g} {m.time_unit})",
+             *([f"  accuracy   float {_pct(acc.float)}   discrete {_pct(acc.discrete)}   chip {_pct(acc.chip)}"]
                if acc is not None else []),
-             f"  agreement  chip vs float {_pct(m['agreement'])}   decision flips: float->discrete "
-             f"{m['decision_flips']['float_to_discrete']}, discrete->chip {m['decision_flips']['discrete_to_chip']}",
-             f"  output spike counts  |chip - discrete| mean {counts['mean_abs']:.3f} (max {counts['max_abs']}) per "
-             f"neuron and sample, against a mean count of {counts['reference_mean']:.2f}",
-             f"  spike trains identical to the discrete reference in {_pct(parted['samples_identical'])} of samples"
-             + (f"; first divergence by layer: {first_layers}; at step {steps['min']} at the earliest, "
-                f"median {steps['median']:.0f}" if steps else ""),
+             f"  agreement  chip vs float {_pct(m.agreement)}   decision flips: float->discrete "
+             f"{flips.float_to_discrete}, discrete->chip {flips.discrete_to_chip}",
+             f"  output spike counts  |chip - discrete| mean {counts.mean_abs:.3f} (max {counts.max_abs}) per "
+             f"neuron and sample, against a mean count of {counts.reference_mean:.2f}",
+             f"  spike trains identical to the discrete reference in {_pct(parted.samples_identical)} of samples"
+             + (f"; first divergence by layer: {first_layers}; at step {steps.min} at the earliest, "
+                f"median {steps.median:.0f}" if steps else ""),
              "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
              "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
-    for layer, s in m["spike_time_error_steps"].items():
-        budget = m["error_budget_steps"][layer]
-        if s["count"] == 0:
+    for layer, e in m.spike_time_error_steps.items():
+        budget = m.error_budget_steps[layer]
+        if e.count == 0:
             lines.append(f"    {layer:8s} {0:6d}    (no neuron fired in both)")
             continue
-        lines.append(f"    {layer:8s} {s['count']:6d}  {s['median']:7.2f} {s['p95']:6.2f} {s['max']:6.2f} "
-                     f"{s['mean']:+7.2f}   | {budget['discretization']['p95']:18.2f}  "
-                     f"{budget['quantization']['p95']:16.2f}")
-    act = m["activity"]
-    events = {k: sum(c.get(k, 0) for c in m["hardware_events"].values())
-              for k in ("current_wraps", "voltage_saturations")}
-    lines.append(f"  activity   {act['synaptic_ops_per_inference']:.0f} synaptic ops, "
-                 f"{act['neuron_updates_per_inference']} neuron updates per inference; "
-                 f"{events['current_wraps']} current wraps, {events['voltage_saturations']} voltage saturations")
-    if "energy" in m:
-        lines.extend(f"  {line}" for line in format_energy(m["energy"]))
+        lines.append(f"    {layer:8s} {e.count:6d}  {e.median:7.2f} {e.p95:6.2f} {e.max:6.2f} "
+                     f"{e.mean:+7.2f}   | {_steps(budget.discretization.p95):>18s}  "
+                     f"{_steps(budget.quantization.p95):>16s}")
+    act = m.activity
+    wraps = sum(events.current_wraps for events in m.hardware_events.values())
+    saturations = sum(events.voltage_saturations for events in m.hardware_events.values())
+    lines.append(f"  activity   {act.synaptic_ops_per_inference:.0f} synaptic ops, "
+                 f"{act.neuron_updates_per_inference} neuron updates per inference; "
+                 f"{wraps} current wraps, {saturations} voltage saturations")
+    lines.extend(f"  {line}" for line in format_energy(m.energy))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
     return lines
 
 
-def format_energy(energy: dict) -> list[str]:
-    """Summary lines for verify's report."""
-    total, lat = energy["total"], energy["latency"]
-    joules = total["energy_j"]
+def format_failure(verdict: Verdict, nir_file: str) -> str:
+    """What exceeded which tolerance: one row per tolerance and measurement, measured vs allowed."""
+    m = verdict.metrics
+    rows = checks(m, verdict.tolerances)
+    exceeded = [row for row in rows if not row.passed]
+    lines = [f"snn_verify: {nir_file} on {m.target} via {m.backend}, {m.dataset} ({m.samples} samples): "
+             f"{len(exceeded)} of {len(rows)} tolerance checks exceeded"]
+    if m.accuracy is not None:  # random spike trains have no labels
+        lines.append(f"  accuracy float {m.accuracy.float:.4f}, discrete {m.accuracy.discrete:.4f}, chip "
+                     f"{m.accuracy.chip:.4f}; agreement {m.agreement:.4f}")
+    lines.append(f"  {'':9s}{'tolerance':26s}{'measured':>10s}      {'allowed':<10s}  measurement")
+    for row in rows:
+        status = "EXCEEDED" if not row.passed else "ok"
+        lines.append(f"  {status:9s}{row.tolerance:26s}{row.measured:10.4g}  {'>=' if row.at_least else '<='}  "
+                     f"{row.allowed:<10.4g}  {row.subject}")
+    return "\n".join(lines)
 
-    def spread(values: dict, unit) -> str:
-        if values["low"] == values["high"]:
-            return unit(values["nominal"])
-        return f"{unit(values['nominal'])} ({unit(values['low'])} to {unit(values['high'])})"
 
-    lines = [f"  energy per inference on {energy['target']}: {spread(joules['total'], _joules)} = "
-             f"{spread(joules['dynamic'], _joules)} dynamic + {spread(joules['static'], _joules)} static "
-             f"({energy['chips_used']} chip{'s' if energy['chips_used'] != 1 else ''})",
-             f"    basis: {energy['basis']['energy']}",
+def _steps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_energy(energy: EnergyEstimate) -> list[str]:
+    """Summary lines of an energy and latency estimate."""
+    total, lat = energy.total, energy.latency
+    joules = total.energy_j
+
+    def spread(values: Range, unit) -> str:
+        if values.low == values.high:
+            return unit(values.nominal)
+        return f"{unit(values.nominal)} ({unit(values.low)} to {unit(values.high)})"
+
+    lines = [f"  energy per inference on {energy.target}: {spread(joules.total, _joules)} = "
+             f"{spread(joules.dynamic, _joules)} dynamic + {spread(joules.static, _joules)} static "
+             f"({energy.chips_used} chip{'s' if energy.chips_used != 1 else ''})",
+             f"    basis: {energy.basis.energy}",
              "    layer      synaptic ops    spikes  neuron updates active/inactive  messages  hops E-W/N-S  energy"]
-    for name, layer in energy["layers"].items():
-        lines.append(f"    {name:10s} {layer['synaptic_ops']:12,.0f} {layer['spikes']:9,.1f}  "
-                     f"{layer['neuron_updates_active']:14,.0f} / {layer['neuron_updates_inactive']:<14,.0f} "
-                     f"{layer['spike_messages']:9,.0f}  {layer['hops_east_west']:6,.0f} / "
-                     f"{layer['hops_north_south']:<6,.0f}{spread(layer['energy_j'], _joules)}")
-    lines.append(f"  latency per inference: {spread(lat['to_decision_s'], _seconds)} to the decision "
-                 f"({lat['steps_to_decision']:.1f} steps on average; a step takes {spread(lat['step_s'], _seconds)}); "
-                 f"whole run {spread(lat['run_s'], _seconds)}")
-    bench, ann = energy["neurobench"], energy["ann_baseline"]
-    lines.append(f"  NeuroBench: {bench['effective_acs']:,.0f} effective ACs, {bench['effective_macs']:,.0f} MACs, "
-                 f"{bench['dense_synops']:,.0f} dense synaptic ops, activation sparsity "
-                 f"{bench['activation_sparsity']:.4f}, {bench['membrane_updates']:,.0f} membrane updates")
-    lines.append(f"  as a conventional ANN: {ann['dense_macs']:,} MACs = {_joules(ann['energy_j']['fp32'])} fp32, "
-                 f"{_joules(ann['energy_j']['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
+    for name, layer in energy.layers.items():
+        lines.append(f"    {name:10s} {layer.synaptic_ops:12,.0f} {layer.spikes:9,.1f}  "
+                     f"{layer.neuron_updates_active:14,.0f} / {layer.neuron_updates_inactive:<14,.0f} "
+                     f"{layer.spike_messages:9,.0f}  {layer.hops_east_west:6,.0f} / "
+                     f"{layer.hops_north_south:<6,.0f}{spread(layer.energy_j, _joules)}")
+    lines.append(f"  latency per inference: {spread(lat.to_decision_s, _seconds)} to the decision "
+                 f"({lat.steps_to_decision:.1f} steps on average; a step takes {spread(lat.step_s, _seconds)}); "
+                 f"whole run {spread(lat.run_s, _seconds)}")
+    bench, ann = energy.neurobench, energy.ann_baseline
+    lines.append(f"  NeuroBench: {bench.effective_acs:,.0f} effective ACs, {bench.effective_macs:,.0f} MACs, "
+                 f"{bench.dense_synops:,.0f} dense synaptic ops, activation sparsity "
+                 f"{bench.activation_sparsity:.4f}, {bench.membrane_updates:,.0f} membrane updates")
+    lines.append(f"  as a conventional ANN: {ann.dense_macs:,} MACs = {_joules(ann.energy_j['fp32'])} fp32, "
+                 f"{_joules(ann.energy_j['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
     return lines
 
 

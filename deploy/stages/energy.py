@@ -30,6 +30,7 @@ one dense pass of multiply-accumulates (``ANN_BASIS``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,8 @@ import numpy as np
 from ...targets.bundle import Bundle, CoreAssignment, DenseConnection
 from ...targets.description import COSTS, Target
 from ...targets.record import SpikeEvents, SpikeRecord
+from ..artifacts.energy import (AnnBaseline, EnergyBasis, EnergyEstimate, EnergySplit, LayerEnergy, Latency,
+                                NeuroBench, OperationCounts, Range, TotalEnergy)
 from ..errors import DeployError
 
 LEVELS = ("low", "nominal", "high")
@@ -249,23 +252,11 @@ def _latency(step_s: dict[str, np.ndarray], decisions_step: np.ndarray | None) -
 
 
 def estimate(bundle: Bundle, record: SpikeRecord, inputs: SpikeEvents, target: Target,
-             decisions_step: np.ndarray | None = None) -> dict:
-    """Energy, latency and operation counts per inference of the run ``record`` of ``bundle``.
-
-    Returns a JSON-ready dict:
-      target, samples, num_steps, chips_used, cores_used
-      basis: {energy, latency, static, activity, active_updates, neurobench, ann_baseline}: the sources
-      layers: {population: {synaptic_ops, spike_messages, hops_east_west, hops_north_south,
-               messages_between_chips, spikes, neuron_updates, neuron_updates_active,
-               neuron_updates_inactive, energy_j: {low, nominal, high}}}
-      total: the same counts summed, and energy_j: {dynamic, static, total}, each {low, nominal, high}
-      latency: {steps_to_decision (mean), decided (fraction of samples that decided within the run;
-               1.0 without decisions_step), step_s, to_decision_s, run_s}, the last three
-               {low, nominal, high} in seconds
-      neurobench: {effective_acs, effective_macs, dense_synops, activation_sparsity, membrane_updates,
-                   membrane_updates_basis}
-      ann_baseline: {dense_macs, energy_j: {fp32, int8}}
-    """
+             decisions_step: np.ndarray | None = None) -> EnergyEstimate:
+    """Energy, latency and operation counts per inference of the run ``record`` of ``bundle``
+    (``artifacts.energy.EnergyEstimate``): per layer and in total the operations, spikes, messages and hops with
+    their energy; the latency to the decision and of the whole run; NeuroBench's workload counts; and what
+    a conventional ANN of the same shape would cost, each figure with its source in ``basis``."""
     network, placement = bundle.network, bundle.placement
     if not placement.cores:
         raise DeployError("the bundle has no placement; compile it again to estimate its energy")
@@ -301,30 +292,33 @@ def estimate(bundle: Bundle, record: SpikeRecord, inputs: SpikeEvents, target: T
     graded = {conn.target for conn in network.connections if conn.num_message_bits > 0}
     neurons = sum(pop.size for pop in network.populations)
     dense_macs = sum(int(conn.weights.size) for conn in network.connections)
-    return {
-        "target": target.name, "samples": samples, "num_steps": steps,
-        "chips_used": placement.chips_used, "cores_used": placement.cores_used,
-        "basis": {
-            "energy": target.value("energy", "basis"), "latency": target.value("latency", "basis"),
-            "static": "static power per chip x chips used x run time (all steps)",
-            "activity": f"spikes measured on {record.backend}, {samples} samples",
-            "active_updates": ("recorded u and v traces" if from_traces else
-                               "upper bound: active from the first synaptic input to the end of the run"),
-            "neurobench": NEUROBENCH_SOURCE, "ann_baseline": ANN_BASIS},
-        "layers": layers,
-        "total": total,
-        "latency": timing,
-        "neurobench": {
-            "effective_acs": sum(layers[name]["synaptic_ops"] for name in layers if name not in graded),
-            "effective_macs": sum(layers[name]["synaptic_ops"] for name in graded),
-            "dense_synops": float(dense_macs * steps),
-            "activation_sparsity": 1.0 - total["spikes"] / max(neurons * steps, 1),
-            "membrane_updates": membrane_updates * per_sample,
-            "membrane_updates_basis": ("recorded v traces" if from_traces else
-                                       "no traces recorded: the active neuron updates (an upper bound)")},
-        "ann_baseline": {"dense_macs": dense_macs,
-                         "energy_j": {kind: dense_macs * joules for kind, joules in MAC_ENERGY_J.items()}},
-    }
+    traffic_fields = [f.name for f in dataclasses.fields(OperationCounts)]
+    return EnergyEstimate(
+        target=target.name, samples=samples, num_steps=steps, chips_used=placement.chips_used,
+        cores_used=placement.cores_used,
+        basis=EnergyBasis(
+            energy=target.value("energy", "basis"), latency=target.value("latency", "basis"),
+            static="static power per chip x chips used x run time (all steps)",
+            activity=f"spikes measured on {record.backend}, {samples} samples",
+            active_updates=("recorded u and v traces" if from_traces else
+                            "upper bound: active from the first synaptic input to the end of the run"),
+            neurobench=NEUROBENCH_SOURCE, ann_baseline=ANN_BASIS),
+        layers={name: LayerEnergy(**{key: layer[key] for key in traffic_fields}, energy_j=Range(**layer["energy_j"]))
+                for name, layer in layers.items()},
+        total=TotalEnergy(**{key: total[key] for key in traffic_fields},
+                          energy_j=EnergySplit(**{part: Range(**value) for part, value in total["energy_j"].items()})),
+        latency=Latency(steps_to_decision=timing["steps_to_decision"], decided=timing["decided"],
+                        **{key: Range(**timing[key]) for key in ("step_s", "to_decision_s", "run_s")}),
+        neurobench=NeuroBench(
+            effective_acs=sum(layers[name]["synaptic_ops"] for name in layers if name not in graded),
+            effective_macs=sum(layers[name]["synaptic_ops"] for name in graded),
+            dense_synops=float(dense_macs * steps),
+            activation_sparsity=1.0 - total["spikes"] / max(neurons * steps, 1),
+            membrane_updates=membrane_updates * per_sample,
+            membrane_updates_basis=("recorded v traces" if from_traces else
+                                    "no traces recorded: the active neuron updates (an upper bound)")),
+        ann_baseline=AnnBaseline(dense_macs=dense_macs,
+                                 energy_j={kind: dense_macs * joules for kind, joules in MAC_ENERGY_J.items()}))
 
 
 def _step_seconds(network, cores: dict[str, Cores], traffic: Traffic, active: dict[str, np.ndarray],

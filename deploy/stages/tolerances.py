@@ -33,6 +33,7 @@ else:  # the Lava worker runs on Python 3.10
     import tomli as tomllib
 
 from ..artifacts.tolerances import Tolerances
+from ..artifacts.verdict import Metrics
 from ..errors import DeployError
 
 
@@ -158,29 +159,29 @@ class Check:
         return measured >= allowed if self.at_least else measured <= allowed
 
 
-def checks(metrics: dict, tolerances: Tolerances) -> list[Check]:
+def checks(metrics: Metrics, tolerances: Tolerances) -> list[Check]:
     """Every tolerance applied to a verdict's metrics, in the order of the verdict's failures."""
     tol = tolerances
-    agreement, samples = metrics["agreement"], metrics["samples"]
+    agreement, samples = metrics.agreement, metrics.samples
     result = []
-    if metrics["accuracy"] is not None:  # unlabelled input spike trains have no accuracy
-        accuracy = metrics["accuracy"]
-        drop = accuracy["float"] - accuracy["chip"]
+    if metrics.accuracy is not None:  # unlabelled input spike trains have no accuracy
+        accuracy = metrics.accuracy
+        drop = accuracy.float - accuracy.chip
         result.append(Check("max_accuracy_drop", "accuracy drop (float - chip)", drop, tol.max_accuracy_drop, False,
                             f"accuracy drop {drop:.4f} > max_accuracy_drop {tol.max_accuracy_drop}",
-                            _of_samples(accuracy["float"], samples) - _of_samples(accuracy["chip"], samples)))
+                            _of_samples(accuracy.float, samples) - _of_samples(accuracy.chip, samples)))
     result.append(Check("min_agreement", "agreement (chip vs float decisions)", agreement, tol.min_agreement, True,
                         f"agreement {agreement:.4f} < min_agreement {tol.min_agreement}",
                         _of_samples(agreement, samples)))
     if tol.max_spike_time_error_p95 is not None:
-        for layer, stats in metrics["spike_time_error_steps"].items():
-            if stats["p95"] is not None:
+        for layer, stats in metrics.spike_time_error_steps.items():
+            if stats.p95 is not None:
                 result.append(Check(
-                    "max_spike_time_error_p95", f"layer {layer}: spike-time error p95 (steps)", stats["p95"],
+                    "max_spike_time_error_p95", f"layer {layer}: spike-time error p95 (steps)", stats.p95,
                     tol.max_spike_time_error_p95, False,
-                    f"layer {layer}: spike-time error p95 {stats['p95']:.2f} steps > "
+                    f"layer {layer}: spike-time error p95 {stats.p95:.2f} steps > "
                     f"max_spike_time_error_p95 {tol.max_spike_time_error_p95}"))
-    wraps = sum(c.get("current_wraps", 0) for c in metrics["hardware_events"].values())
-    result.append(Check("max_hardware_events", "24-bit current wraps", wraps, tol.max_hardware_events, False,
-                        f"{wraps} 24-bit current wraps > max_hardware_events {tol.max_hardware_events}"))
+    wraps = sum(events.current_wraps for events in metrics.hardware_events.values())
+    result.append(Check("max_hardware_events", "current wraps", wraps, tol.max_hardware_events, False,
+                        f"{wraps} current wraps > max_hardware_events {tol.max_hardware_events}"))
     return result

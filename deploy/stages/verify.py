@@ -25,7 +25,9 @@ from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
 from ..artifacts.tolerances import Tolerances
-from ..artifacts.verdict import Comparison, Verdict
+from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
+                                 ErrorBudget, HardwareEvents, Metrics, SpikeCountError, SpikeTimeErrors, StepRange,
+                                 Verdict)
 from ..errors import DeployError
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
@@ -40,13 +42,13 @@ def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
     return decision.decide(_steps(spikes), spikes.counts(), decoding)
 
 
-def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> dict:
+def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> SpikeCountError:
     """Per output neuron and sample, |chip count - reference count|: its mean, its maximum, and the
     reference's mean count for scale."""
     difference = np.abs(chip.counts().astype(np.int64) - reference_spikes.counts())
-    return {"mean_abs": float(difference.mean()), "max_abs": int(difference.max(initial=0)),
-            "reference_mean": float(reference_spikes.counts().mean()),
-            "samples_identical": float(np.mean(~difference.any(axis=1)))}
+    return SpikeCountError(mean_abs=float(difference.mean()), max_abs=int(difference.max(initial=0)),
+                           reference_mean=float(reference_spikes.counts().mean()),
+                           samples_identical=float(np.mean(~difference.any(axis=1))))
 
 
 def first_divergence_steps(chip: SpikeEvents, reference_spikes: SpikeEvents) -> np.ndarray:
@@ -65,7 +67,7 @@ def first_divergence_steps(chip: SpikeEvents, reference_spikes: SpikeEvents) -> 
     return steps
 
 
-def divergence(chip: dict[str, SpikeEvents], reference_spikes: dict[str, SpikeEvents], layer_order) -> dict:
+def divergence(chip: dict[str, SpikeEvents], reference_spikes: dict[str, SpikeEvents], layer_order) -> Divergence:
     """Where chip and discrete reference first part, per sample: the earliest step at which any layer's
     spikes differ, and the first layer (in ``layer_order``) that differs at that step. Summarized as
     the fraction of samples identical in every layer, the count of samples by first divergent layer,
@@ -75,33 +77,28 @@ def divergence(chip: dict[str, SpikeEvents], reference_spikes: dict[str, SpikeEv
     step = np.where(per_layer >= 0, per_layer, np.iinfo(np.int64).max).min(axis=0)
     layer = np.argmax(per_layer == step[None, :], axis=0)
     steps = step[diverged]
-    return {"samples_identical": float(np.mean(~diverged)),
-            "first_layer": {name: int(np.sum(diverged & (layer == index))) for index, name in enumerate(layer_order)},
-            "first_step": {"min": int(steps.min()), "median": float(np.median(steps)), "max": int(steps.max())}
-            if steps.size else None,
-            "per_sample": [{"sample": int(i), "layer": layer_order[layer[i]], "step": int(step[i])}
-                           for i in np.flatnonzero(diverged)[:DIVERGENCE_SAMPLES_LISTED]]}
+    return Divergence(
+        samples_identical=float(np.mean(~diverged)),
+        first_layer={name: int(np.sum(diverged & (layer == index))) for index, name in enumerate(layer_order)},
+        first_step=StepRange(int(steps.min()), float(np.median(steps)), int(steps.max())) if steps.size else None,
+        per_sample=tuple(DivergentSample(int(i), layer_order[layer[i]], int(step[i]))
+                         for i in np.flatnonzero(diverged)[:DIVERGENCE_SAMPLES_LISTED]))
 
 
 # The verdict lists this many diverging samples by name (the counts cover all of them).
 DIVERGENCE_SAMPLES_LISTED = 20
 
 
-def _stats(errors: np.ndarray) -> dict:
-    if errors.size == 0:
-        return {"count": 0, "median": None, "p95": None, "max": None, "mean": None}
-    magnitude = np.abs(errors)
-    return {"count": int(errors.size), "median": float(np.median(magnitude)),
-            "p95": float(np.percentile(magnitude, 95)), "max": float(magnitude.max()), "mean": float(errors.mean())}
-
-
-def _spike_time_errors(a: np.ndarray, b: np.ndarray) -> dict:
+def _spike_time_errors(a: np.ndarray, b: np.ndarray) -> SpikeTimeErrors:
     """Compare two (samples, neurons) spike-time arrays in steps, +inf / NaN meaning silent."""
     a_fired, b_fired = np.isfinite(a), np.isfinite(b)
     both = a_fired & b_fired
-    a, b = np.where(both, a, 0.0), np.where(both, b, 0.0)
-    return {**_stats((a - b)[both]), "only_first": int((a_fired & ~b_fired).sum()),
-            "only_second": int((~a_fired & b_fired).sum())}
+    errors = (np.where(both, a, 0.0) - np.where(both, b, 0.0))[both]
+    magnitude = np.abs(errors)
+    stats = ((float(np.median(magnitude)), float(np.percentile(magnitude, 95)), float(magnitude.max()),
+              float(errors.mean())) if errors.size else (None, None, None, None))
+    return SpikeTimeErrors(int(errors.size), *stats, only_first=int((a_fired & ~b_fired).sum()),
+                           only_second=int((~a_fired & b_fired).sum()))
 
 
 def _steps(spikes: SpikeEvents) -> np.ndarray:
@@ -110,7 +107,7 @@ def _steps(spikes: SpikeEvents) -> np.ndarray:
     return first
 
 
-def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> dict:
+def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> Activity:
     """Synaptic operations (spikes x fan-out) and neuron updates, per inference."""
     spikes = {bundle.network.input.name: inputs, **record.spikes}
     synops = 0
@@ -120,11 +117,10 @@ def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> dict:
         per_connection[conn.name] = ops / max(record.num_samples, 1)
         synops += ops
     updates = sum(pop.size for pop in bundle.network.populations) * record.num_steps
-    return {"synaptic_ops_per_inference": synops / max(record.num_samples, 1),
-            "synaptic_ops_per_connection": per_connection,
-            "neuron_updates_per_inference": updates,
-            "spikes_per_inference": {name: s.events.shape[1] / max(record.num_samples, 1)
-                                     for name, s in record.spikes.items()}}
+    return Activity(synaptic_ops_per_inference=synops / max(record.num_samples, 1),
+                    synaptic_ops_per_connection=per_connection, neuron_updates_per_inference=updates,
+                    spikes_per_inference={name: s.events.shape[1] / max(record.num_samples, 1)
+                                          for name, s in record.spikes.items()})
 
 
 def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
@@ -230,33 +226,33 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
     """Summarize a comparison into metrics (energy and latency included) and check the tolerances."""
 
     c = comparison
-    accuracy = ({name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
+    accuracy = (Accuracy(**{name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()})
                 if c.labels is not None else None)
     errors, budget = {}, {}
     for layer in net.layers:
         chip_t, disc_t, float_t = (c.times[m][layer.name] for m in ("chip", "discrete", "float"))
         errors[layer.name] = _spike_time_errors(chip_t, float_t)
-        budget[layer.name] = {"discretization": _spike_time_errors(disc_t, float_t),
-                              "quantization": _spike_time_errors(chip_t, disc_t)}
-    metrics = {
-        "samples": int(c.inputs.num_samples), "dataset": dataset, "backend": c.record.backend, "target": bundle.target,
-        "bundle_checksum": bundle.checksum, "nir_file": net.source_file,
-        "dt": bundle.timing.dt, "time_unit": bundle.timing.time_unit, "num_steps": bundle.timing.num_steps,
-        "accuracy": accuracy,
-        "agreement": float(np.mean(c.decisions["chip"] == c.decisions["float"])),
-        "decision_flips": {"float_to_discrete": int(np.sum(c.decisions["float"] != c.decisions["discrete"])),
-                           "discrete_to_chip": int(np.sum(c.decisions["discrete"] != c.decisions["chip"]))},
-        "spike_time_error_steps": errors,
-        "error_budget_steps": budget,
-        "output_spike_count_error": spike_count_error(c.record.spikes[bundle.network.output],
-                                                      c.discrete[bundle.network.output]),
-        "divergence": divergence(c.record.spikes, c.discrete, [layer.name for layer in net.layers]),
-        "activity": _activity(bundle, c.inputs, c.record),
-        "hardware_events": c.record.counters,
-        "float_reference": c.float_reference,
-        "energy": estimate(bundle, c.record, c.inputs, bundle_target(bundle),
-                           decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
-    }
+        budget[layer.name] = ErrorBudget(discretization=_spike_time_errors(disc_t, float_t),
+                                         quantization=_spike_time_errors(chip_t, disc_t))
+    metrics = Metrics(
+        samples=int(c.inputs.num_samples), dataset=dataset, backend=c.record.backend, target=bundle.target,
+        bundle_checksum=bundle.checksum, nir_file=net.source_file,
+        dt=bundle.timing.dt, time_unit=bundle.timing.time_unit, num_steps=bundle.timing.num_steps,
+        accuracy=accuracy,
+        agreement=float(np.mean(c.decisions["chip"] == c.decisions["float"])),
+        decision_flips=DecisionFlips(
+            float_to_discrete=int(np.sum(c.decisions["float"] != c.decisions["discrete"])),
+            discrete_to_chip=int(np.sum(c.decisions["discrete"] != c.decisions["chip"]))),
+        spike_time_error_steps=errors,
+        error_budget_steps=budget,
+        output_spike_count_error=spike_count_error(c.record.spikes[bundle.network.output],
+                                                   c.discrete[bundle.network.output]),
+        divergence=divergence(c.record.spikes, c.discrete, [layer.name for layer in net.layers]),
+        activity=_activity(bundle, c.inputs, c.record),
+        hardware_events={name: HardwareEvents(**counters) for name, counters in c.record.counters.items()},
+        float_reference=c.float_reference,
+        energy=estimate(bundle, c.record, c.inputs, bundle_target(bundle),
+                        decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)))
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 

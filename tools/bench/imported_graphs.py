@@ -51,7 +51,7 @@ def measure(name: str, split_weights: bool, rate: float) -> dict:
     bundle = compile_network(net, TARGET, dt=dt, split_weights=split_weights)
     inputs = random_spike_trains(net.input_size, samples, bundle.timing.num_steps, rate, seed=0)
     started = time.perf_counter()
-    m = judge(compare_spikes(net, bundle, inputs), net, bundle).metrics
+    m = judge(compare_spikes(net, bundle, inputs), net, bundle).to_dict()
     events = {key: sum(c[key] for c in m["hardware_events"].values()) for key in ("current_wraps",
                                                                                    "voltage_saturations")}
     divergence = {key: value for key, value in m["divergence"].items() if key != "per_sample"}
