@@ -82,7 +82,7 @@ def integer_arithmetic(widths: fx.Widths) -> Arithmetic:
                       activation_dtype=np.float64, trace=_trace)
 
 
-def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = 1024,
+def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = schedule.DEFAULT_BATCH_SIZE,
         progress: Callable[[int], None] | None = None) -> SpikeRecord:
     """Run every sample of ``inputs`` through the bundle, in its widths; ``progress(n)`` is told of finished samples."""
     spikes, counters, traces = schedule.run(bundle.network, integer_arithmetic(bundle.widths), inputs,
