@@ -316,6 +316,16 @@ def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
                       help="neurons may spike many times")
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """What a run is fed, and on which back end: run and verify alike."""
+    p.add_argument("--data", required=True,
+                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
+                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
+    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
+                   f"{DEFAULT_RANDOM_SAMPLES})")
+    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+
+
 def _add_time_step_options(p: argparse.ArgumentParser) -> None:
     from ..stages.compile import DEFAULT_STEPS_PER_TAU
 
@@ -382,24 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", cmd_run, "run a bundle on a back end, writing the spike record")
     p.add_argument("bundle")
-    p.add_argument("--data", required=True,
-                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
-                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
-                   f"{DEFAULT_RANDOM_SAMPLES})")
-    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    _add_data_options(p)
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
 
     p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
     p.add_argument("graph", help="the NIR file the bundle was compiled from")
     p.add_argument("bundle")
-    p.add_argument("--data", required=True,
-                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
-                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
-                   f"{DEFAULT_RANDOM_SAMPLES})")
-    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    _add_data_options(p)
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")
