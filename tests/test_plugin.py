@@ -18,6 +18,10 @@ def test_model_deploys(snn_verify):
 """
 
 
+# The plugin, and no short test summary: under CI (CI=true) pytest prints failure messages there in full,
+# which would count every message twice.
+PLUGIN = ("-p", "snn_deploy.deploy.testing", "-rN")
+
 @pytest.fixture
 def project(pytester):
     """A user's repository: a NIR file beside the test file."""
@@ -28,7 +32,7 @@ def project(pytester):
 def _run(project, tolerances: str):
     project.makepyfile(test_model=USER_TEST.format(tolerances=tolerances))
     # Explicitly, as a user without the installed entry point would; with it this is the same plugin.
-    return project.runpytest("-p", "snn_deploy.deploy.testing")
+    return project.runpytest(*PLUGIN)
 
 
 def _assert_no_library_traceback(output: str) -> None:
@@ -82,7 +86,7 @@ def test_each_bad_input_fails_the_test_once_naming_it(project, arguments, messag
 def test_model_deploys(snn_verify):
     snn_verify("model.nir", steps_per_tau=16, {arguments})
 """)
-    result = project.runpytest("-p", "snn_deploy.deploy.testing")
+    result = project.runpytest(*PLUGIN)
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert output.count(f"snn_verify: {message}") == 1, output
@@ -112,7 +116,7 @@ def test_model_deploys(snn_verify):
     assert verdict.metrics.samples == 20 and verdict.metrics.accuracy is None
     assert verdict.metrics.dataset == "random spike trains (rate 0.05 per step, seed 3)"
 """)
-    result = pytester.runpytest("-p", "snn_deploy.deploy.testing")
+    result = pytester.runpytest(*PLUGIN)
     result.assert_outcomes(passed=1)
 
 
