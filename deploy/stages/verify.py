@@ -24,6 +24,7 @@ from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
+from ..artifacts.stimulus import DataReport
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import Comparison, Verdict
 from ..errors import DeployError
@@ -226,8 +227,9 @@ def bundle_target(bundle: Bundle):
 
 
 def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
-          tolerances: Tolerances = Tolerances()) -> Verdict:
-    """Summarize a comparison into metrics (energy and latency included) and check the tolerances."""
+          tolerances: Tolerances = Tolerances(), data: DataReport | None = None) -> Verdict:
+    """Summarize a comparison into metrics (energy and latency included) and check the tolerances. ``data``:
+    how the user's data were read (the stimulus's report), stated in the verdict as "data"."""
 
     c = comparison
     accuracy = ({name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()}
@@ -257,6 +259,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         "energy": estimate(bundle, c.record, c.inputs, bundle_target(bundle),
                            decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
     }
+    if data is not None:  # the user's data: its time mapping, cropped events and empty samples
+        metrics["data"] = data.to_dict()
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
