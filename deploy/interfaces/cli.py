@@ -27,7 +27,7 @@ from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_summary
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels
 
 
 class ExitCode(enum.IntEnum):
@@ -280,6 +280,8 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         if path:
             outputs.reserve(path)
     stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args), references=True)
+    if args.max_accuracy_drop is not None:
+        require_labels(stimulus, "--max-accuracy-drop")
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,

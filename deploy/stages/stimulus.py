@@ -198,6 +198,13 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
     return _events_stimulus(source, samples, bundle, options, record_state, references)
 
 
+def require_labels(stimulus: Stimulus, why: str) -> None:
+    """Accuracy needs labels: data without them are refused where it is asked for."""
+    if stimulus.labels is None:
+        raise DeployError(f"{why} needs labels; {stimulus.name} has none (give them in the data, or as --labels "
+                          "FILE.npy)")
+
+
 def _first(array: np.ndarray, samples: int | None, what: str) -> np.ndarray:
     return array[:_sample_count(samples, array.shape[0], what)]
 
@@ -301,8 +308,8 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
     if isinstance(data, np.ndarray):
         if data.ndim != 3:
             raise DeployError(f"an array of input spikes is a (samples, steps, channels) raster; got shape {data.shape}")
-        return raster_source("a raster", data.shape, lambda start, stop: data[start:stop],
-                             _labels_option(options), bundle, options, data_dt=None)
+        return raster_source("numpy raster", data.shape, lambda start, stop: data[start:stop],
+                             None, bundle, options, data_dt=None)
     if isinstance(data, SpikeEvents):
         return spike_events_source(data, bundle, options)
     if isinstance(data, (nir.NIRGraphData, nir.NIRNodeData, nir.EventData, nir.TimeGriddedData)):
@@ -516,7 +523,7 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
             sample, step, channel = np.nonzero(counts)
             yield sample + start, step, channel, counts[sample, step, channel]
 
-    return EventSource(name, f"{name}: a raster of {num_samples} samples x {steps} steps x {channels} channels",
+    return EventSource(name, f"{name}: {num_samples} samples x {steps} steps x {channels} channels (a raster)",
                        num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given)
 
 
@@ -530,7 +537,7 @@ def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> Ev
         yield sample, step - 1, channel, None
 
     return EventSource("spike events", f"SpikeEvents of {events.num_samples} samples x {events.num_steps} steps x "
-                       f"{events.size} channels", events.num_samples, events.size, _labels_option(options), batches,
+                       f"{events.size} channels", events.num_samples, events.size, None, batches,
                        _steps_mapping(bundle))
 
 
@@ -681,7 +688,7 @@ def nir_data_source(data, bundle, options: DataOptions) -> EventSource:
         observable = (_NirObservable("TimeGriddedData", data.n_neurons, dt=data.dt, data=data.data)
                       if isinstance(data, nir.TimeGriddedData) else
                       _NirObservable("EventData", data.n_neurons, idx=data.idx, time=data.time))
-        return _nir_observable_source(name, observable, _labels_option(options), bundle, options)
+        return _nir_observable_source(name, observable, None, bundle, options)
     path = data
     if not path.is_file():
         raise DeployError(f"data file not found: {path}")
