@@ -240,12 +240,18 @@ def cmd_run(args, outputs: OutputSet) -> int:
     outputs.protect(args.bundle, *_data_inputs(args))
     out = Path(args.output)
     outputs.reserve(out)
+    if args.record_state and args.format == "nir-data":
+        raise DeployError("--record-state: state traces are kept in the HDF5 record (--format hdf5); NIR data "
+                          "holds the spikes")
     stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args),
                              record_state=args.record_state)
     inputs = stimulus.inputs
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
-    outputs.stage(out, lambda tmp: record_io.save(result, tmp))
+    if args.format == "nir-data":
+        outputs.stage(out, lambda tmp: record_io.save_nir_data(result, stimulus.inputs, bundle, tmp))
+    else:
+        outputs.stage(out, lambda tmp: record_io.save(result, tmp))
     outputs.commit()
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
@@ -441,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
+    p.add_argument("--format", choices=["hdf5", "nir-data"], default="hdf5",
+                   help="hdf5 (default; holds --record-state traces), or nir-data: NIR's data format "
+                        "(nir.read_data reads it), the input's and every node's spikes as EventData by NIR node name")
 
     p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
     p.add_argument("graph", help="the NIR file the bundle was compiled from")
