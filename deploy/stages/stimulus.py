@@ -871,7 +871,8 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
             yield tuple(np.concatenate(column) for column in zip(*parts))
 
     def labels_of(count: int) -> np.ndarray:
-        return np.array([int(_target(dataset, order[index])) for index in range(count)], np.int64)
+        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(count)],
+                        np.int64)
 
     description = (f"{name}: tonic's {kind or type(dataset).__name__}, {len(order)} samples, sensor "
                    f"{sensor[0]}x{sensor[1]}x{sensor[2]}" + (f" downsampled to {frame_sensor[0]}x{frame_sensor[1]}"
@@ -880,12 +881,12 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
                        _time_mapping(bundle, scale, given), float(scale), given, options.downsample)
 
 
-def _target(dataset, index: int):
-    """A sample's label, without reading its events where tonic lists the targets untransformed."""
+def _target(dataset, index: int, read: Callable[[], tuple]):
+    """A sample's label, without reading (``read``) its events where tonic lists the targets untransformed."""
     targets = getattr(dataset, "targets", None)
     listed = targets is not None and len(targets) == len(dataset) and not any(
         getattr(dataset, name, None) for name in ("target_transform", "transforms"))
-    return targets[index] if listed else dataset[index][1]
+    return targets[index] if listed else read()[1]
 
 
 def _binned(events, index: int, frame_sensor, sensor, downsample, to_frame, window: float, input_steps: int,
