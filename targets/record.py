@@ -44,8 +44,11 @@ class SpikeEvents:
         """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""
         first = np.full((self.num_samples, self.size), -1, dtype=np.int32)
         sample, step, neuron = self.events
-        # Events are sorted by step within a sample, so writing in reverse leaves the earliest.
-        first[sample[::-1], neuron[::-1]] = step[::-1]
+        # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
+        # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
+        # indices' values an assignment keeps, and for large arrays it is not always the last.)
+        keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
+        first.flat[keys] = step[first_index]
         return first
 
     def counts(self) -> np.ndarray:
