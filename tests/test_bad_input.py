@@ -350,6 +350,8 @@ CASES = [
          "no nmnist:test in"),
     case("tonic split unknown", VERIFY_ON + "shd:valid --data-root {root}/shd_nan", "shd has splits train, test"),
     case("HDF5 that is no NIR data", VERIFY_ON + "{root}/run.h5", "run.h5 is not NIR data"),
+    case("verify JSON over the data file", "verify {root}/m.nir {root}/m.bundle --data {root}/spikes.npz --json "
+         "{root}/spikes.npz", "is also an input"),
     case("state traces in NIR data", RUN + " --record-state --format nir-data -o {out}/r.h5",
          "state traces are kept in the HDF5 record"),
     # memory, estimated before anything is allocated

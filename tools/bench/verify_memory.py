@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/nmnist-bench"))
     args = parser.parse_args()
+    import nir
 
     args.folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
