@@ -255,7 +255,8 @@ def test_verify_takes_spike_events_and_nir_data_from_python(small):
     from_events = verify(path, bundle, data=SpikeEvents.from_raster(raster), labels=labels, tolerances=loose)
     grid = nir.NIRGraphData({"input": nir.NIRNodeData({"spikes": nir.TimeGriddedData(raster, dt=1e-4)})})
     from_nir = verify(path, bundle, data=grid, labels=labels, tolerances=loose)
-    for verdict in (from_events, from_nir):
+    from_graph = verify(nir.read(path), bundle, data=raster, labels=labels, tolerances=loose)  # a loaded graph
+    for verdict in (from_events, from_nir, from_graph):
         for key in ("accuracy", "agreement", "spike_time_error_steps", "divergence"):
             assert verdict.metrics[key] == from_raster.metrics[key], key
         assert verdict.metrics["data"]["cropped_events"] == raster[:, INPUT_STEPS:].sum()
