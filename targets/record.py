@@ -44,8 +44,11 @@ class SpikeEvents:
         """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""
         first = np.full((self.num_samples, self.size), -1, dtype=np.int32)
         sample, step, neuron = self.events
-        # Events are sorted by step within a sample, so writing in reverse leaves the earliest.
-        first[sample[::-1], neuron[::-1]] = step[::-1]
+        # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
+        # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
+        # indices' values an assignment keeps, and for large arrays it is not always the last.)
+        keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
+        first.flat[keys] = step[first_index]
         return first
 
     def counts(self) -> np.ndarray:
@@ -118,6 +121,72 @@ def save(record: SpikeRecord, path) -> None:
                 f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
 
 
+# The record in NIR's data format: the root's attribute holding the header, the observable holding a node's
+# spikes, and the group of the populations the compiler made (the bias relays), which are no NIR node.
+NIR_DATA_HEADER = "snn_deploy_record"
+NIR_DATA_OBSERVABLE = "spikes"
+NIR_DATA_EXTRA = "snn_deploy_populations"
+
+
+def _event_data(events: SpikeEvents, dt: float):
+    """SpikeEvents as NIR EventData: per sample a row of neuron indices (-1 past its last spike) and times,
+    a spike in chip step n at (n - 1/2) dt, the middle of its step, so that nir's ``to_time_gridded(dt)``
+    gives the same raster back (step n at index n - 1)."""
+    import nir
+
+    sample, step, neuron = events.events.astype(np.int64)
+    counts = np.bincount(sample, minlength=events.num_samples)
+    width = max(int(counts.max(initial=0)), 1)
+    column = np.arange(sample.size) - (np.cumsum(counts) - counts)[sample]
+    idx = np.full((events.num_samples, width), -1, np.int64)
+    time = np.full((events.num_samples, width), np.inf)
+    idx[sample, column] = neuron
+    time[sample, column] = (step - 0.5) * dt
+    return nir.EventData(idx=idx, time=time, n_neurons=events.size, t_max=events.num_steps * dt)
+
+
+def save_nir_data(record: SpikeRecord, inputs: SpikeEvents, bundle, path) -> None:
+    """Write a spike record as NIR data (``nir.write_data``; ``nir.read_data`` reads it): the input node's and
+    every NIR node's spikes as EventData (observable "spikes"), keyed by NIR node name, times in the graph's
+    time unit. The header (bundle checksum, data selection, counters, dt) is the root's attribute
+    ``snn_deploy_record``, and the compiler's own populations (the bias relays) are EventData groups under
+    ``snn_deploy_populations``: nir.read_data reads neither, ``load`` both, so that ``--replay`` checks the
+    record as it checks the HDF5 one. State traces have no place here (the HDF5 record keeps them)."""
+    import json
+
+    import h5py
+    import nir
+
+    from .files import atomic_path
+
+    dt = bundle.timing.dt
+    input_name = bundle.network.input.name
+    nir_nodes = {name: events for name, events in record.spikes.items() if name in bundle.source.nodes}
+    data = nir.NIRGraphData({name: nir.NIRNodeData({NIR_DATA_OBSERVABLE: _event_data(events, dt)})
+                             for name, events in {input_name: inputs, **nir_nodes}.items()})
+    header = {"format": RECORD_FORMAT, "format_version": RECORD_FORMAT_VERSION, "backend": record.backend,
+              "bundle_checksum": record.bundle_checksum, "num_samples": record.num_samples,
+              "num_steps": record.num_steps, "counters": record.counters, "selection": record.selection,
+              "populations": {name: s.size for name, s in record.spikes.items()}, "input": input_name, "dt": dt,
+              "time_unit": bundle.timing.time_unit}
+    with atomic_path(path) as tmp:
+        nir.write_data(tmp, data)
+        with h5py.File(tmp, "a") as f:
+            f.attrs[NIR_DATA_HEADER] = json.dumps(header)
+            for name, events in record.spikes.items():
+                if name not in nir_nodes:
+                    extra = _event_data(events, dt)
+                    f.create_dataset(f"{NIR_DATA_EXTRA}/{name}/idx", data=extra.idx, compression="gzip")
+                    f.create_dataset(f"{NIR_DATA_EXTRA}/{name}/time", data=extra.time, compression="gzip")
+
+
+def _nir_data_events(group, dt: float) -> np.ndarray:
+    """EventData (idx, time) -> (3, n) sample, step, neuron rows: time t in step floor(t / dt) + 1."""
+    idx, time = np.array(group["idx"]), np.array(group["time"])
+    sample, column = np.nonzero(idx >= 0)
+    return np.stack([sample, np.floor(time[sample, column] / dt) + 1, idx[sample, column]]).astype(np.int64)
+
+
 # Events are stored as int32 (``_events``): every sample, step and neuron index must fit.
 MAX_INDEX = int(np.iinfo(np.int32).max)
 
@@ -156,7 +225,8 @@ def _checked_traces(name: str, group, num_samples: int, num_steps: int, size: in
 
 
 def load(path) -> SpikeRecord:
-    """Read a spike record, checked: a missing, corrupt or inconsistent file is a one-line RecordError."""
+    """Read a spike record (the HDF5 record of ``save`` or the NIR data of ``save_nir_data``), checked: a
+    missing, corrupt or inconsistent file is a one-line RecordError."""
     import json
     from pathlib import Path
 
@@ -167,7 +237,8 @@ def load(path) -> SpikeRecord:
         raise RecordError(f"spike record not found: {path}")
     try:
         with h5py.File(path, "r") as f:
-            header = json.loads(f.attrs["header"])
+            nir_data = NIR_DATA_HEADER in f.attrs
+            header = json.loads(f.attrs[NIR_DATA_HEADER if nir_data else "header"])
             if not isinstance(header, dict) or header.get("format") != RECORD_FORMAT:
                 raise RecordError(f"{path} is not an snn-deploy spike record")
             if header.get("format_version") != RECORD_FORMAT_VERSION:
@@ -181,7 +252,13 @@ def load(path) -> SpikeRecord:
                 if not all(isinstance(header.get(key), str) for key in ("backend", "bundle_checksum")):
                     raise RecordError("its header's backend and bundle_checksum must be strings")
                 sizes = {name: _count(populations, name) for name in populations}
-                spikes = {name: _checked_events(name, np.array(f[f"spikes/{name}"]), num_samples, num_steps, size)
+                if nir_data:
+                    groups = {name: f[f"nodes/{name}/observables/{NIR_DATA_OBSERVABLE}"] if f"nodes/{name}" in f
+                              else f[f"{NIR_DATA_EXTRA}/{name}"] for name in sizes}
+                    stored = {name: _nir_data_events(group, float(header["dt"])) for name, group in groups.items()}
+                else:
+                    stored = {name: np.array(f[f"spikes/{name}"]) for name in sizes}
+                spikes = {name: _checked_events(name, stored[name], num_samples, num_steps, size)
                           for name, size in sizes.items()}
                 traces = {name: _checked_traces(name, group, num_samples, num_steps, sizes[name])
                           for name, group in f["traces"].items()} if "traces" in f else {}

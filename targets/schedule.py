@@ -117,8 +117,16 @@ MIN_SAMPLES_PER_THREAD = 256
 DEFAULT_BATCH_SIZE = 1024
 
 
-def batch_plan(num_samples: int, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None) -> tuple[int, int]:
-    """(threads, samples per batch) of a run: each thread holds one batch at a time."""
+# The bytes one batch's dense input raster may take: wide inputs over many steps get smaller batches (an
+# N-MNIST-sized sample, 2312 channels x 300 steps, is 0.7 MB: 1024 of them per thread would be 1.4 GB).
+BATCH_RASTER_BYTES = 64 * 2**20
+
+
+def batch_plan(num_samples: int, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None,
+               raster_bytes_per_sample: int = 1) -> tuple[int, int]:
+    """(threads, samples per batch) of a run: each thread holds one batch at a time, its input raster within
+    BATCH_RASTER_BYTES (``raster_bytes_per_sample``: one bool per step and input channel)."""
+    batch_size = max(1, min(batch_size, BATCH_RASTER_BYTES // max(1, raster_bytes_per_sample)))
     # A thread pays off only with large batches: below that the per-step Python work (which holds
     # the GIL) dominates and the threads just take turns.
     workers = workers or max(1, min(os.cpu_count() or 1, num_samples // MIN_SAMPLES_PER_THREAD))
@@ -139,7 +147,7 @@ def run_memory(input_size: int, population_sizes: Sequence[int], num_samples: in
                batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, int]:
     """The bytes ``run`` allocates at its peak, estimated before it runs, by what holds them;
     ``spike_events`` is the number of spike events (input and output) it is to hold."""
-    workers, batch = batch_plan(num_samples, batch_size)
+    workers, batch = batch_plan(num_samples, batch_size, raster_bytes_per_sample=num_steps * input_size)
     neurons = sum(population_sizes)
     memory = {"input raster per batch": workers * batch * num_steps * input_size,  # one bool per step and channel
               "neuron state per batch": workers * batch * neurons * NEURON_BYTES,
@@ -164,7 +172,8 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
                          f"{network.input.name!r} has {network.input.size}")
     if inputs.num_steps != num_steps:
         raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
-    workers, batch_size = batch_plan(inputs.num_samples, batch_size, workers)
+    workers, batch_size = batch_plan(inputs.num_samples, batch_size, workers,
+                                     raster_bytes_per_sample=num_steps * inputs.size)
     starts = range(0, inputs.num_samples, batch_size)
 
     def one_batch(start: int) -> BatchResult:

@@ -25,7 +25,8 @@ from snn_deploy.deploy.stages.export import export, to_nir
 from snn_deploy.models.zoo import save
 from snn_deploy.targets import bundle as bundle_io
 
-from helpers import random_ttfs_model, snapshot
+from helpers import (discrete_time_semantics, lif_graph, random_events, random_ttfs_model, snapshot, write_nmnist,
+                     write_shd)
 
 CLI = [sys.executable, "-m", "snn_deploy.deploy.interfaces.cli"]
 
@@ -134,12 +135,42 @@ def root(tmp_path_factory) -> Path:
         bundle_io.save(dataclasses.replace(bundle, timing=dataclasses.replace(bundle.timing, num_steps=steps)),
                        root / name)
 
+    _user_data(root)
     for folder, text in (("unknown_key", "max_accuracy_dorp = 0.1\n"), ("bad_value", "max_accuracy_drop = 2\n"),
                          ("bad_toml", "max_accuracy_drop = \n")):
         (root / folder).mkdir()
         shutil.copy(root / "m.nir", root / folder / "m.nir")
         (root / folder / "snn-deploy.toml").write_text(text)
     return root
+
+
+def _user_data(root: Path) -> None:
+    """The user's data, good and bad, for the random model (5 inputs, 3 classes, time unit tau), and an
+    SHD-sized graph (700 inputs, 20 classes, in seconds) with an SHD file holding a NaN time."""
+    raster = np.random.default_rng(0).random((3, 10, 5)) < 0.3
+    for name, arrays in {"spikes.npz": dict(spikes=raster, labels=[0, 1, 2]), "unlabelled.npz": dict(spikes=raster),
+                         "seven.npz": dict(spikes=np.zeros((3, 10, 7), bool)),
+                         "short_labels.npz": dict(spikes=raster, labels=[0, 1]),
+                         "label_3.npz": dict(spikes=raster, labels=[0, 3, 1]),
+                         "float_labels.npz": dict(spikes=raster, labels=[0.0, 1.0, 2.0]),
+                         "half.npz": dict(spikes=raster * 0.5),
+                         "channel_9.npz": dict(sample=[0, 1], step=[2, 3], channel=[1, 9]),
+                         "no_layout.npz": dict(images=raster),
+                         **{f"{what}_time.npz": dict(sample=[0, 0], time=[0.5, value], time_unit="ms", channel=[0, 1])
+                            for what, value in (("negative", -1.0), ("nan", np.nan), ("inf", np.inf))}}.items():
+        np.savez(root / name, **arrays)
+    np.save(root / "two_labels.npy", np.array([0, 1]))
+    (root / "corrupt.npz").write_bytes(b"PK not a zip at all")
+    write_nmnist(root / "nmnist", [(1, random_events(np.random.default_rng(0), 20, 34, 34, 2, 1000))])
+    (root / "no_nmnist").mkdir()
+    nir.write(root / "shd.nir", lif_graph(700, 20))
+    semantics = discrete_time_semantics("s", 0.05)
+    options = [f"--{key.replace('_', '-')}" if key != "horizon" else "--duration" for key in semantics]
+    argv = [item for option, value in zip(options, semantics.values())
+            for item in ((option if value else "--multi-spike",) if isinstance(value, bool) else (option, str(value)))]
+    assert main(["compile", str(root / "shd.nir"), "--dt", "1e-3", *argv, "-o", str(root / "shd.bundle"), "-q"]) == 0
+    shd = np.rec.fromarrays([np.arange(3), np.array([0.001, np.nan, 0.002])], names="x,t")
+    write_shd(root / "shd_nan" / "SHD" / "shd_test.h5", [(0, shd)])
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +194,7 @@ def case(name, argv, message, *extra_forbidden):
 
 
 VERIFY = "verify {root}/m.nir {root}/m.bundle --data yinyang:test --samples 5"
+VERIFY_ON = "verify {root}/m.nir {root}/m.bundle --json {out}/v.json --data "
 RUN = "run {root}/m.bundle --data yinyang:test --samples 5"
 COMPILE = "compile {root}/m.nir"
 
@@ -271,11 +303,62 @@ CASES = [
     case("random rate NaN", "run {root}/m.bundle --data random:rate=nan -o {out}/r.h5", "rate must be in (0, 1]"),
     case("random unknown option", "verify {root}/m.nir {root}/m.bundle --data random:speed=1",
          "random data takes rate= and seed=, not 'speed'"),
+    # the user's data
+    case("data file not found", VERIFY_ON + "{root}/nope.npz", "data file not found"),
+    case("not an npz", VERIFY_ON + "{root}/corrupt.npz", "corrupt.npz is not a readable .npz file"),
+    case("npz of unknown layout", VERIFY_ON + "{root}/no_layout.npz", "no_layout.npz has images: a .npz of input spikes"),
+    case("channel count differs", VERIFY_ON + "{root}/seven.npz", "seven.npz has 7 input channels; the network takes 5"),
+    case("channel out of range", VERIFY_ON + "{root}/channel_9.npz",
+         "channel_9.npz: sample 1 has a spike at channel 9, outside [0, 4] (the network's 5 inputs)"),
+    case("accuracy asked of unlabelled data", VERIFY_ON + "{root}/unlabelled.npz --max-accuracy-drop 0.1",
+         "--max-accuracy-drop needs labels; unlabelled.npz has none"),
+    case("labels of the wrong length", VERIFY_ON + "{root}/short_labels.npz", "short_labels.npz has 3 samples but 2 labels"),
+    case("a label outside the classes", VERIFY_ON + "{root}/label_3.npz",
+         "sample 1 has label 3, outside the network's 3 classes [0, 2]"),
+    case("labels not integers", VERIFY_ON + "{root}/float_labels.npz", "must be a 1-D array of integers"),
+    case("--labels of the wrong length", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/two_labels.npy",
+         "unlabelled.npz has 3 samples but 2 labels"),
+    case("--labels file missing", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/nope.npy",
+         "labels file not found"),
+    case("--labels over the data's own", VERIFY_ON + "{root}/spikes.npz --labels {root}/two_labels.npy",
+         "spikes.npz has its own labels; --labels would replace them"),
+    case("--labels for a shipped data set", VERIFY + " --labels {root}/two_labels.npy",
+         "--labels applies to the user's data (files, arrays, tonic data sets), not to yinyang:test"),
+    case("half a spike in a raster", VERIFY_ON + "{root}/half.npz", "a raster holds spike counts, whole numbers"),
+    case("negative time", VERIFY_ON + "{root}/negative_time.npz --time-scale 1",
+         "negative_time.npz: sample 0 has a negative spike time (-1)"),
+    case("NaN time", VERIFY_ON + "{root}/nan_time.npz --time-scale 1", "sample 0 has a NaN or infinite spike time (nan)"),
+    case("infinite time", VERIFY_ON + "{root}/inf_time.npz --time-scale 1",
+         "sample 0 has a NaN or infinite spike time (inf)"),
+    case("NaN time in an SHD file", "verify {root}/shd.nir {root}/shd.bundle --data shd:test --data-root {root}/shd_nan",
+         "shd:test: sample 0 has a NaN or infinite spike time"),
+    case("time stamps for a graph in tau without --time-scale", VERIFY_ON + "{root}/negative_time.npz",
+         "negative_time.npz has time stamps and the graph's time unit is tau: state how they map with --time-scale S"),
+    case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
+         "--time-scale maps recording time to steps; spikes.npz gives steps"),
+    case("--time-scale zero", VERIFY_ON + "{root}/nan_time.npz --time-scale 0", "--time-scale must be a positive number"),
+    case("samples beyond the file", "run {root}/m.bundle --data {root}/spikes.npz --samples 4 -o {out}/r.h5",
+         "--samples 4 asks for more samples than spikes.npz has (3)"),
+    case("a sensor larger than the network's input", VERIFY_ON + "nmnist:test --data-root {root}/nmnist --time-scale 1",
+         "nmnist:test's sensor 34x34x2 gives 2312 channels, more than the network's 5 inputs: reduce it with "
+         "--downsample WIDTHxHEIGHT"),
+    case("--downsample larger than the sensor", VERIFY_ON + "nmnist:test --data-root {root}/nmnist --time-scale 1 "
+         "--downsample 64x64", "--downsample 64x64 must shrink nmnist:test's sensor 34x34x2"),
+    case("--downsample not WxH", VERIFY_ON + "nmnist:test --downsample big", "'big' is not WIDTHxHEIGHT"),
+    case("tonic data set without --data-root", VERIFY_ON + "nmnist:test", "give it as --data-root DIR"),
+    case("tonic folder without the data set", VERIFY_ON + "nmnist:test --data-root {root}/no_nmnist",
+         "no nmnist:test in"),
+    case("tonic split unknown", VERIFY_ON + "shd:valid --data-root {root}/shd_nan", "shd has splits train, test"),
+    case("HDF5 that is no NIR data", VERIFY_ON + "{root}/run.h5", "run.h5 is not NIR data"),
+    case("verify JSON over the data file", "verify {root}/m.nir {root}/m.bundle --data {root}/spikes.npz --json "
+         "{root}/spikes.npz", "is also an input"),
+    case("state traces in NIR data", RUN + " --record-state --format nir-data -o {out}/r.h5",
+         "state traces are kept in the HDF5 record"),
     # memory, estimated before anything is allocated
     case("2*10^9 random samples", "run {root}/m.bundle --data random --samples 2000000000 -o {out}/r.h5",
          "this run needs an estimated"),
     case("run of 10^10 steps per sample", "run {root}/huge.bundle --data random -o {out}/r.h5",
-         "input raster per batch 4.55 TiB"),
+         "input raster per batch 46.6 GiB"),
     case("verify of 10^10 steps per sample", "verify {root}/m.nir {root}/huge.bundle --data yinyang:test",
          "this run needs an estimated"),
     case("state traces of 5000 x 10^6 steps", "run {root}/long.bundle --data yinyang:train --record-state "

@@ -1,8 +1,10 @@
-"""The stimulus: what a run is fed (the artifact ``stages.stimulus`` returns)."""
+"""The stimulus: what a run is fed (the artifact ``stages.stimulus`` returns), and how the user's data became it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,16 +12,60 @@ from ...targets.record import SpikeEvents
 
 
 @dataclass(frozen=True)
+class DataOptions:
+    """How the user's data are read onto a bundle's input (the command line's ``--labels``, ``--data-root``,
+    ``--time-scale`` and ``--downsample``; None: not given).
+
+    ``labels``: a ``.npy`` file (or, from Python, an array) of one integer class per sample.
+    ``data_root``: the folder holding a tonic data set (``nmnist:test``, ``shd:test``, ...).
+    ``time_scale``: the recording's seconds per network time unit, for time-stamped events.
+    ``downsample``: the (width, height) a larger sensor is reduced to (tonic's Downsample)."""
+
+    labels: str | Path | np.ndarray | None = None
+    data_root: str | Path | None = None
+    time_scale: float | None = None
+    downsample: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """What reading the user's data did to it, stated in the output and in the verdict: nothing is dropped
+    unsaid.
+
+    ``time_mapping``: how recording time became chip steps, one line. ``time_scale``: the recording's seconds
+    per network time unit (None where the data come in steps). ``events``: input events read;
+    ``cropped_events``: of them, those after the run's input steps (dropped); ``merged_events``: those
+    falling on a channel in a step that already had one (the chip's input carries one spike per channel
+    and step); ``empty_samples``: samples left without any input spike."""
+
+    source: str
+    time_mapping: str
+    time_scale: float | None
+    time_scale_given: bool
+    input_steps: int
+    events: int
+    cropped_events: int
+    merged_events: int
+    empty_samples: int
+    downsample: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Stimulus:
     """What a run is fed: input spikes in chip steps, with the data set's labels and continuous input spike
-    times where the data come from a labelled data set (None for random spike trains).
+    times where the data come from a labelled data set (None for random spike trains and for spike data).
 
     ``selection`` says exactly which samples these are, canonically (e.g. "yinyang:test samples 0-999",
     "random:rate=0.05,seed=1 samples 0-99"): a spike record carries it, so that a replay of the record
-    against any other selection is refused."""
+    against any other selection is refused. ``report`` says how the user's data were read (None for the
+    shipped data sets and random spike trains)."""
 
     name: str
     inputs: SpikeEvents
     labels: np.ndarray | None = None
     times: np.ndarray | None = None
     selection: str = ""
+    report: DataReport | None = None

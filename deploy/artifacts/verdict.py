@@ -9,6 +9,7 @@ import numpy as np
 
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
+from .stimulus import DataReport
 from .tolerances import Tolerances
 
 SCHEMA_VERSION = 1
@@ -128,6 +129,7 @@ class Metrics:
     hardware_events: dict[str, HardwareEvents]
     float_reference: str  # "continuous" or "discrete"
     energy: EnergyEstimate
+    data: DataReport | None = None  # how the user's data were read (None: a shipped data set or random trains)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from ...targets import record as record_io
 from ...targets.files import OutputSet
 from ...targets.lava import LavaRunError
 from ..artifacts.semantics import FIELDS, semantic_overrides
+from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_summary
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels
 
 
 class ExitCode(enum.IntEnum):
@@ -91,6 +92,22 @@ def _load_model(name_or_path: str, outputs: OutputSet):
 def _semantic_overrides(args) -> dict:
     return semantic_overrides(**{name: getattr(args, name, None) for name in (
         "time_unit", "fire_once", "reset", "decoding", "duration", "spike", "integration")})
+
+
+def _data_options(args) -> DataOptions:
+    return DataOptions(labels=args.labels, data_root=args.data_root, time_scale=args.time_scale,
+                       downsample=args.downsample)
+
+
+def _data_lines(stimulus) -> list[str]:
+    """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
+    report = stimulus.report
+    if report is None:
+        return []
+    return [f"data: {report.source}", f"  time: {report.time_mapping}",
+            f"  {report.events} input events: {report.cropped_events} after the run's {report.input_steps} input steps "
+            f"(cropped), {report.merged_events} merged into a spike already on their channel and step; "
+            f"{report.empty_samples} of {stimulus.inputs.num_samples} samples without any input spike"]
 
 
 def _load_graph(path: str, args):
@@ -220,20 +237,32 @@ def cmd_run(args, outputs: OutputSet) -> int:
 
     bundle = bundle_io.load(args.bundle)
     get_backend(args.backend, bundle)  # reject an unknown or unlisted back end before any work
-    outputs.protect(args.bundle)
+    outputs.protect(args.bundle, *_data_inputs(args))
     out = Path(args.output)
     outputs.reserve(out)
-    stimulus = load_stimulus(args.data, args.samples, bundle, record_state=args.record_state)
+    if args.record_state and args.format == "nir-data":
+        raise DeployError("--record-state: state traces are kept in the HDF5 record (--format hdf5); NIR data "
+                          "holds the spikes")
+    stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args),
+                             record_state=args.record_state)
     inputs = stimulus.inputs
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
         result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
-    outputs.stage(out, lambda tmp: record_io.save(result, tmp))
+    if args.format == "nir-data":
+        outputs.stage(out, lambda tmp: record_io.save_nir_data(result, stimulus.inputs, bundle, tmp))
+    else:
+        outputs.stage(out, lambda tmp: record_io.save(result, tmp))
     outputs.commit()
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
-    _say(args, f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
+    _say(args, *_data_lines(stimulus), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
                f"wrote {out}")
     return ExitCode.PASSED
+
+
+def _data_inputs(args) -> list[str]:
+    """The user's data files, which no output may overwrite."""
+    return [path for path in (args.data, args.labels) if path and Path(path).is_file()]
 
 
 def _load_replay(path: str, bundle, stimulus):
@@ -250,13 +279,15 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     bundle = bundle_io.load(args.bundle)
     net = reference_network(args.graph, bundle, _semantic_overrides(args), dt=args.dt)
     applied = tolerance_file(args.graph)
-    outputs.protect(args.graph, args.bundle, *(path for path in (args.replay, applied) if path))
+    outputs.protect(args.graph, args.bundle, *(path for path in (args.replay, applied) if path), *_data_inputs(args))
     json_out = Path(args.json) if args.json else None
     report_out = Path(args.report) if args.report else None
     for path in (json_out, report_out):
         if path:
             outputs.reserve(path)
-    stimulus = load_stimulus(args.data, args.samples, bundle, references=True)
+    stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args), references=True)
+    if args.max_accuracy_drop is not None:
+        require_labels(stimulus, "--max-accuracy-drop")
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
@@ -265,14 +296,14 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
                                     backend=args.backend, progress=progress, record=replay)
-    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances)
+    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
     if report_out:
         from ..reporting.html import write_report
         outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
-    _say(args, *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
+    _say(args, *_data_lines(stimulus), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED
 
@@ -316,16 +347,6 @@ def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
                       help="neurons may spike many times")
 
 
-def _add_data_options(p: argparse.ArgumentParser) -> None:
-    """What a run is fed, and on which back end: run and verify alike."""
-    p.add_argument("--data", required=True,
-                   help="data set and split, e.g. yinyang:test, or seeded random input spike trains, "
-                        "random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
-                   f"{DEFAULT_RANDOM_SAMPLES})")
-    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
-
-
 def _add_time_step_options(p: argparse.ArgumentParser) -> None:
     from ..stages.compile import DEFAULT_STEPS_PER_TAU
 
@@ -333,6 +354,37 @@ def _add_time_step_options(p: argparse.ArgumentParser) -> None:
                    help=f"chip steps per time unit, approximately (default {DEFAULT_STEPS_PER_TAU})")
     p.add_argument("--no-snap", action="store_true",
                    help="use exactly 1/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
+
+
+def _sensor_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 32x32") from None
+    return size
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """What a run is fed, and on which back end: run and verify alike."""
+    p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--data", required=True,
+                   help="the input: a data set split (yinyang:test, digits:test); a .npz of spikes (a raster 'spikes' "
+                        "(samples, steps, channels), or events 'sample', 'channel' and 'step' or 'time' with "
+                        "'time_unit'; optional 'labels'); NIR data (nir.write_data, .h5); a tonic data set "
+                        "(nmnist:test, shd:test, ssc:test, dvsgesture:test) with --data-root; or seeded random input "
+                        "spike trains, random[:rate=0.05,seed=0] (spikes per channel and step)")
+    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
+                   f"{DEFAULT_RANDOM_SAMPLES})")
+    g = p.add_argument_group("the user's data")
+    g.add_argument("--labels", metavar="FILE.npy", help="one integer class per sample, for data without labels")
+    g.add_argument("--data-root", metavar="DIR", help="the folder of a tonic data set: what tonic was given as "
+                   "save_to (holding e.g. NMNIST/), or the data set's own folder, downloaded or unpacked by hand")
+    g.add_argument("--time-scale", type=float, metavar="S",
+                   help="time-stamped events: the recording's seconds per network time unit (required for a graph "
+                        "in tau or step; default 1 for a graph in seconds), e.g. 1e-3 for 1 ms per step")
+    g.add_argument("--downsample", type=_sensor_size, metavar="WxH",
+                   help="reduce a larger event sensor to WIDTHxHEIGHT (tonic's Downsample), e.g. 32x32")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -395,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
+    p.add_argument("--format", choices=["hdf5", "nir-data"], default="hdf5",
+                   help="hdf5 (default; holds --record-state traces), or nir-data: NIR's data format "
+                        "(nir.read_data reads it), the input's and every node's spikes as EventData by NIR node name")
 
     p = command("verify", cmd_verify, "run a bundle and compare it with the float model")
     p.add_argument("graph", help="the NIR file the bundle was compiled from")

@@ -6,8 +6,14 @@ chip steps; random spike trains are drawn directly in chip steps.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import zipfile
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -15,7 +21,7 @@ from ...targets import schedule
 from ...targets.encoding import encoding_description
 from ...targets.record import SpikeEvents
 from ..artifacts.semantics import input_encoding
-from ..artifacts.stimulus import Stimulus
+from ..artifacts.stimulus import DataOptions, DataReport, Stimulus
 from ..errors import DeployError
 
 
@@ -101,13 +107,9 @@ def load_data(spec: str, samples: int | None):
     except ValueError as exc:
         raise DeployError(str(exc).splitlines()[0]) from None
     if samples is not None:
-        if samples < 1:
-            raise DeployError(f"--samples must be at least 1, got {samples}")
-        if samples > dataset.labels.size:
-            raise DeployError(f"--samples {samples} asks for more samples than {dataset.name} has "
-                              f"({dataset.labels.size})")
-        dataset = type(dataset)(name=dataset.name, features=dataset.features[:samples],
-                                labels=dataset.labels[:samples], n_classes=dataset.n_classes)
+        count = _sample_count(samples, dataset.labels.size, dataset.name)
+        dataset = type(dataset)(name=dataset.name, features=dataset.features[:count],
+                                labels=dataset.labels[:count], n_classes=dataset.n_classes)
     return dataset
 
 
@@ -162,34 +164,758 @@ def check_memory(memory: dict[str, int]) -> None:
                           "fewer steps per sample (a shorter --duration or a larger --dt)")
 
 
-def load_stimulus(spec: str, samples: int | None, bundle, *, record_state: bool = False,
-                  references: bool = False) -> Stimulus:
-    """A data set encoded by the bundle's input encoding, or seeded random spike trains ("random:rate=,seed=").
+def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = DataOptions(),
+                  record_state: bool = False, references: bool = False) -> Stimulus:
+    """The input spikes a run of ``bundle`` is fed, from any data source (``data``):
+
+      "yinyang:test", "digits:test"        a shipped data set, encoded by the bundle's input encoding;
+      "random[:rate=0.05,seed=0]"          seeded random spike trains;
+      "nmnist:test", "shd:test", "ssc:test", "dvsgesture:test"
+                                           a tonic event data set in the folder ``options.data_root``;
+      a ``.npz`` file, or NIR data (``.h5``) the user's spikes (``npz_source``, ``nir_data_source``);
+      from Python also a raster, a SpikeEvents, NIR data, a tonic data set object, or a (samples, features)
+      array of features for the bundle's encoding.
 
     A run over it that would not fit in memory (``run_memory``: ``record_state`` traces, the float
-    ``references`` of verify) is refused before any spike is made.
+    ``references`` of verify) is refused before it runs; random spike trains before any is drawn.
     """
+    if isinstance(data, str) and random_spec(data) is not None:
+        _no_data_options(options, "random spike trains")
+        return _random_stimulus(random_spec(data), samples, bundle, record_state, references)
+    from ...models import data as data_sets
+
+    if isinstance(data, str) and data.partition(":")[0] in data_sets.LOADERS:
+        _no_data_options(options, data)
+        dataset = load_data(data, samples)
+        return _features_stimulus(dataset.name, dataset.features, dataset.labels, bundle, record_state, references)
+    if isinstance(data, np.ndarray) and data.ndim == 2:  # features, as verify(net, bundle, features, labels) takes
+        _no_data_options(replace(options, labels=None), "input features")
+        features, labels = _first(data, samples, "the features"), None
+        if options.labels is not None:
+            labels = _checked_labels(_labels_option(options), data.shape[0], bundle, "the features")[:features.shape[0]]
+        return _features_stimulus(f"features {_digest(features)}", features, labels, bundle, record_state, references)
+    source = event_source(data, bundle, options)
+    return _events_stimulus(source, samples, bundle, options, record_state, references)
+
+
+def require_labels(stimulus: Stimulus, why: str) -> None:
+    """Accuracy needs labels: data without them are refused where it is asked for."""
+    if stimulus.labels is None:
+        raise DeployError(f"{why} needs labels; {stimulus.name} has none (give them in the data, or as --labels "
+                          "FILE.npy)")
+
+
+def _first(array: np.ndarray, samples: int | None, what: str) -> np.ndarray:
+    return array[:_sample_count(samples, array.shape[0], what)]
+
+
+def _sample_count(samples: int | None, available: int, what: str) -> int:
+    """How many of the data's first samples are used: all, or ``--samples``."""
+    if samples is None:
+        return available
+    if samples < 1:
+        raise DeployError(f"--samples must be at least 1, got {samples}")
+    if samples > available:
+        raise DeployError(f"--samples {samples} asks for more samples than {what} has ({available})")
+    return samples
+
+
+def _no_data_options(options: DataOptions, what: str) -> None:
+    given = [option for option, value in (("--labels", options.labels), ("--data-root", options.data_root),
+                                          ("--time-scale", options.time_scale), ("--downsample", options.downsample))
+             if value is not None]
+    if given:
+        raise DeployError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the user's data "
+                          f"(files, arrays, tonic data sets), not to {what}")
+
+
+def _random_stimulus(random: dict, samples: int | None, bundle, record_state: bool, references: bool) -> Stimulus:
     timing, size = bundle.timing, bundle.network.input.size
-    options = random_spec(spec)
-    if options is not None:
-        count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
-        if count < 1:
-            raise DeployError(f"--samples must be at least 1, got {count}")
-        expected_events = math.ceil(options["rate"] * count * timing.num_steps * size)
-        memory = run_memory(bundle, count, input_events=expected_events, record_state=record_state,
-                            references=references)
-        # The spike trains are drawn one sample at a time: float64 draws and their comparison.
-        memory["random draws per sample"] = (8 + 1) * timing.num_steps * size
-        check_memory(memory)
-        inputs = random_spike_trains(size, count, timing.num_steps, options["rate"], options["seed"])
-        return Stimulus(f"random spike trains (rate {options['rate']:g} per step, seed {options['seed']})", inputs,
-                        selection=_selection(f"{RANDOM_DATA}:rate={options['rate']!r},seed={options['seed']}", count))
-    dataset = load_data(spec, samples)
+    count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
+    if count < 1:
+        raise DeployError(f"--samples must be at least 1, got {count}")
+    expected_events = math.ceil(random["rate"] * count * timing.num_steps * size)
+    memory = run_memory(bundle, count, input_events=expected_events, record_state=record_state,
+                        references=references)
+    # The spike trains are drawn one sample at a time: float64 draws and their comparison.
+    memory["random draws per sample"] = (8 + 1) * timing.num_steps * size
+    check_memory(memory)
+    inputs = random_spike_trains(size, count, timing.num_steps, random["rate"], random["seed"])
+    return Stimulus(f"random spike trains (rate {random['rate']:g} per step, seed {random['seed']})", inputs,
+                    selection=_selection(f"{RANDOM_DATA}:rate={random['rate']!r},seed={random['seed']}", count))
+
+
+def _features_stimulus(name: str, features: np.ndarray, labels, bundle, record_state: bool,
+                       references: bool) -> Stimulus:
     # Every encoding is a latency code (``SINGLE_SPIKE_ENCODINGS``): at most one spike per channel and sample.
-    check_memory(run_memory(bundle, dataset.labels.size, input_events=dataset.labels.size * size,
+    count = features.shape[0]
+    check_memory(run_memory(bundle, count, input_events=count * bundle.network.input.size,
                             record_state=record_state, references=references))
-    times, inputs = encode(bundle, dataset.features)
-    return Stimulus(dataset.name, inputs, dataset.labels, times, selection=_selection(dataset.name, len(dataset.labels)))
+    times, inputs = encode(bundle, features)
+    return Stimulus(name, inputs, labels, times, selection=_selection(name, count))
+
+
+def _digest(array: np.ndarray) -> str:
+    """A short content hash: what names in-memory data in a selection."""
+    return "sha256 " + hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+# --- the user's data: every source gives batches of input events -------------------------------------------
+
+@dataclass(frozen=True)
+class EventSource:
+    """The user's input data, read in batches of whole samples, in sample order.
+
+    ``batches(count)`` yields, for the first ``count`` samples, tuples (sample, bin, channel, counts): numpy
+    arrays of one entry per event or group of events, ``bin`` the 0-based step (the first step is 0; a
+    time-stamped event was binned by ``time_mapping``), ``counts`` how many events each entry stands for
+    (None: one each). ``channels``: the channels the data say they have (None: unstated). ``labels``: one per
+    sample of the data, or a function giving those of the first ``count`` samples (where they are read with
+    the samples)."""
+
+    name: str
+    description: str
+    num_samples: int
+    channels: int | None
+    labels: np.ndarray | Callable[[int], np.ndarray] | None
+    batches: Callable[[int], Iterator[tuple]]
+    time_mapping: str
+    time_scale: float | None = None
+    time_scale_given: bool = False
+    downsample: tuple[int, int] | None = None
+
+
+def event_source(data, bundle, options: DataOptions) -> EventSource:
+    """The one dispatcher over the user's data: which source reads ``data``."""
+    import nir
+
+    from ...models import data as data_sets
+
+    if isinstance(data, (str, Path)):
+        spec = str(data)
+        name, _, split = spec.partition(":")
+        if name in TONIC_DATA_SETS:
+            return tonic_folder_source(name, split, bundle, options)
+        path = Path(spec)
+        if path.suffix == ".npz":
+            return npz_source(path, bundle, options)
+        if path.suffix in NIR_DATA_SUFFIXES:
+            return nir_data_source(path, bundle, options)
+        raise DeployError(f"unknown data set {spec!r}: give a data set split ({', '.join(data_sets.LOADERS)}:"
+                          f"{'|'.join(data_sets.SPLITS)}), a tonic data set in a folder ("
+                          f"{', '.join(f'{n}:test' for n in TONIC_DATA_SETS)} with --data-root DIR), a .npz file, "
+                          f"NIR data ({', '.join(NIR_DATA_SUFFIXES)}), or random[:rate=0.05,seed=0]")
+    if isinstance(data, np.ndarray):
+        if data.ndim != 3:
+            raise DeployError(f"an array of input spikes is a (samples, steps, channels) raster; got shape {data.shape}")
+        return raster_source("numpy raster", data.shape, lambda start, stop: data[start:stop],
+                             None, bundle, options, data_dt=None)
+    if isinstance(data, SpikeEvents):
+        return spike_events_source(data, bundle, options)
+    if isinstance(data, (nir.NIRGraphData, nir.NIRNodeData, nir.EventData, nir.TimeGriddedData)):
+        return nir_data_source(data, bundle, options)
+    if all(hasattr(data, attribute) for attribute in ("sensor_size", "__getitem__", "__len__")):
+        return tonic_source(data, type(data).__name__, range(len(data)), bundle, options)
+    raise DeployError(f"cannot read input data from a {type(data).__name__}: give a data set name, a file, a "
+                      "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
+
+
+def _events_stimulus(source: EventSource, samples: int | None, bundle, options: DataOptions,
+                     record_state: bool, references: bool) -> Stimulus:
+    """Read a source's events onto the bundle's input: checked, cropped to the run's input steps, counted."""
+    size = bundle.network.input.size
+    if source.channels is not None and source.channels != size:
+        raise DeployError(f"{source.name} has {source.channels} input channels; the network takes {size}")
+    count = _sample_count(samples, source.num_samples, source.name)
+    labels, labelled = source.labels, source.num_samples
+    if callable(labels):
+        labels, labelled = labels(count), count
+    if options.labels is not None:
+        if labels is not None:
+            raise DeployError(f"{source.name} has its own labels; --labels would replace them")
+        labels = _labels_option(options)
+    if labels is not None:
+        labels = _checked_labels(labels, labelled, bundle, source.name)[:count]
+    timing = bundle.timing
+    input_steps = timing.num_steps - timing.latency_steps
+    collected = _Collector(source.name, count, input_steps, size)
+    for batch in source.batches(count):
+        collected.add(*batch)
+    inputs = collected.spike_events(timing.num_steps)
+    # The input is read; the run is what could exhaust memory now (its output spikes, the references).
+    check_memory(run_memory(bundle, count, input_events=inputs.events.shape[1], record_state=record_state,
+                            references=references))
+    report = DataReport(source=source.description, time_mapping=source.time_mapping, time_scale=source.time_scale,
+                        time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
+                        cropped_events=collected.cropped, merged_events=collected.merged,
+                        empty_samples=count - int(np.unique(inputs.events[0]).size), downsample=source.downsample)
+    return Stimulus(source.name, inputs, labels, selection=_selection(f"{source.name} ({_digest(inputs.events)})", count),
+                    report=report)
+
+
+class _Collector:
+    """Input events gathered batch by batch into compact chip-step events: those after the run's input steps
+    cropped, repeats on a channel within a step merged, both counted."""
+
+    def __init__(self, name: str, num_samples: int, input_steps: int, size: int):
+        self.name, self.num_samples, self.input_steps, self.size = name, num_samples, input_steps, size
+        self.events = self.cropped = self.merged = 0
+        self.parts: list[np.ndarray] = []
+
+    def add(self, sample, bins, channel, counts=None) -> None:
+        sample, bins, channel = (np.asarray(a, dtype=np.int64) for a in (sample, bins, channel))
+        counts = np.ones(sample.size, np.int64) if counts is None else np.asarray(counts, np.int64)
+        for what, values, high in (("channel", channel, self.size), ("step", bins, None)):
+            outside = (values < 0) | (values >= high) if high is not None else values < 0
+            if outside.any():
+                first = np.flatnonzero(outside)[0]
+                allowed = f"[0, {high - 1}] (the network's {high} inputs)" if high is not None else ">= 0"
+                raise DeployError(f"{self.name}: sample {sample[first]} has a spike at {what} {values[first]}, "
+                                  f"outside {allowed}")
+        inside = bins < self.input_steps
+        self.events += int(counts.sum())
+        self.cropped += int(counts[~inside].sum())
+        keys = (sample[inside] * self.input_steps + bins[inside]) * self.size + channel[inside]
+        unique = np.unique(keys)  # sorted: by sample, then step, then channel, the order SpikeEvents keeps
+        self.merged += int(counts[inside].sum()) - unique.size
+        sample_step, channel = np.divmod(unique, self.size)
+        sample, bins = np.divmod(sample_step, self.input_steps)
+        self.parts.append(np.stack([sample, bins + 1, channel]).astype(np.int32))
+
+    def spike_events(self, num_steps: int) -> SpikeEvents:
+        # Each batch holds whole samples, later than the batch before: the parts join in SpikeEvents' order.
+        events = np.concatenate(self.parts, axis=1) if self.parts else np.empty((3, 0), np.int32)
+        events.setflags(write=False)
+        return SpikeEvents(events, self.num_samples, num_steps, self.size)
+
+
+def _labels_option(options: DataOptions) -> np.ndarray | None:
+    """``--labels``: a .npy file, or from Python an array."""
+    labels = options.labels
+    if labels is None or isinstance(labels, np.ndarray):
+        return labels
+    path = Path(labels)
+    if not path.is_file():
+        raise DeployError(f"labels file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DeployError(f"{path} is not a readable .npy array of labels ({exc.__class__.__name__})") from None
+
+
+def _checked_labels(labels, num_samples: int, bundle, what: str) -> np.ndarray:
+    """One whole-number class per sample, each one of the network's outputs."""
+    labels = np.asarray(labels)
+    classes = bundle.network.population(bundle.network.output).size
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DeployError(f"the labels of {what} must be a 1-D array of integers, got shape {labels.shape} "
+                          f"{labels.dtype}")
+    if labels.size != num_samples:
+        raise DeployError(f"{what} has {num_samples} samples but {labels.size} labels")
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        first = np.flatnonzero(outside)[0]
+        raise DeployError(f"the labels of {what}: sample {first} has label {labels[first]}, outside the network's "
+                          f"{classes} classes [0, {classes - 1}]")
+    return labels.astype(np.int64)
+
+
+# --- time: how a recording's time stamps become chip steps --------------------------------------------------
+
+# A time unit of time-stamped data, in seconds (exact: the bin width is computed in fractions).
+TIME_UNITS_SECONDS = {"s": Fraction(1), "ms": Fraction(1, 10**3), "us": Fraction(1, 10**6)}
+
+
+def _decimal(value: float) -> Fraction:
+    """A float as the decimal it was written as (1e-4 is 1/10000, not its nearest binary fraction)."""
+    return Fraction(repr(float(value)))
+
+
+def _time_scale(bundle, options: DataOptions, name: str) -> tuple[Fraction, bool]:
+    """The recording's seconds per network time unit: ``--time-scale``, else 1 for a graph in seconds; a graph in
+    tau or steps has no such default, and the mapping is never guessed."""
+    unit = bundle.timing.time_unit
+    scale = options.time_scale
+    if scale is not None:
+        if not (math.isfinite(scale) and scale > 0):
+            raise DeployError(f"--time-scale must be a positive number of seconds per {unit}, got {scale}")
+        return _decimal(scale), True
+    if unit == "s":
+        return Fraction(1), False
+    raise DeployError(f"{name} has time stamps and the graph's time unit is {unit}: state how they map with "
+                      f"--time-scale S, the recording's seconds per {unit} (e.g. --time-scale 1e-3 for 1 ms per {unit})")
+
+
+def _step_length(bundle, scale: Fraction) -> Fraction:
+    """One chip step in recording seconds: the time scale times dt."""
+    return scale * _decimal(bundle.timing.dt)
+
+
+def _time_mapping(bundle, scale: Fraction, given: bool) -> str:
+    timing = bundle.timing
+    origin = "" if given else f", the default for a graph in seconds"
+    return (f"recording time t -> chip step floor(t / {float(_step_length(bundle, scale)):g} s) + 1: "
+            f"{float(scale):g} s of recording per {timing.time_unit} (--time-scale {float(scale):g}{origin}) x dt {timing.dt:g} "
+            f"{timing.time_unit}")
+
+
+def _steps_mapping(bundle) -> str:
+    return f"one data step = one chip step (dt {bundle.timing.dt:g} {bundle.timing.time_unit})"
+
+
+def time_bins(times, width: float, limit: int, name: str, sample=None) -> np.ndarray:
+    """Time stamps -> 0-based bins of ``width`` (the same unit): bin k holds [k width, (k + 1) width). Bins past
+    ``limit`` are clipped to it (they are cropped anyway). NaN, infinite or negative times are refused."""
+    times = np.asarray(times, dtype=np.float64)
+    for bad, what in ((~np.isfinite(times), "a NaN or infinite"), (times < 0, "a negative")):
+        if bad.any():
+            first = np.flatnonzero(bad)[0]
+            where = f"sample {np.asarray(sample)[first]} has " if sample is not None else "has "
+            raise DeployError(f"{name}: {where}{what} spike time ({times[first]:g})")
+    return np.minimum(np.floor(times / width), limit).astype(np.int64)
+
+
+def _no_time_scale(options: DataOptions, name: str) -> None:
+    if options.time_scale is not None:
+        raise DeployError(f"--time-scale maps recording time to steps; {name} gives steps (one data step = one "
+                          "chip step)")
+
+
+# --- sources ------------------------------------------------------------------------------------------------
+
+# Samples per batch of a source read sample by sample, and the bytes a batch of a dense raster may take.
+SAMPLES_PER_BATCH = 256
+RASTER_BATCH_BYTES = 64 * 2**20
+
+
+def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray], labels, bundle,
+                  options: DataOptions, data_dt: tuple[float, str] | None) -> EventSource:
+    """A dense (samples, steps, channels) raster of spike counts (bool, integers, or floats holding whole
+    numbers), ``read(start, stop)`` giving samples [start, stop). One raster step is one chip step; a raster
+    stating its step ``data_dt`` (length, unit) must have the bundle's."""
+    if len(shape) != 3:
+        raise DeployError(f"{name}: a raster of input spikes has shape (samples, steps, channels), got {shape}")
+    num_samples, steps, channels = shape
+    mapping = _steps_mapping(bundle)
+    if data_dt is None:
+        _no_time_scale(options, name)
+        scale, given = None, False
+    else:
+        scale, given = _time_scale(bundle, options, name)
+        length, unit = data_dt
+        step = _step_length(bundle, scale)
+        if not math.isclose(_decimal(length) * TIME_UNITS_SECONDS[unit], step, rel_tol=1e-9):
+            raise DeployError(f"{name} has steps of {length:g} {unit}; the bundle's step is {float(step):g} s "
+                              f"(dt {bundle.timing.dt:g} {bundle.timing.time_unit} x time scale {float(scale):g} s)")
+        mapping = f"{mapping}: the data's step of {length:g} {unit} at {float(scale):g} s per {bundle.timing.time_unit}"
+    batch = max(1, RASTER_BATCH_BYTES // max(1, steps * channels * 8))
+
+    def batches(count: int):
+        for start in range(0, count, batch):
+            counts = np.asarray(read(start, min(start + batch, count)))
+            if counts.dtype.kind not in "biuf":
+                raise DeployError(f"{name}: a raster holds spike counts (bool or integers), got {counts.dtype}")
+            whole = np.isfinite(counts) & (counts == np.floor(counts)) if counts.dtype.kind == "f" else None
+            if whole is not None and not whole.all():
+                raise DeployError(f"{name}: a raster holds spike counts, whole numbers; it has {counts[~whole][0]}")
+            if (counts < 0).any():
+                raise DeployError(f"{name}: a raster holds spike counts, none negative; it has {counts.min()}")
+            sample, step, channel = np.nonzero(counts)
+            yield sample + start, step, channel, counts[sample, step, channel]
+
+    return EventSource(name, f"{name}: {num_samples} samples x {steps} steps x {channels} channels (a raster)",
+                       num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given)
+
+
+def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> EventSource:
+    """Input spikes already in chip steps (step 1 is the first)."""
+    _no_time_scale(options, "a SpikeEvents")
+
+    def batches(count: int):
+        last = np.searchsorted(events.events[0], count)
+        sample, step, channel = events.events[:, :last]
+        yield sample, step - 1, channel, None
+
+    return EventSource("spike events", f"SpikeEvents of {events.num_samples} samples x {events.num_steps} steps x "
+                       f"{events.size} channels", events.num_samples, events.size, None, batches,
+                       _steps_mapping(bundle))
+
+
+NPZ_LAYOUT = ("a .npz of input spikes holds a raster 'spikes' (samples, steps, channels), or events 'sample', "
+              "'channel' and 'step' (0-based) or 'time' (with 'time_unit' s, ms or us); optionally 'labels'")
+
+
+def npz_source(path: Path, bundle, options: DataOptions) -> EventSource:
+    """A plain .npz: a raster ``spikes`` (samples, steps, channels), streamed sample batch by batch, or events
+    ``sample``, ``channel`` and ``step`` (0-based) or ``time`` (in ``time_unit``); optional ``labels``,
+    ``num_samples`` (events: else the labels' count, else the last sample's), ``channels``, and for a raster
+    or steps ``dt`` (in ``time_unit``), checked against the bundle's step."""
+    if not path.is_file():
+        raise DeployError(f"data file not found: {path}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+        keys = set(npz.files)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DeployError(f"{path} is not a readable .npz file ({exc.__class__.__name__})") from None
+    name = path.name
+    try:
+        labels = npz["labels"] if "labels" in keys else None
+        unit = str(npz["time_unit"]) if "time_unit" in keys else None
+        if unit is not None and unit not in TIME_UNITS_SECONDS:
+            raise DeployError(f"{name}: time_unit must be one of {', '.join(TIME_UNITS_SECONDS)}, got {unit!r}")
+        data_dt = None
+        if "dt" in keys:
+            if unit is None:
+                raise DeployError(f"{name}: dt needs its unit, time_unit (one of {', '.join(TIME_UNITS_SECONDS)})")
+            data_dt = (float(npz["dt"]), unit)
+        if "spikes" in keys:
+            shape, read = _npz_raster(path, name)
+            return raster_source(name, shape, read, labels, bundle, options, data_dt)
+        if {"sample", "channel"} <= keys and ("time" in keys) != ("step" in keys):
+            sample, channel = npz["sample"], npz["channel"]
+            stamps = npz["time"] if "time" in keys else npz["step"]
+            for key in ("sample", "channel", "step"):
+                if key in keys and npz[key].dtype.kind not in "iu":
+                    raise DeployError(f"{name}: {key} must be integers, got {npz[key].dtype}")
+            if not sample.shape == channel.shape == stamps.shape or sample.ndim != 1:
+                raise DeployError(f"{name}: sample, channel and {'time' if 'time' in keys else 'step'} must be 1-D "
+                                  f"arrays of one length, got {sample.shape}, {channel.shape}, {stamps.shape}")
+            count = int(npz["num_samples"]) if "num_samples" in keys else (
+                labels.size if labels is not None else int(sample.max(initial=-1)) + 1)
+            if sample.size and (sample.min() < 0 or sample.max() >= count):
+                raise DeployError(f"{name}: a spike of sample {sample.min() if sample.min() < 0 else sample.max()} "
+                                  f"is outside the data's {count} samples")
+            channels = int(npz["channels"]) if "channels" in keys else None
+            if "time" in keys:
+                if unit is None:
+                    raise DeployError(f"{name}: times need their unit, time_unit (one of "
+                                      f"{', '.join(TIME_UNITS_SECONDS)})")
+                return _stamped_events_source(name, sample, channel, stamps, unit, count, channels, labels, bundle,
+                                              options)
+            if data_dt is None:
+                _no_time_scale(options, name)
+            return _events_in_memory_source(name, f"{name}: {sample.size} events in steps of {count} samples", sample,
+                                         stamps, channel, count, channels, labels, _steps_mapping(bundle))
+    except KeyError as exc:
+        raise DeployError(f"{name}: {exc}") from None
+    raise DeployError(f"{name} has {', '.join(sorted(keys)) or 'no arrays'}: {NPZ_LAYOUT}")
+
+
+def _stamped_events_source(name: str, sample, channel, times, unit: str, count: int, channels, labels, bundle,
+                           options: DataOptions) -> EventSource:
+    scale, given = _time_scale(bundle, options, name)
+    width = float(_step_length(bundle, scale) / TIME_UNITS_SECONDS[unit])
+    input_steps = bundle.timing.num_steps - bundle.timing.latency_steps
+    bins = time_bins(times, width, input_steps, name, sample)
+    return _events_in_memory_source(name, f"{name}: {sample.size} time-stamped events ({unit}) of {count} samples",
+                                 sample, bins, channel, count, channels, labels,
+                                 _time_mapping(bundle, scale, given), float(scale), given)
+
+
+def _events_in_memory_source(name: str, description: str, sample, bins, channel, count: int, channels, labels,
+                          mapping: str, scale: float | None = None, given: bool = False) -> EventSource:
+    """Events held in memory (they are the file's contents): one batch."""
+    def batches(used: int):
+        keep = sample < used
+        yield sample[keep], bins[keep], channel[keep], None
+
+    return EventSource(name, description, count, channels, labels, batches, mapping, scale, given)
+
+
+def _npz_raster(path: Path, name: str) -> tuple[tuple, Callable[[int, int], np.ndarray]]:
+    """The raster 'spikes' of an .npz, read sample batch by sample batch from its zip member (np.load would
+    read all of it: 10,000 N-MNIST samples of 300 steps are 7 GB as bool)."""
+    archive = zipfile.ZipFile(path)
+    member = archive.open("spikes.npy")
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise DeployError(f"{name}: spikes is stored in .npy format version {version}; this reads 1.0 and 2.0")
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = header(member)
+    if dtype.hasobject:
+        raise DeployError(f"{name}: spikes holds Python objects; it must hold spike counts (bool or integers)")
+    if fortran_order or len(shape) != 3:  # not streamable by sample: read whole (numpy checks the shape below)
+        array = np.load(path, allow_pickle=False)["spikes"]
+        return array.shape, lambda start, stop: array[start:stop]
+    per_sample = int(np.prod(shape[1:])) * dtype.itemsize
+    position = [0]
+
+    def read(start: int, stop: int) -> np.ndarray:
+        assert start == position[0], "the raster is read in order"
+        chunk = member.read((stop - start) * per_sample)
+        if len(chunk) != (stop - start) * per_sample:
+            raise DeployError(f"{name}: spikes is truncated (sample {start + len(chunk) // max(per_sample, 1)} of "
+                              f"{shape[0]})")
+        position[0] = stop
+        return np.frombuffer(chunk, dtype).reshape(stop - start, *shape[1:])
+
+    return shape, read
+
+
+# NIR data files (nir.write_data): HDF5, whatever they are called.
+NIR_DATA_SUFFIXES = (".h5", ".hdf5", ".nir")
+NIR_OBSERVABLE = "spikes"
+
+
+@dataclass(frozen=True)
+class _NirObservable:
+    """One node's spike observable in NIR data, its arrays numpy arrays or (from a file) h5py datasets, read
+    by row slices."""
+
+    kind: str  # "EventData" or "TimeGriddedData"
+    n_neurons: int
+    dt: float | None = None
+    data: Any = None  # TimeGriddedData: (samples, steps, neurons)
+    idx: Any = None  # EventData: (samples, events), -1 where none
+    time: Any = None  # EventData: (samples, events), inf where none
+
+
+def nir_data_source(data, bundle, options: DataOptions) -> EventSource:
+    """NIR data (``nir.write_data``, a file; or from Python a NIRGraphData, NIRNodeData, EventData or
+    TimeGriddedData): the input node's spikes, as EventData (times in the graph's time unit) or
+    TimeGriddedData (steps of the bundle's dt). A file may hold the labels as an integer dataset ``labels``."""
+    import nir
+
+    input_name = bundle.network.input.name
+    if not isinstance(data, Path):
+        name = "NIR data"
+        if isinstance(data, nir.NIRGraphData):
+            data = _nir_node(data.nodes, input_name, name)
+        if isinstance(data, nir.NIRNodeData):
+            data = _nir_one(data.observables, NIR_OBSERVABLE, name, "observable")
+        if isinstance(data, nir.ValuedEventData):
+            raise DeployError(f"{name}: valued (graded) events cannot be the chip's input spikes")
+        observable = (_NirObservable("TimeGriddedData", data.n_neurons, dt=data.dt, data=data.data)
+                      if isinstance(data, nir.TimeGriddedData) else
+                      _NirObservable("EventData", data.n_neurons, idx=data.idx, time=data.time))
+        return _nir_observable_source(name, observable, None, bundle, options)
+    path = data
+    if not path.is_file():
+        raise DeployError(f"data file not found: {path}")
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise DeployError(f"{path} is not NIR data (not readable as HDF5)") from None
+    name = path.name
+    try:
+        if handle.attrs.get("__type__") != "NIRGraphData":
+            raise DeployError(f"{name} is not NIR data (nir.write_data writes a NIRGraphData)")
+        node = _nir_node(handle["nodes"], input_name, name)
+        group = _nir_one(node["observables"], NIR_OBSERVABLE, name, "observable")
+        kind = group.attrs.get("__type__")
+        if kind == "ValuedEventData":
+            raise DeployError(f"{name}: valued (graded) events cannot be the chip's input spikes")
+        if kind == "TimeGriddedData":
+            observable = _NirObservable(kind, int(group["data"].shape[2]), dt=float(group.attrs["dt"]),
+                                        data=group["data"])
+        elif kind == "EventData":
+            observable = _NirObservable(kind, int(group.attrs["n_neurons"]), idx=group["idx"], time=group["time"])
+        else:
+            raise DeployError(f"{name}: unknown observable type {kind!r}")
+        labels = handle["labels"][()] if "labels" in handle else None
+    except KeyError as exc:
+        raise DeployError(f"{name} is malformed NIR data ({exc})") from None
+    return _nir_observable_source(name, observable, labels, bundle, options)
+
+
+def _nir_one(table, preferred: str, name: str, what: str):
+    """The entry named ``preferred``, else the only one."""
+    if preferred in table:
+        return table[preferred]
+    if len(table) == 1:
+        return next(iter(table.values()))
+    raise DeployError(f"{name} has {what}s {', '.join(table) or 'none'}; the input is read from {preferred!r}")
+
+
+def _nir_node(nodes, input_name: str, name: str):
+    if input_name in nodes:
+        return nodes[input_name]
+    if len(nodes) == 1:
+        return next(iter(nodes.values()))
+    raise DeployError(f"{name} has no data for the graph's input node {input_name!r} (it has {', '.join(nodes)})")
+
+
+def _nir_observable_source(name: str, observable: _NirObservable, labels, bundle, options) -> EventSource:
+    timing = bundle.timing
+    if observable.kind == "TimeGriddedData":
+        _no_time_scale(options, name)
+        if not math.isclose(observable.dt, timing.dt, rel_tol=1e-9):
+            raise DeployError(f"{name}: its time grid has dt {observable.dt:g}; the bundle's is {timing.dt:g} "
+                              f"{timing.time_unit}")
+        grid = observable.data
+        return raster_source(name, tuple(grid.shape), lambda start, stop: grid[start:stop], labels, bundle,
+                             options, data_dt=None)
+    if options.time_scale is not None:
+        raise DeployError(f"--time-scale maps recording time; NIR data's times are in the graph's time unit "
+                          f"({timing.time_unit})")
+    idx, time = observable.idx, observable.time
+    if idx.ndim != 2 or idx.shape != time.shape:
+        raise DeployError(f"{name}: EventData idx and time must be (samples, events) arrays of one shape, got "
+                          f"{idx.shape} and {time.shape}")
+    input_steps = timing.num_steps - timing.latency_steps
+
+    def batches(count: int):
+        for start in range(0, count, SAMPLES_PER_BATCH):
+            rows_idx, rows_time = np.asarray(idx[start:start + SAMPLES_PER_BATCH]), np.asarray(
+                time[start:start + SAMPLES_PER_BATCH])
+            rows_idx, rows_time = rows_idx[:count - start], rows_time[:count - start]
+            sample, column = np.nonzero(rows_idx >= 0)
+            bins = time_bins(rows_time[sample, column], timing.dt, input_steps, name, sample + start)
+            yield sample + start, bins, rows_idx[sample, column], None
+
+    mapping = f"NIR event time t ({timing.time_unit}, the graph's unit) -> chip step floor(t / dt {timing.dt:g}) + 1"
+    return EventSource(name, f"{name}: NIR EventData of {idx.shape[0]} samples x {observable.n_neurons} neurons",
+                       idx.shape[0], observable.n_neurons, labels, batches, mapping)
+
+
+# tonic's event data sets: --data NAME:SPLIT --data-root DIR. Per name: tonic's class, its constructor's
+# argument for each split, and (per split) the files that must be there, relative to the class's folder.
+TONIC_DATA_SETS = {
+    "nmnist": ("NMNIST", {"train": {"train": True}, "test": {"train": False}},
+               {"train": "Train/<digit>/*.bin", "test": "Test/<digit>/*.bin"}),
+    "shd": ("SHD", {"train": {"train": True}, "test": {"train": False}},
+            {"train": "shd_train.h5", "test": "shd_test.h5"}),
+    "ssc": ("SSC", {split: {"split": split} for split in ("train", "valid", "test")},
+            {split: f"ssc_{split}.h5" for split in ("train", "valid", "test")}),
+    "dvsgesture": ("DVSGesture", {"train": {"train": True}, "test": {"train": False}},
+                   {"train": "ibmGestureTrain/user<NN>_<lighting>/<label>.npy",
+                    "test": "ibmGestureTest/user<NN>_<lighting>/<label>.npy"}),
+}
+
+
+def tonic_folder_source(name: str, split: str, bundle, options: DataOptions) -> EventSource:
+    """A tonic data set from a folder: as tonic downloaded it (archives present) or unpacked by hand (the
+    archives' contents only). tonic's own existence check counts files and wants the archive, and would
+    download otherwise; this reads the same files through tonic's readers, having checked they are there."""
+    class_name, splits, layout = TONIC_DATA_SETS[name]
+    if split not in splits:
+        raise DeployError(f"{name} has splits {', '.join(splits)}, not {split!r}")
+    if options.data_root is None:
+        raise DeployError(f"--data {name}:{split} reads tonic's {class_name} from a folder: give it as --data-root DIR")
+    root = Path(options.data_root)
+    # DIR is what tonic was given as save_to (holding DIR/<class>/), or a folder holding the files themselves.
+    folder = root / class_name if (root / class_name).is_dir() else root
+    expected = folder / layout[split]
+    pattern = layout[split].replace("<digit>", "*").replace("<NN>", "*").replace("<lighting>", "*").replace(
+        "<label>", "*")
+    if not any(folder.glob(pattern)):
+        raise DeployError(f"no {name}:{split} in {root}: expected {expected} (as tonic downloads it, or its archive "
+                          "unpacked by hand)")
+    tonic = _tonic()
+    stock = getattr(tonic.datasets, class_name)
+
+    def offline(self):
+        raise DeployError(f"snn-deploy never downloads: {name}:{split} must be in {root}")
+
+    # tonic reads from <save_to>/<its class's name>: the reader class is named after the folder.
+    reader = type(folder.resolve().name, (stock,), {"_check_exists": lambda self: True, "download": offline})
+    try:
+        dataset = reader(str(folder.resolve().parent), **splits[split])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DeployError(f"{name}:{split} in {root} is not readable ({exc.__class__.__name__}: {exc})") from None
+    # Samples in the order of their files (tonic lists some folders in the file system's order).
+    paths = dataset.data if len(dataset.data) == len(dataset) else None
+    order = sorted(range(len(dataset)), key=paths.__getitem__) if paths else range(len(dataset))
+    return tonic_source(dataset, f"{name}:{split}", order, bundle, options, kind=class_name)
+
+
+def _tonic():
+    try:
+        import tonic
+    except ImportError:
+        raise DeployError("tonic's event data sets need tonic: pip install 'snn-deploy[events]'") from None
+    return tonic
+
+
+def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: str = "") -> EventSource:
+    """A tonic data set (its samples structured event arrays with x, [y,] p and t in µs, its labels the
+    targets), in ``order``: each sample's events binned onto the chip's steps by tonic's ToFrame, its sensor
+    (width, height, polarities) flattened as ToFrame's frames are, channel = (p * height + y) * width + x, and
+    reduced to ``options.downsample`` by tonic's Downsample where asked."""
+    tonic = _tonic()
+    sensor = tuple(int(s) for s in dataset.sensor_size)
+    size = bundle.network.input.size
+    frame_sensor, downsample = sensor, None
+    if options.downsample is not None:
+        width, height = options.downsample
+        if width > sensor[0] or height > sensor[1] or width < 1 or height < 1:
+            raise DeployError(f"--downsample {width}x{height} must shrink {name}'s sensor "
+                              f"{sensor[0]}x{sensor[1]}x{sensor[2]}")
+        frame_sensor = (width, height, sensor[2])
+        downsample = tonic.transforms.Downsample(sensor_size=sensor, target_size=(width, height))
+    channels = int(np.prod(frame_sensor))
+    if channels > size and downsample is None:
+        raise DeployError(f"{name}'s sensor {sensor[0]}x{sensor[1]}x{sensor[2]} gives {channels} channels, more than "
+                          f"the network's {size} inputs: reduce it with --downsample WIDTHxHEIGHT")
+    scale, given = _time_scale(bundle, options, name)
+    window = float(_step_length(bundle, scale) * 10**6)  # tonic's time stamps are in µs
+    input_steps = bundle.timing.num_steps - bundle.timing.latency_steps
+    # end_time half a window past the last step: exactly input_steps frames, whatever the rounding of k x window.
+    to_frame = tonic.transforms.ToFrame(sensor_size=frame_sensor, time_window=window, start_time=0,
+                                        end_time=(input_steps + 0.5) * window)
+    order = list(order)
+
+    def read(index: int):
+        try:
+            with np.errstate(invalid="raise"):  # tonic casts times to integers: NaN or inf would become garbage
+                return dataset[order[index]]
+        except FloatingPointError:
+            raise DeployError(f"{name}: sample {index} has a NaN or infinite spike time") from None
+
+    def batches(count: int):
+        for start in range(0, count, SAMPLES_PER_BATCH):
+            parts = [_binned(read(index)[0], index, frame_sensor, sensor, downsample, to_frame, window, input_steps,
+                             name) for index in range(start, min(start + SAMPLES_PER_BATCH, count))]
+            yield tuple(np.concatenate(column) for column in zip(*parts))
+
+    def labels_of(count: int) -> np.ndarray:
+        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(count)],
+                        np.int64)
+
+    description = (f"{name}: tonic's {kind or type(dataset).__name__}, {len(order)} samples, sensor "
+                   f"{sensor[0]}x{sensor[1]}x{sensor[2]}" + (f" downsampled to {frame_sensor[0]}x{frame_sensor[1]}"
+                                                             if downsample else ""))
+    return EventSource(name, description, len(order), channels, labels_of, batches,
+                       _time_mapping(bundle, scale, given), float(scale), given, options.downsample)
+
+
+def _target(dataset, index: int, read: Callable[[], tuple]):
+    """A sample's label, without reading (``read``) its events where tonic lists the targets untransformed."""
+    targets = getattr(dataset, "targets", None)
+    listed = targets is not None and len(targets) == len(dataset) and not any(
+        getattr(dataset, name, None) for name in ("target_transform", "transforms"))
+    return targets[index] if listed else read()[1]
+
+
+def _binned(events, index: int, frame_sensor, sensor, downsample, to_frame, window: float, input_steps: int,
+            name: str):
+    """One sample's events -> (sample, bin, channel, counts), by tonic's transforms."""
+    if events.dtype.names is None or not {"x", "p", "t"} <= set(events.dtype.names):
+        raise DeployError(f"{name}: a sample must be tonic's structured events (x, [y,] p, t), got "
+                          f"{events.dtype}; give the data set without a transform")
+    for field, high in (("x", sensor[0]), ("y", sensor[1]), ("p", sensor[2])):
+        if field in events.dtype.names:
+            values = events[field].astype(np.int64)
+            outside = (values < 0) | (values >= max(high, 2 if field == "p" else high))
+            if outside.any():
+                raise DeployError(f"{name}: sample {index} has an event at {field} = {values[outside][0]}, outside "
+                                  f"the sensor's {high}")
+    time_bins(events["t"], window, input_steps, name)  # refuses negative (and NaN) times
+    if downsample is not None:
+        events = downsample(events)
+    if len(events) == 0:
+        return (np.empty(0, np.int64),) * 4
+    events = events[np.argsort(events["t"], kind="stable")]  # ToFrame slices by searching sorted times
+    frames = to_frame(events).reshape(input_steps, -1)
+    step, channel = np.nonzero(frames)
+    counts = frames[step, channel].astype(np.int64)
+    # ToFrame's frames end with the run's input steps; the events after them go to the collector as one
+    # entry past the last step (on channel 0), which it crops and counts.
+    cropped = len(events) - int(counts.sum())
+    return (np.full(step.size + 1, index), np.append(step, input_steps), np.append(channel, 0),
+            np.append(counts, cropped))
 
 
 def _selection(source: str, count: int) -> str:

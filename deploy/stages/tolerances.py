@@ -118,14 +118,14 @@ def read_tolerance_file(path: str | Path) -> dict[str, Any]:
                       {field: file_key for field, (file_key, _) in FIELDS.items()})
 
 
-def load_tolerances(nir_path: str | Path, overrides: dict[str, Any] | None = None) -> Tolerances:
-    """The tolerances for the model at ``nir_path``: ``overrides`` (by field name; None = not
-    given) over its tolerance file over the defaults."""
+def load_tolerances(nir_path: str | Path | None, overrides: dict[str, Any] | None = None) -> Tolerances:
+    """The tolerances for the model at ``nir_path`` (None: a model without a file, e.g. a graph in memory):
+    ``overrides`` (by field name; None = not given) over its tolerance file over the defaults."""
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     unknown = [key for key in given if key not in FIELDS]
     if unknown:
         raise DeployError(f"unknown tolerance {unknown[0]!r} (known: {', '.join(FIELDS)})")
-    path = tolerance_file(nir_path)
+    path = tolerance_file(nir_path) if nir_path is not None else None
     from_file = read_tolerance_file(path) if path else {}
     options = _validated(given, "tolerance option", {field: field for field in FIELDS})
     return Tolerances(**{**from_file, **options})

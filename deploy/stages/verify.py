@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
+from ..artifacts.stimulus import DataOptions, DataReport
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
                                  ErrorBudget, HardwareEvents, Metrics, SpikeCountError, SpikeTimeErrors, StepRange,
@@ -33,7 +35,7 @@ from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
-from .load import load
+from .load import from_graph, load
 from .stimulus import encode
 from .tolerances import checks
 
@@ -145,7 +147,7 @@ def _shown(value) -> str:
 
 def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None = None,
                       dt: float | None = None) -> FloatNetwork:
-    """The float model a bundle is verified against: its NIR graph, read with the semantics the bundle was
+    """The float model a bundle is verified against: its NIR graph (a file, or a nir.NIRGraph), read with the semantics the bundle was
     compiled with (the bundle is their one source). ``options`` (semantic field -> value, None = not given)
     and ``dt`` may restate them; one that contradicts the bundle is a DeployError naming both values."""
     compiled = compiled_semantics(bundle.source.semantics)
@@ -160,7 +162,8 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
             shown = "" if name == "fire_once" else f" {_shown(value)}"
             raise DeployError(f"the bundle was compiled with {name} {_shown(getattr(compiled, name))}; "
                               f"{option}{shown} contradicts it")
-    net = load(nir_path, {name: getattr(compiled, name) for name in FIELDS})
+    fields = {name: getattr(compiled, name) for name in FIELDS}
+    net = load(nir_path, fields) if isinstance(nir_path, (str, Path)) else from_graph(nir_path, fields)
     net = replace(net, semantics=compiled)
     check_pair(net, bundle)
     return net
@@ -222,8 +225,9 @@ def bundle_target(bundle: Bundle):
 
 
 def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
-          tolerances: Tolerances = Tolerances()) -> Verdict:
-    """Summarize a comparison into metrics (energy and latency included) and check the tolerances."""
+          tolerances: Tolerances = Tolerances(), data: DataReport | None = None) -> Verdict:
+    """Summarize a comparison into metrics (energy and latency included) and check the tolerances. ``data``:
+    how the user's data were read (the stimulus's report), stated in the verdict as "data"."""
 
     c = comparison
     accuracy = (Accuracy(**{name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()})
@@ -252,14 +256,41 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         hardware_events={name: HardwareEvents(**counters) for name, counters in c.record.counters.items()},
         float_reference=c.float_reference,
         energy=estimate(bundle, c.record, c.inputs, bundle_target(bundle),
-                        decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)))
+                        decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
+        data=data)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
 
-def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
-           backend: str = "bitsim", dataset: str = "", tolerances: Tolerances = Tolerances(),
+def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None, backend: str = "bitsim",
+           tolerances: Tolerances | dict[str, Any] | None = None, time_scale: float | None = None,
+           data_root=None, downsample: tuple[int, int] | None = None, dataset: str = "",
            progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
-    """compare, then judge: the verdict of ``bundle`` on ``backend`` against the float references."""
-    comparison = compare(net, bundle, features, labels, backend=backend, progress=progress, record=record)
-    return judge(comparison, net, bundle, dataset=dataset, tolerances=tolerances)
+    """Does the chip decide as the float model does, on this data? The verdict ``snn-deploy verify`` prints.
+
+    ``graph``: the NIR file the bundle was compiled from (read with the bundle's semantics), a nir.NIRGraph,
+    or a loaded FloatNetwork. ``bundle``: a bundle file or a Bundle. ``data``: whatever ``--data`` takes
+    ("yinyang:test", "test.npz", "run.h5", "nmnist:test" with ``data_root``, "random:seed=1"), or a
+    (samples, steps, channels) raster, a SpikeEvents, NIR data, a tonic data set object, or (samples,
+    features) features for the bundle's input encoding. ``labels``: one class per sample (an array or a
+    .npy file) for data without their own. ``tolerances``: a Tolerances, or options over the graph's
+    tolerance file (as the command line's); ``max_accuracy_drop`` among the options needs labels.
+    """
+    from ...targets import bundle as bundle_io
+    from .stimulus import load_stimulus, require_labels
+    from .tolerances import load_tolerances
+
+    if not isinstance(bundle, Bundle):
+        bundle = bundle_io.load(bundle)
+    net = graph if isinstance(graph, FloatNetwork) else reference_network(graph, bundle)
+    asked = {} if isinstance(tolerances, Tolerances) else dict(tolerances or {})
+    if not isinstance(tolerances, Tolerances):
+        tolerances = load_tolerances(graph if isinstance(graph, (str, Path)) else None, asked)
+    options = DataOptions(labels=labels, data_root=data_root, time_scale=time_scale, downsample=downsample)
+    stimulus = load_stimulus(data, samples, bundle, options=options, references=True)
+    if asked.get("max_accuracy_drop") is not None:
+        require_labels(stimulus, "max_accuracy_drop")
+    comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
+                                backend=backend, progress=progress, record=record)
+    return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances,
+                 data=stimulus.report)
