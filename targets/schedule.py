@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .record import SpikeEvents
+from .record import SpikeEvents, sorted_events
 
 # Steps between a source's spike and its Dense block's delivery: stage 3 of step t accumulates, stage 1 of
 # step t + 1 delivers (Lava's Dense; a target description's [synapse] dense_delay_steps must say so).
@@ -189,15 +189,15 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start, batch in zip(starts, pool.map(one_batch, starts)):
             for name, (sample, step, neuron) in batch.spikes.items():
-                parts[name].append((sample + start, step, neuron))
+                # Sorted int32 per batch: the batches then join in order (a run's events can be gigabytes).
+                parts[name].append(sorted_events(sample + start, step, neuron))
                 for key, count in batch.events[name].items():
                     counters[name][key] = counters[name].get(key, 0) + count
                 for key, trace in batch.traces[name].items():
                     trace_parts[name].setdefault(key, []).append(trace)
     spikes = {}
     for p in network.populations:
-        arrays = [np.concatenate(a) for a in zip(*parts[p.name])] if parts[p.name] else [np.empty(0, int)] * 3
-        spikes[p.name] = SpikeEvents.from_arrays(*arrays, num_samples=inputs.num_samples,
+        spikes[p.name] = SpikeEvents.from_blocks(parts.pop(p.name), num_samples=inputs.num_samples,
                                                  num_steps=num_steps, size=p.size)
     traces = {name: {key: np.concatenate(chunks) for key, chunks in per.items()}
               for name, per in trace_parts.items() if per}
