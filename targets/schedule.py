@@ -134,9 +134,9 @@ def batch_plan(num_samples: int, batch_size: int = DEFAULT_BATCH_SIZE, workers: 
     return workers, max(1, min(batch_size, -(-num_samples // workers)))
 
 
-# Bytes per spike event while a run collects it: (sample, step, neuron) as int64 (24), then sorted
-# into int32 rows (12) through lexsort's int64 order (8) (``record.SpikeEvents.from_arrays``).
-EVENT_BYTES = 24 + 12 + 8
+# Bytes per spike event while a run collects it: sorted int32 rows per batch (12), joined into one array
+# (12) (``record.SpikeEvents.from_blocks``); a batch's int64 columns and sort order are transient.
+EVENT_BYTES = 12 + 12
 # Bytes per neuron and sample of a batch: during a step the old and the new state coexist (u and v
 # in float64, the fire-once latch a bool: 2 x 17), with the activation (float64) and the spikes (bool).
 NEURON_BYTES = 2 * (8 + 8 + 1) + 8 + 1
