@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def _events(sample, step, neuron) -> np.ndarray:
+def sorted_events(sample, step, neuron) -> np.ndarray:
+    """Events as a (3, n) int32 array of rows sample, step, neuron, sorted in that order."""
     events = np.stack([np.asarray(sample), np.asarray(step), np.asarray(neuron)]).astype(np.int32)
     order = np.lexsort((events[2], events[1], events[0]))
     events = np.ascontiguousarray(events[:, order])
@@ -32,13 +33,26 @@ class SpikeEvents:
 
     @classmethod
     def from_arrays(cls, sample, step, neuron, num_samples: int, num_steps: int, size: int) -> "SpikeEvents":
-        return cls(_events(sample, step, neuron), num_samples, num_steps, size)
+        return cls(sorted_events(sample, step, neuron), num_samples, num_steps, size)
 
     @classmethod
     def from_raster(cls, raster: np.ndarray) -> "SpikeEvents":
         """From a boolean (samples, steps, neurons) raster whose index 0 is step 1."""
         sample, step, neuron = np.nonzero(raster)
         return cls.from_arrays(sample, step + 1, neuron, *raster.shape)
+
+    @classmethod
+    def from_blocks(cls, blocks: list[np.ndarray], num_samples: int, num_steps: int, size: int) -> "SpikeEvents":
+        """From sorted (3, n) int32 blocks of events (``sorted_events``), each of later samples than the one
+        before (a run's batches): joined without sorting again, so that a large run's events are never held
+        as int64 or through a global sort."""
+        blocks = [block for block in blocks if block.shape[1]]
+        for before, after in zip(blocks, blocks[1:]):
+            if after[0, 0] <= before[0, -1]:
+                raise ValueError("event blocks must hold ever later samples")
+        events = np.concatenate(blocks, axis=1) if blocks else np.empty((3, 0), np.int32)
+        events.setflags(write=False)
+        return cls(events, num_samples, num_steps, size)
 
     def first_spike_steps(self) -> np.ndarray:
         """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .record import SpikeEvents
+from .record import SpikeEvents, sorted_events
 
 # Steps between a source's spike and its Dense block's delivery: stage 3 of step t accumulates, stage 1 of
 # step t + 1 delivers (Lava's Dense; a target description's [synapse] dense_delay_steps must say so).
@@ -134,9 +134,9 @@ def batch_plan(num_samples: int, batch_size: int = DEFAULT_BATCH_SIZE, workers: 
     return workers, max(1, min(batch_size, -(-num_samples // workers)))
 
 
-# Bytes per spike event while a run collects it: (sample, step, neuron) as int64 (24), then sorted
-# into int32 rows (12) through lexsort's int64 order (8) (``record.SpikeEvents.from_arrays``).
-EVENT_BYTES = 24 + 12 + 8
+# Bytes per spike event while a run collects it: sorted int32 rows per batch (12), joined into one array
+# (12) (``record.SpikeEvents.from_blocks``); a batch's int64 columns and sort order are transient.
+EVENT_BYTES = 12 + 12
 # Bytes per neuron and sample of a batch: during a step the old and the new state coexist (u and v
 # in float64, the fire-once latch a bool: 2 x 17), with the activation (float64) and the spikes (bool).
 NEURON_BYTES = 2 * (8 + 8 + 1) + 8 + 1
@@ -189,15 +189,15 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start, batch in zip(starts, pool.map(one_batch, starts)):
             for name, (sample, step, neuron) in batch.spikes.items():
-                parts[name].append((sample + start, step, neuron))
+                # Sorted int32 per batch: the batches then join in order (a run's events can be gigabytes).
+                parts[name].append(sorted_events(sample + start, step, neuron))
                 for key, count in batch.events[name].items():
                     counters[name][key] = counters[name].get(key, 0) + count
                 for key, trace in batch.traces[name].items():
                     trace_parts[name].setdefault(key, []).append(trace)
     spikes = {}
     for p in network.populations:
-        arrays = [np.concatenate(a) for a in zip(*parts[p.name])] if parts[p.name] else [np.empty(0, int)] * 3
-        spikes[p.name] = SpikeEvents.from_arrays(*arrays, num_samples=inputs.num_samples,
+        spikes[p.name] = SpikeEvents.from_blocks(parts.pop(p.name), num_samples=inputs.num_samples,
                                                  num_steps=num_steps, size=p.size)
     traces = {name: {key: np.concatenate(chunks) for key, chunks in per.items()}
               for name, per in trace_parts.items() if per}

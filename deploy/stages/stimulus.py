@@ -384,9 +384,7 @@ class _Collector:
 
     def spike_events(self, num_steps: int) -> SpikeEvents:
         # Each batch holds whole samples, later than the batch before: the parts join in SpikeEvents' order.
-        events = np.concatenate(self.parts, axis=1) if self.parts else np.empty((3, 0), np.int32)
-        events.setflags(write=False)
-        return SpikeEvents(events, self.num_samples, num_steps, self.size)
+        return SpikeEvents.from_blocks(self.parts, self.num_samples, num_steps, self.size)
 
 
 def _labels_option(options: DataOptions) -> np.ndarray | None:
