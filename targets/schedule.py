@@ -116,6 +116,15 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
 MIN_SAMPLES_PER_THREAD = 256
 
 
+def check_inputs(network: Network, inputs: SpikeEvents, num_steps: int) -> None:
+    """Raise ValueError unless ``inputs`` has the network's input channels and the run's steps."""
+    if inputs.size != network.input.size:
+        raise ValueError(f"input has {inputs.size} channels; the network's input "
+                         f"{network.input.name!r} has {network.input.size}")
+    if inputs.num_steps != num_steps:
+        raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
+
+
 def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
         record_state: bool = False, batch_size: int = 1024, workers: int | None = None,
         progress: Callable[[int], None] | None = None) -> tuple[dict, dict, dict]:
@@ -125,11 +134,7 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     samples each). Samples are independent and numpy releases the GIL inside array operations, so
     the cores share the work without copying it.
     """
-    if inputs.size != network.input.size:
-        raise ValueError(f"input has {inputs.size} channels; the network's input "
-                         f"{network.input.name!r} has {network.input.size}")
-    if inputs.num_steps != num_steps:
-        raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
+    check_inputs(network, inputs, num_steps)
     # A thread pays off only with large batches: below that the per-step Python work (which holds
     # the GIL) dominates and the threads just take turns.
     workers = workers or max(1, min(os.cpu_count() or 1, inputs.num_samples // MIN_SAMPLES_PER_THREAD))
