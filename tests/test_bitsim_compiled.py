@@ -12,6 +12,7 @@ step, every counter, on
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -20,15 +21,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snn_deploy.deploy import compile_network, export, load_graph
+from snn_deploy.deploy.errors import DeployError
+from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.deploy.stages.run import run_inputs
 from snn_deploy.deploy.stages.stimulus import input_times, random_spike_trains, to_steps
 from snn_deploy.models import data, zoo
+from snn_deploy.models.zoo import save
 from snn_deploy.targets import bitsim, bitsim_compiled, description
+from snn_deploy.targets import record as record_io
 from snn_deploy.targets import fixed_point as fx
 from snn_deploy.targets.backends import BackendUnavailable
+from snn_deploy.targets.bitsim import ENGINES
 from snn_deploy.targets.bundle import Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation, Placement, Timing
+from snn_deploy.targets.bundle import load as load_bundle
 from snn_deploy.targets.record import SpikeEvents
 
-from helpers import assert_records_equal
+from helpers import assert_records_equal, random_ttfs_model
 from networks import (FORCED, UNFORCED, Case, current_wrap_cases, make_bundle, networks, sample_boundary_case,
                       voltage_saturation_cases)
 
@@ -224,7 +232,8 @@ def imported_graphs(reference_dir) -> dict:
                "spike": "pulse", "integration": "euler"}
     paper = {"time_unit": "s", "fire_once": False, "reset": "zero", "decoding": "spike_count", "horizon": 0.1,
              "integration": "exact"}
-    cnn = {"time_unit": "step", "fire_once": False, "reset": "subtract", "decoding": "spike_count", "horizon": 30,
+    # 10 steps of the CNN (its own test runs 30): its 4096-neuron layers make the reference take ~0.3 s a step.
+    cnn = {"time_unit": "step", "fire_once": False, "reset": "subtract", "decoding": "spike_count", "horizon": 10,
            "spike": "dirac", "integration": "euler"}
     return {
         "braille_bias_zero": (compile_network(load_graph(graphs / "braille_noDelay_bias_zero.nir",
@@ -234,7 +243,7 @@ def imported_graphs(reference_dir) -> dict:
                                                         {**braille, "reset": "subtract"}), loihi2, dt=1e-4,
                                              split_weights=True), 0.05, 8),
         "cnn_sinabs": (compile_network(load_graph(graphs / "cnn_sinabs.nir", cnn), loihi2, dt=1, split_weights=True),
-                       0.05, 2),
+                       0.05, 1),
         "two_lif_neurons": (compile_network(load_graph(graphs / "two_lif_neurons.nir", {**paper, "spike": "dirac"}),
                                             loihi2, steps_per_tau=10_000), 0.01, 2),
         "lif_norse pulse": (compile_network(load_graph(lif / "lif_norse.nir", {**paper, "spike": "pulse"}), loihi2,
@@ -266,3 +275,43 @@ def test_an_unknown_engine_or_a_missing_numba_is_refused_by_name(monkeypatch):
     with pytest.raises(BackendUnavailable, match=r"needs numba, the extra 'compiled' .*snn-deploy\[compiled\]"):
         bitsim.run(case.bundle, case.inputs, engine="compiled")
     assert bitsim.run(case.bundle, case.inputs).spikes.keys() == {"busy", "ttfs"}
+
+
+# --- the pipeline and the command line ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("engine-cli")
+    save(random_ttfs_model(), root / "random.npz")
+    assert main(["export", str(root / "random.npz"), "-o", str(root / "m.nir"), "-q"]) == 0
+    assert main(["compile", str(root / "m.nir"), "-o", str(root / "m.bundle"), "-q"]) == 0
+    return root
+
+
+def test_run_and_verify_give_the_same_record_and_verdict_on_either_engine(cli_files):
+    common = ["--data", "yinyang:test", "--samples", "40", "-q"]
+    records, verdicts = [], []
+    for engine in ENGINES:
+        run_out, json_out = cli_files / f"{engine}.h5", cli_files / f"{engine}.json"
+        assert main(["run", str(cli_files / "m.bundle"), *common, "--engine", engine, "-o", str(run_out)]) == 0
+        assert main(["verify", str(cli_files / "m.nir"), str(cli_files / "m.bundle"), *common, "--engine", engine,
+                     "--json", str(json_out)]) in (0, 1)
+        records.append(record_io.load(run_out))
+        verdicts.append(json.loads(json_out.read_text()))
+    assert_records_equal(*records)
+    assert verdicts[0] == verdicts[1]
+
+
+def test_an_engine_for_a_back_end_without_engines_is_refused_in_one_line(cli_files, tmp_path, capsys):
+    out = tmp_path / "lava.h5"
+    code = main(["run", str(cli_files / "m.bundle"), "--data", "yinyang:test", "--samples", "2", "--backend", "lava",
+                 "--engine", "compiled", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists() and "Traceback" not in err
+    assert err.splitlines() == [err.splitlines()[0]] and "--engine applies to bitsim only" in err
+    bundle = load_bundle(cli_files / "m.bundle")
+    inputs = random_spike_trains(bundle.network.input.size, 2, bundle.timing.num_steps, 0.1, seed=0)
+    with pytest.raises(DeployError, match="the lava back end has no engines to choose from"):
+        run_inputs(bundle, inputs, backend="lava", engine="reference")
+    with pytest.raises(DeployError, match="unknown bitsim engine 'fast'"):
+        run_inputs(bundle, inputs, engine="fast")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ...targets import backends
+from ...targets import backends, bitsim
 from ...targets import bundle as bundle_io
 from ...targets import description
 from ...targets import record as record_io
@@ -189,6 +189,10 @@ def cmd_compile(args) -> int:
     return EXIT_OK
 
 
+ENGINE_HELP = (f"bitsim's engine: compiled (numba, the extra 'compiled') or reference (numpy); the same records "
+               f"bit for bit (default: {bitsim.default_engine()} here)")
+
+
 def get_backend(name: str, bundle):
     try:
         return backends.get(name, bundle)
@@ -205,7 +209,8 @@ def cmd_run(args) -> int:
     out = _output_path(args.output)
     get_backend(args.backend, bundle)  # reject an unknown or unlisted back end before any work
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
-        result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
+        result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress,
+                     engine=args.engine)
     record_io.save(result, out)
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
@@ -241,7 +246,7 @@ def cmd_verify(args) -> int:
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                    backend=args.backend, progress=progress, record=replay)
+                                    backend=args.backend, progress=progress, record=replay, engine=args.engine)
     verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances)
     if json_out:
         write_atomic(json_out, verdict.to_json().encode())
@@ -357,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
                    f"{DEFAULT_RANDOM_SAMPLES})")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--engine", choices=bitsim.ENGINES, help=ENGINE_HELP)
     p.add_argument("--record-state", action="store_true", help="also record u and v at every step")
     p.add_argument("-o", "--output", required=True, help="spike record to write (HDF5, e.g. run.h5)")
 
@@ -369,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
                    f"{DEFAULT_RANDOM_SAMPLES})")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--engine", choices=bitsim.ENGINES, help=ENGINE_HELP)
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...targets import backends, decision
+from ...targets import decision
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
@@ -32,6 +32,7 @@ from ..references import discrete as discrete_reference
 from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
 from .load import load
+from .run import run_inputs
 from .stimulus import encode
 from .tolerances import checks
 
@@ -170,24 +171,26 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
 
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
             backend: str = "bitsim", progress: Callable[[int], None] | None = None,
-            record: SpikeRecord | None = None) -> Comparison:
+            record: SpikeRecord | None = None, engine: str | None = None) -> Comparison:
     """Encode a data set by the graph's encoding, then ``compare_spikes``."""
     times_in, inputs = encode(bundle, features)
     return compare_spikes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
-                          progress=progress, record=record)
+                          progress=progress, record=record, engine=engine)
 
 
 def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None = None,
                    times_in: np.ndarray | None = None, backend: str = "bitsim",
-                   progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Comparison:
-    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references on the same
-    input spikes. The continuous reference needs the input spike times (``times_in``) too."""
+                   progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
+                   engine: str | None = None) -> Comparison:
+    """Run ``bundle`` on ``backend`` (with bitsim's ``engine``, None: its default; ``run.run_inputs``), or take an
+    existing ``record``, and the float references on the same input spikes. The continuous reference needs the
+    input spike times (``times_in``) too."""
     check_pair(net, bundle)
     dt, num_steps = bundle.timing.dt, bundle.timing.num_steps
     if inputs.size != bundle.network.input.size:
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
     if record is None:
-        record = backends.get(backend, bundle).run(bundle, inputs, progress=progress)
+        record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
     discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
     continuous = (continuous_reference.first_spike_times(net, times_in)
                   if times_in is not None and continuous_reference.supports(net) else None)
@@ -261,7 +264,9 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
 
 def verify(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
            backend: str = "bitsim", dataset: str = "", tolerances: Tolerances = Tolerances(),
-           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
+           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
+           engine: str | None = None) -> Verdict:
     """compare, then judge: the verdict of ``bundle`` on ``backend`` against the float references."""
-    comparison = compare(net, bundle, features, labels, backend=backend, progress=progress, record=record)
+    comparison = compare(net, bundle, features, labels, backend=backend, progress=progress, record=record,
+                         engine=engine)
     return judge(comparison, net, bundle, dataset=dataset, tolerances=tolerances)
