@@ -85,10 +85,7 @@ class _Tables:
         acc_starts = np.cumsum([0] + [c.weights.shape[0] for c in conns])
         self.conn_cells = np.array([[weight_starts[k], acc_starts[k], c.weights.shape[0]] for k, c in enumerate(conns)],
                                    np.uint64).reshape(-1, 3)
-        weights = np.concatenate([c.weights.T.ravel() for c in conns] or [np.zeros(0, np.int32)])
-        # int16 where they fit (Loihi's 8-bit weights do): the rows a spike reads are its memory traffic.
-        compact = weights.size == 0 or np.abs(weights).max() < 2**15
-        self.weights = weights.astype(np.int16 if compact else np.int32)
+        self.weights = np.concatenate([c.weights.T.ravel() for c in conns] or [np.zeros(0)]).astype(np.int32)
         self.num_accumulators = int(acc_starts[-1])
         self.widths = np.array([widths.decay_bits, widths.activation_shift, widths.state_limit], np.int64)
 

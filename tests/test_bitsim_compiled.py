@@ -101,7 +101,7 @@ OTHER_WIDTHS = {
     "16-bit": fx.Widths(state_bits=16, decay_bits=8, current_decay_offset=2, voltage_decay_offset=1,
                         threshold_bits=10, threshold_shift=2, activation_shift=2, bias_mantissa_bits=8, weight_bits=6,
                         weight_exp_min=-3, weight_exp_max=3, graded_spikes=False),
-    # Weights beyond int16, which the compiled engine then holds in int32.
+    # Wide states and weights.
     "16-bit weights": fx.Widths(state_bits=30, decay_bits=12, current_decay_offset=1, voltage_decay_offset=0,
                                 threshold_bits=20, threshold_shift=6, activation_shift=6, bias_mantissa_bits=16,
                                 weight_bits=16, weight_exp_min=-8, weight_exp_max=7, graded_spikes=True)}
@@ -113,9 +113,6 @@ def test_the_engines_take_their_widths_from_the_bundle(widths):
     for seed in range(10):
         case = in_widths(widths, seed)
         counters.append(assert_engines_agree(case.bundle, case.inputs, case.label).counters)
-    # The kernel holds weights in int16 where they fit, else in int32: both are run here.
-    held = bitsim_compiled._Tables(case.bundle).weights.dtype
-    assert held == (np.int32 if widths.weight_bits >= 15 else np.int16)
     # Narrow states with strong weights: both hardware events occur and are counted alike.
     assert sum(c["hidden"]["current_wraps"] + c["out"]["current_wraps"] for c in counters) > 0
     assert sum(c["hidden"]["voltage_saturations"] + c["out"]["voltage_saturations"] for c in counters) > 0
