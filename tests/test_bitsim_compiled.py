@@ -13,7 +13,10 @@ step, every counter, on
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -319,3 +322,20 @@ def test_an_engine_for_a_back_end_without_engines_is_refused_in_one_line(cli_fil
         run_inputs(bundle, inputs, backend="lava", engine="reference")
     with pytest.raises(DeployError, match="unknown bitsim engine 'fast'"):
         run_inputs(bundle, inputs, engine="fast")
+
+
+def test_without_numba_targets_imports_and_bitsim_runs_its_reference_engine():
+    """The Lava worker's environment has no numba: bitsim must import and run there, on the numpy engine."""
+    code = ("import sys; sys.modules['numba'] = None\n"  # any `import numba` now raises ImportError
+            "sys.path.insert(0, 'tests')\n"
+            "from networks import sample_boundary_case\n"
+            "from snn_deploy.targets import bitsim\n"
+            "case = sample_boundary_case()\n"
+            "record = bitsim.run(case.bundle, case.inputs)\n"
+            "print(bitsim.default_engine(), record.spikes['busy'].events.shape[1])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    case = sample_boundary_case()
+    spikes = bitsim.run(case.bundle, case.inputs).spikes["busy"].events.shape[1]
+    assert result.stdout.split() == ["reference", str(spikes)]
