@@ -2,17 +2,19 @@
 as numba kernels. Its records equal the numpy engine's (``bitsim``'s reference engine, the readable
 specification) bit for bit: every spike, u and v trace and counter (tests/test_bitsim_compiled.py).
 
-Integers are int64 here; the numpy engine carries them in float64. Both are exact: every value stays below
-2**53 (see ``fixed_point``), and each stage below is the integer form of the float one (a truncating decay is a
-shift toward zero, a negative weight exponent an arithmetic right shift, which floors).
+Integers are int64 here (weights int32); the numpy engine carries them in float64. Both are exact: every value
+stays below 2**53 (see ``fixed_point``), and each stage below is the integer form of the float one (a truncating
+decay is a shift toward zero, a negative weight exponent an arithmetic right shift, which floors). The stages are
+elementwise, as the hardware's are; the numpy engine's wrap of the 32-bit register is taken over a whole batch,
+which differs only for a 32-bit state that lands on +2**31 exactly (no target has one; Lava's is 24 bits).
 
 One kernel call runs a range of samples one after the other, each through all its steps, its whole state in
 cache; threads run disjoint ranges of samples (the kernel releases the GIL), and the records are joined in
 sample order, so the split changes nothing. The kernel skips only what cannot change a state, a spike, a
 counter or a trace:
 - a Dense block adds the weight rows of the neurons that spiked (event-driven), and delivers only if one did;
-- a population at rest (u = 0 everywhere, v = 0 and no bias wherever the fire-once latch is open) without
-  input this step: the stages map that state to itself, with no spike, wrap or saturation;
+- a population at rest (u = v = 0 everywhere, no bias) without input this step: the stages map that state to
+  itself, with no spike, wrap or saturation;
 - the remaining steps of a sample once every population is at rest, no spike is in flight in a Dense block
   and no input spike is left.
 
@@ -32,11 +34,11 @@ import numpy as np
 
 from . import fixed_point as fx
 from .bundle import Bundle
-from .schedule import check_inputs
 from .record import SpikeEvents
+from .schedule import check_inputs
 
 # A thread pays off once it has this many samples: below that, starting it costs more than its share of the
-# work (a Yin-Yang sample takes ~60 us; tools/bench/bench.py).
+# work (a Yin-Yang sample takes ~70 us on one thread; tools/bench/RESULTS.md).
 MIN_SAMPLES_PER_THREAD = 64
 # Columns of the cell tables (unsigned: indices the compiler knows are not negative, so that it vectorizes the
 # loops over them; a signed index costs a wraparound test per element).
@@ -90,6 +92,7 @@ class _Tables:
         self.widths = np.array([widths.decay_bits, widths.activation_shift, widths.state_limit], np.int64)
 
     def kernel_arguments(self) -> tuple:
+        """The arguments of ``_run_samples`` after the inputs."""
         return (self.cells, self.fire_once, self.subtract, self.biased, self.params, self.conn_target, self.conn_exp,
                 self.conn_cells, self.weights, self.source_ptr, self.source_conns, self.num_accumulators, self.widths)
 
