@@ -106,14 +106,16 @@ def _decay(x, factor, decay_bits):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _neuron_stage(fire_once, subtract, first, size, state, params, widths, spiked, counters):
+def _neuron_stage(fire_once, subtract, stage):
     """One step of the neurons [first, first + size) of one population (fixed_point.integrate_current,
     integrate_voltage, fire, reset; bitsim.lif_step). ``fire_once`` and ``subtract`` are compile-time constants
-    (each combination is its own specialization). Sets ``spiked[i]`` for the i-th neuron if it spiked, adds wraps
-    and saturations to ``counters``; returns (spikes, whether any u or v is off zero).
+    (each combination is its own specialization); ``stage`` is (first, size, state, params, widths, spiked,
+    counters). Sets ``spiked[i]`` for the i-th neuron if it spiked, adds wraps and saturations to ``counters``;
+    returns (spikes, whether any u or v is off zero).
 
     The loops are branch-free, so that the compiler vectorizes them; the rare wrap is fixed up in a pass of its own.
     """
+    first, size, state, params, widths, spiked, counters = stage
     u, v, fired, activation = state
     current_factor, voltage_factor, bias, threshold = params
     decay_bits, activation_shift, state_limit = widths[0], widths[1], widths[2]
@@ -223,19 +225,13 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
                     continue
                 receiving[p] = False
                 first, size = cells[p, CELL_START], cells[p, CELL_SIZE]
+                # Each combination of the flags runs its own specialization of the stage.
+                stage = (first, size, state, params, widths, spiked, counters[p])
                 if fire_once[p]:
-                    if subtract[p]:
-                        num_spikes, moving = _neuron_stage(True, True, first, size, state, params, widths, spiked,
-                                                           counters[p])
-                    else:
-                        num_spikes, moving = _neuron_stage(True, False, first, size, state, params, widths, spiked,
-                                                           counters[p])
-                elif subtract[p]:
-                    num_spikes, moving = _neuron_stage(False, True, first, size, state, params, widths, spiked,
-                                                       counters[p])
+                    result = _neuron_stage(True, True, stage) if subtract[p] else _neuron_stage(True, False, stage)
                 else:
-                    num_spikes, moving = _neuron_stage(False, False, first, size, state, params, widths, spiked,
-                                                       counters[p])
+                    result = _neuron_stage(False, True, stage) if subtract[p] else _neuron_stage(False, False, stage)
+                num_spikes, moving = result
                 resting[p] = not (moving or biased[p])
                 if record:
                     u_trace[sample - first_sample, t, first:first + size] = u[first:first + size]
