@@ -246,7 +246,8 @@ def cmd_verify(args) -> int:
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                    backend=args.backend, progress=progress, record=replay, engine=args.engine)
+                                    backend=args.backend, progress=progress, record=replay, engine=args.engine,
+                                    workers=args.workers)
     verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances)
     if json_out:
         write_atomic(json_out, verdict.to_json().encode())
@@ -376,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{DEFAULT_RANDOM_SAMPLES})")
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--engine", choices=bitsim.ENGINES, help=ENGINE_HELP)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="compare in N local processes, the samples split between them (the same verdict)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")
