@@ -3,10 +3,16 @@
 It runs the chip's step schedule (``schedule``) with the integer stages of ``fixed_point`` in the
 bundle's widths (its target's), matching Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc``
 bit for bit in Lava's widths.
+
+Two engines give the same records bit for bit: "reference", the numpy code of this module (the readable
+specification and the oracle), and "compiled", the same schedule and stages as numba kernels
+(``bitsim_compiled``, the optional extra "compiled"), several times faster. The default is "compiled"
+where numba is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,11 +20,14 @@ import numpy as np
 
 from . import fixed_point as fx
 from . import schedule
+from .backends import BackendUnavailable
 from .bundle import Bundle, DenseConnection, LifPopulation
 from .record import SpikeEvents, SpikeRecord
 from .schedule import Arithmetic, NeuronStep
 
 BACKEND = "bitsim"
+COMPILED, REFERENCE = "compiled", "reference"
+ENGINES = (COMPILED, REFERENCE)
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,31 @@ def integer_arithmetic(widths: fx.Widths) -> Arithmetic:
                       activation_dtype=np.float64, trace=_trace)
 
 
+def default_engine() -> str:
+    """"compiled" where numba is installed, else "reference"."""
+    return COMPILED if importlib.util.find_spec("numba") is not None else REFERENCE
+
+
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = schedule.DEFAULT_BATCH_SIZE,
-        progress: Callable[[int], None] | None = None) -> SpikeRecord:
-    """Run every sample of ``inputs`` through the bundle, in its widths; ``progress(n)`` is told of finished samples."""
-    spikes, counters, traces = schedule.run(bundle.network, integer_arithmetic(bundle.widths), inputs,
-                                            bundle.timing.num_steps, record_state=record_state,
-                                            batch_size=batch_size, progress=progress)
+        progress: Callable[[int], None] | None = None, engine: str | None = None) -> SpikeRecord:
+    """Run every sample of ``inputs`` through the bundle, in its widths; ``progress(n)`` is told of finished samples.
+
+    ``engine``: "compiled" or "reference" (see the module doc); None takes ``default_engine()``. Asking for
+    "compiled" without numba raises BackendUnavailable.
+    """
+    engine = engine or default_engine()
+    if engine == COMPILED:
+        if importlib.util.find_spec("numba") is None:
+            raise BackendUnavailable("bitsim's compiled engine needs numba, the extra 'compiled' of snn-deploy "
+                                     "(pip install 'snn-deploy[compiled]'); the reference engine runs without it")
+        from . import bitsim_compiled
+        spikes, counters, traces = bitsim_compiled.run(bundle, inputs, record_state=record_state,
+                                                       batch_size=batch_size, progress=progress)
+    elif engine == REFERENCE:
+        spikes, counters, traces = schedule.run(bundle.network, integer_arithmetic(bundle.widths), inputs,
+                                                bundle.timing.num_steps, record_state=record_state,
+                                                batch_size=batch_size, progress=progress)
+    else:
+        raise ValueError(f"unknown bitsim engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     return SpikeRecord(backend=BACKEND, bundle_checksum=bundle.checksum, num_samples=inputs.num_samples,
                        num_steps=bundle.timing.num_steps, spikes=spikes, counters=counters, traces=traces)

@@ -158,6 +158,15 @@ def run_memory(input_size: int, population_sizes: Sequence[int], num_samples: in
     return memory
 
 
+def check_inputs(network: Network, inputs: SpikeEvents, num_steps: int) -> None:
+    """Raise ValueError unless ``inputs`` has the network's input channels and the run's steps."""
+    if inputs.size != network.input.size:
+        raise ValueError(f"input has {inputs.size} channels; the network's input "
+                         f"{network.input.name!r} has {network.input.size}")
+    if inputs.num_steps != num_steps:
+        raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
+
+
 def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps: int, *,
         record_state: bool = False, batch_size: int = DEFAULT_BATCH_SIZE, workers: int | None = None,
         progress: Callable[[int], None] | None = None) -> tuple[dict, dict, dict]:
@@ -167,11 +176,7 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
     samples each). Samples are independent and numpy releases the GIL inside array operations, so
     the cores share the work without copying it.
     """
-    if inputs.size != network.input.size:
-        raise ValueError(f"input has {inputs.size} channels; the network's input "
-                         f"{network.input.name!r} has {network.input.size}")
-    if inputs.num_steps != num_steps:
-        raise ValueError(f"input spikes span {inputs.num_steps} steps; the run has {num_steps}")
+    check_inputs(network, inputs, num_steps)
     workers, batch_size = batch_plan(inputs.num_samples, batch_size, workers,
                                      raster_bytes_per_sample=num_steps * inputs.size)
     starts = range(0, inputs.num_samples, batch_size)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ...targets import backends
+from ...targets import backends, bitsim
 from ...targets import bundle as bundle_io
 from ...targets import description
 from ...targets import record as record_io
@@ -225,6 +225,10 @@ def cmd_compile(args, outputs: OutputSet) -> int:
     return ExitCode.PASSED
 
 
+ENGINE_HELP = (f"bitsim's engine: compiled (numba, the extra 'compiled') or reference (numpy); the same records "
+               f"bit for bit (default: {bitsim.default_engine()} here)")
+
+
 def get_backend(name: str, bundle):
     try:
         return backends.get(name, bundle)
@@ -247,7 +251,8 @@ def cmd_run(args, outputs: OutputSet) -> int:
                              record_state=args.record_state)
     inputs = stimulus.inputs
     with _progress(args, inputs.num_samples, f"run on {args.backend}") as progress:
-        result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress)
+        result = run(bundle, stimulus, backend=args.backend, record_state=args.record_state, progress=progress,
+                     engine=args.engine)
     if args.format == "nir-data":
         outputs.stage(out, lambda tmp: record_io.save_nir_data(result, stimulus.inputs, bundle, tmp))
     else:
@@ -295,7 +300,8 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                    backend=args.backend, progress=progress, record=replay)
+                                    backend=args.backend, progress=progress, record=replay, engine=args.engine,
+                                    workers=args.workers)
     verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
@@ -368,6 +374,7 @@ def _sensor_size(text: str) -> tuple[int, int]:
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     """What a run is fed, and on which back end: run and verify alike."""
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
+    p.add_argument("--engine", choices=bitsim.ENGINES, help=ENGINE_HELP)
     p.add_argument("--data", required=True,
                    help="the input: a data set split (yinyang:test, digits:test); a .npz of spikes (a raster 'spikes' "
                         "(samples, steps, channels), or events 'sample', 'channel' and 'step' or 'time' with "
@@ -455,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("graph", help="the NIR file the bundle was compiled from")
     p.add_argument("bundle")
     _add_data_options(p)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="compare in N local processes, the samples split between them (the same verdict)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")

@@ -6,22 +6,36 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from ...targets import backends
+from ...targets import backends, bitsim
 from ...targets.bundle import Bundle
-from ...targets.record import SpikeRecord
+from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.stimulus import Stimulus
 from ..errors import DeployError
 
 
 def run(bundle: Bundle, stimulus: Stimulus, *, backend: str = "bitsim", record_state: bool = False,
-        progress: Callable[[int], None] | None = None) -> SpikeRecord:
+        progress: Callable[[int], None] | None = None, engine: str | None = None) -> SpikeRecord:
     """Every sample of the stimulus through the bundle on ``backend``."""
+    record = run_inputs(bundle, stimulus.inputs, backend=backend, engine=engine, record_state=record_state,
+                        progress=progress)
+    return replace(record, selection=stimulus.selection)
+
+
+def run_inputs(bundle: Bundle, inputs: SpikeEvents, *, backend: str = "bitsim", engine: str | None = None,
+               record_state: bool = False, progress: Callable[[int], None] | None = None) -> SpikeRecord:
+    """Input spikes through the bundle on ``backend``. ``engine`` picks bitsim's engine ("compiled" or
+    "reference"; None: its default); the other back ends have none and refuse one."""
     try:
         module = backends.get(backend, bundle)
     except ValueError as exc:
         raise DeployError(str(exc)) from None
-    record = module.run(bundle, stimulus.inputs, record_state=record_state, progress=progress)
-    return replace(record, selection=stimulus.selection)
+    if engine is None:
+        return module.run(bundle, inputs, record_state=record_state, progress=progress)
+    if backend != bitsim.BACKEND:
+        raise DeployError(f"the {backend} back end has no engines to choose from; --engine applies to bitsim only")
+    if engine not in bitsim.ENGINES:
+        raise DeployError(f"unknown bitsim engine {engine!r}; choose one of: {', '.join(bitsim.ENGINES)}")
+    return module.run(bundle, inputs, record_state=record_state, progress=progress, engine=engine)
 
 
 def check_replay(record: SpikeRecord, bundle: Bundle, stimulus: Stimulus, origin: str = "the record") -> SpikeRecord:

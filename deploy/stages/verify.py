@@ -14,13 +14,15 @@ float -> discrete is the time-discretization error; discrete -> chip is the quan
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ...targets import backends, decision
+from ...targets import decision
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
@@ -36,6 +38,7 @@ from ..references import discrete as discrete_reference
 from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
 from .load import from_graph, load
+from .run import run_inputs
 from .stimulus import encode
 from .tolerances import checks
 
@@ -171,24 +174,30 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
 
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
             backend: str = "bitsim", progress: Callable[[int], None] | None = None,
-            record: SpikeRecord | None = None) -> Comparison:
+            record: SpikeRecord | None = None, engine: str | None = None, workers: int = 1) -> Comparison:
     """Encode a data set by the graph's encoding, then ``compare_spikes``."""
     times_in, inputs = encode(bundle, features)
     return compare_spikes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
-                          progress=progress, record=record)
+                          progress=progress, record=record, engine=engine, workers=workers)
 
 
 def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None = None,
                    times_in: np.ndarray | None = None, backend: str = "bitsim",
-                   progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Comparison:
-    """Run ``bundle`` on ``backend`` (or take an existing ``record``) and the float references on the same
-    input spikes. The continuous reference needs the input spike times (``times_in``) too."""
+                   progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
+                   engine: str | None = None, workers: int = 1) -> Comparison:
+    """Run ``bundle`` on ``backend`` (with bitsim's ``engine``, None: its default; ``run.run_inputs``), or take an
+    existing ``record``, and the float references on the same input spikes. The continuous reference needs the
+    input spike times (``times_in``) too. ``workers`` > 1 splits the samples over as many local processes
+    (``compare_in_processes``): the same comparison."""
     check_pair(net, bundle)
     dt, num_steps = bundle.timing.dt, bundle.timing.num_steps
     if inputs.size != bundle.network.input.size:
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
+    if workers != 1:
+        return compare_in_processes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
+                                    progress=progress, record=record, engine=engine, workers=workers)
     if record is None:
-        record = backends.get(backend, bundle).run(bundle, inputs, progress=progress)
+        record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
     discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
     continuous = (continuous_reference.first_spike_times(net, times_in)
                   if times_in is not None and continuous_reference.supports(net) else None)
@@ -210,6 +219,66 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
     return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
                       inputs=inputs, record=record, discrete=discrete,
                       float_reference="continuous" if continuous is not None else "discrete")
+
+
+def compare_in_processes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None,
+                         times_in: np.ndarray | None, backend: str, progress: Callable[[int], None] | None,
+                         record: SpikeRecord | None, engine: str | None, workers: int) -> Comparison:
+    """``compare_spikes`` with the samples split into ``workers`` contiguous parts, each compared in a process of its
+    own, the parts joined in sample order. Samples are independent in the back ends and in both references, so the
+    comparison is the one a single process makes."""
+    if workers < 1:
+        raise DeployError(f"--workers must be at least 1, not {workers}")
+    if record is not None:
+        raise DeployError("--workers splits a run of the back end; a replayed record is verified in one process")
+    bounds = np.linspace(0, inputs.num_samples, workers + 1).round().astype(int)
+    parts = [(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+    # "spawn": a forked child would inherit the parent's threads (numba's, torch's) in whatever state they are.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        futures = [pool.submit(compare_spikes, net, bundle, _sample_range(inputs, start, stop),
+                               labels=None if labels is None else labels[start:stop],
+                               times_in=None if times_in is None else times_in[start:stop], backend=backend,
+                               engine=engine) for start, stop in parts]
+        done = []
+        for (start, stop), future in zip(parts, futures):
+            done.append(future.result())
+            if progress is not None:
+                progress(stop - start)
+    return _joined(done, inputs, labels)
+
+
+def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
+    """Samples [start, stop) of ``events``, renumbered from 0 (events are sorted by sample)."""
+    first, last = np.searchsorted(events.events[0], [start, stop])
+    part = events.events[:, first:last].copy()
+    part[0] -= start
+    return SpikeEvents.from_arrays(*part, num_samples=stop - start, num_steps=events.num_steps, size=events.size)
+
+
+def _joined_events(parts: list[SpikeEvents]) -> SpikeEvents:
+    """Events of consecutive sample ranges as one: each part's samples shifted past the parts before it."""
+    offsets = np.cumsum([0] + [part.num_samples for part in parts])
+    sample, step, neuron = (np.concatenate(rows) for rows in zip(*(
+        (part.events[0] + offset, part.events[1], part.events[2]) for part, offset in zip(parts, offsets))))
+    return SpikeEvents.from_arrays(sample, step, neuron, num_samples=int(offsets[-1]), num_steps=parts[0].num_steps,
+                                   size=parts[0].size)
+
+
+def _joined(parts: list[Comparison], inputs: SpikeEvents, labels: np.ndarray | None) -> Comparison:
+    """The comparisons of consecutive sample ranges as one comparison of all of them."""
+    first = parts[0]
+    counters = {name: {key: sum(part.record.counters[name][key] for part in parts) for key in keys}
+                for name, keys in first.record.counters.items()}
+    record = replace(first.record, num_samples=inputs.num_samples, counters=counters,
+                     spikes={name: _joined_events([part.record.spikes[name] for part in parts])
+                             for name in first.record.spikes})
+    decisions = {key: np.concatenate([part.decisions[key] for part in parts]) for key in first.decisions}
+    times = {model: {layer: np.concatenate([part.times[model][layer] for part in parts]) for layer in per_layer}
+             for model, per_layer in first.times.items()}
+    discrete = {name: _joined_events([part.discrete[name] for part in parts]) for name in first.discrete}
+    return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
+                      inputs=inputs, record=record, float_reference=first.float_reference, discrete=discrete)
 
 
 def bundle_target(bundle: Bundle):
@@ -265,7 +334,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
 def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None, backend: str = "bitsim",
            tolerances: Tolerances | dict[str, Any] | None = None, time_scale: float | None = None,
            data_root=None, downsample: tuple[int, int] | None = None, dataset: str = "",
-           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None) -> Verdict:
+           progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
+           engine: str | None = None, workers: int = 1) -> Verdict:
     """Does the chip decide as the float model does, on this data? The verdict ``snn-deploy verify`` prints.
 
     ``graph``: the NIR file the bundle was compiled from (read with the bundle's semantics), a nir.NIRGraph,
@@ -275,6 +345,7 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     features) features for the bundle's input encoding. ``labels``: one class per sample (an array or a
     .npy file) for data without their own. ``tolerances``: a Tolerances, or options over the graph's
     tolerance file (as the command line's); ``max_accuracy_drop`` among the options needs labels.
+    ``engine`` and ``workers``: bitsim's engine and the local processes the comparison is split between.
     """
     from ...targets import bundle as bundle_io
     from .stimulus import load_stimulus, require_labels
@@ -291,6 +362,6 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     if asked.get("max_accuracy_drop") is not None:
         require_labels(stimulus, "max_accuracy_drop")
     comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                backend=backend, progress=progress, record=record)
+                                backend=backend, progress=progress, record=record, engine=engine, workers=workers)
     return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances,
                  data=stimulus.report)

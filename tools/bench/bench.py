@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from compile_time import DT, SIZES, dense_layer_network  # noqa: E402
+from engines import bench_engines  # noqa: E402
+from engines import markdown as engines_markdown  # noqa: E402
 
 from snn_deploy.deploy import compile_network, compare, export, judge, load_graph  # noqa: E402
 from snn_deploy.deploy.stages.stimulus import input_times, to_steps  # noqa: E402
@@ -274,13 +276,20 @@ def markdown(results: dict) -> str:
         best = results["throughput"]["yinyang-ttfs"]["samples_per_s"]
         lines += [f"bitsim's Yin-Yang throughput at 1000 samples per run ({best:.0f} samples/s) over Lava's rate "
                   f"({lava_rate:.2f} samples/s): **{best / lava_rate:.0f}x**.", ""]
+    if "engines" in results:
+        lines += engines_markdown(results["engines"])
+        if set(results) & {"lava", "float_torch", "verify_yinyang", "throughput"} and not results.get("all_compiled"):
+            lines += ["The bitsim figures of the sections above this one were measured before bitsim had its compiled "
+                      "engine (they ran the numpy engine); `bench.py` without `--only` measures them again on the "
+                      "default engine.", ""]
     return "\n".join(lines) + "\n" + PROFILE_NOTES
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="snn-deploy benchmarks (see the module docstring)")
     parser.add_argument("--quick", action="store_true", help="fewer samples and rounds")
-    parser.add_argument("--only", nargs="*", choices=["lava", "float_torch", "verify_yinyang", "throughput", "compile"])
+    parser.add_argument("--only", nargs="*", choices=["lava", "float_torch", "verify_yinyang", "throughput", "compile",
+                                                      "engines"])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -288,11 +297,13 @@ def main() -> None:
         return
     import tempfile
 
-    chosen = set(args.only or ["lava", "float_torch", "verify_yinyang", "throughput", "compile"])
+    chosen = set(args.only or ["lava", "float_torch", "verify_yinyang", "throughput", "compile", "engines"])
     previous = HERE / "results.json"
     # --only refreshes some parts and keeps the others from the last run.
     results = json.loads(previous.read_text()) if args.only and previous.is_file() else {}
     results.update({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "quick": args.quick})
+    # Whether the sections other than "engines" ran on the compiled engine (the default since it exists).
+    results["all_compiled"] = not args.only or results.get("all_compiled", False)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if "lava" in chosen:
@@ -316,6 +327,9 @@ def main() -> None:
             for name, spec in configs.items():
                 print(f"throughput {name} ...", flush=True)
                 results["throughput"][name] = in_child({**spec, "tmp": tmp_name})
+        if "engines" in chosen:
+            print("bitsim engines ...", flush=True)
+            results["engines"] = bench_engines(tmp, deployed, random_ttfs, net_horizon, rounds=3 if args.quick else 7)
         if "compile" in chosen:
             print("compile time ...", flush=True)
             results["compile"] = bench_compile(repeats=1 if args.quick else 3)
