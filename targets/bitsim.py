@@ -96,6 +96,17 @@ def default_engine() -> str:
     return COMPILED if importlib.util.find_spec("numba") is not None else REFERENCE
 
 
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of ENGINES and can run here: ValueError for an unknown name, BackendUnavailable
+    for "compiled" without numba."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown bitsim engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == COMPILED and importlib.util.find_spec("numba") is None:
+        raise BackendUnavailable("bitsim's compiled engine needs numba, the extra 'compiled' of snn-deploy "
+                                 "(pip install 'snn-deploy[compiled]'); the reference engine runs without it")
+    return engine
+
+
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = schedule.DEFAULT_BATCH_SIZE,
         progress: Callable[[int], None] | None = None, engine: str | None = None) -> SpikeRecord:
     """Run every sample of ``inputs`` through the bundle, in its widths; ``progress(n)`` is told of finished samples.
@@ -103,19 +114,13 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
     ``engine``: "compiled" or "reference" (see the module doc); None takes ``default_engine()``. Asking for
     "compiled" without numba raises BackendUnavailable.
     """
-    engine = engine or default_engine()
-    if engine == COMPILED:
-        if importlib.util.find_spec("numba") is None:
-            raise BackendUnavailable("bitsim's compiled engine needs numba, the extra 'compiled' of snn-deploy "
-                                     "(pip install 'snn-deploy[compiled]'); the reference engine runs without it")
+    if check_engine(engine or default_engine()) == COMPILED:
         from . import bitsim_compiled
         spikes, counters, traces = bitsim_compiled.run(bundle, inputs, record_state=record_state,
                                                        batch_size=batch_size, progress=progress)
-    elif engine == REFERENCE:
+    else:
         spikes, counters, traces = schedule.run(bundle.network, integer_arithmetic(bundle.widths), inputs,
                                                 bundle.timing.num_steps, record_state=record_state,
                                                 batch_size=batch_size, progress=progress)
-    else:
-        raise ValueError(f"unknown bitsim engine {engine!r}; choose one of: {', '.join(ENGINES)}")
     return SpikeRecord(backend=BACKEND, bundle_checksum=bundle.checksum, num_samples=inputs.num_samples,
                        num_steps=bundle.timing.num_steps, spikes=spikes, counters=counters, traces=traces)

@@ -33,8 +33,10 @@ def run_inputs(bundle: Bundle, inputs: SpikeEvents, *, backend: str = "bitsim", 
         return module.run(bundle, inputs, record_state=record_state, progress=progress)
     if backend != bitsim.BACKEND:
         raise DeployError(f"the {backend} back end has no engines to choose from; --engine applies to bitsim only")
-    if engine not in bitsim.ENGINES:
-        raise DeployError(f"unknown bitsim engine {engine!r}; choose one of: {', '.join(bitsim.ENGINES)}")
+    try:
+        bitsim.check_engine(engine)
+    except ValueError as exc:
+        raise DeployError(str(exc)) from None
     return module.run(bundle, inputs, record_state=record_state, progress=progress, engine=engine)
 
 
