@@ -1,0 +1,164 @@
+"""Decision timing and sample difficulty: when each model's decision is final, what stopping early would
+cost, and whether slow samples and chip-vs-float flips are the hard ones.
+
+A decision "after step k" is the bundle's decision rule (``targets.decision``) applied to the spikes of steps
+1..k only. A sample's decision latency is the step from which that decision stays what it is at the end of the
+run: for first_spike decoding the step of the first output spike, for spike_count the step after the last
+change. The float model is put on the chip's grid: a continuous spike time t (in steps) counts from step
+ceil(t), the step whose interval (n - 1, n] holds it.
+
+Difficulty follows "Investigating the Effect of Sample Difficulty in Time-to-First-Spike Coded SNNs" (TU
+Delft): the float model's margin between its first and second choice (first_spike: second - first output spike
+time; spike_count: first - second count). Harder samples (small margin) should decide later and flip more.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+
+from ...targets import decision
+from ...targets.record import SpikeEvents
+from ..artifacts.latency import AccuracyByStep, DecisionTiming, Difficulty, EarlyDecision, LatencyStats
+from ..artifacts.verdict import Comparison
+
+EARLY_DECISION_WITHIN = 0.005  # 0.5 accuracy points (the issue's definition of "as good as the full run")
+
+
+def _decisions_by_step(first: np.ndarray, counts_after: Callable[[int], np.ndarray], decoding: str,
+                       num_steps: int) -> np.ndarray:
+    """(samples, num_steps) int32 decisions, column k - 1 after step k, from first-spike times in steps (+inf:
+    silent) and each step's cumulative spike counts."""
+    out = np.empty((first.shape[0], num_steps), dtype=np.int32)
+    for step in range(1, num_steps + 1):
+        counts = counts_after(step)
+        out[:, step - 1] = decision.decide(np.where(first <= step, first, np.inf), counts, decoding)
+    return out
+
+
+def decisions_by_step(spikes: SpikeEvents, decoding: str) -> np.ndarray:
+    """A spike record's output layer -> (samples, num_steps) decisions if stopped after each step."""
+    first = spikes.first_spike_steps().astype(np.float64)
+    first[first < 0] = np.inf
+    sample, step, neuron = spikes.events
+    by_step = np.argsort(step, kind="stable")
+    starts = np.searchsorted(step[by_step], np.arange(1, spikes.num_steps + 2))
+    counts = np.zeros((spikes.num_samples, spikes.size), dtype=np.int64)
+
+    def counts_after(k: int) -> np.ndarray:
+        # Steps come in order; a population's (sample, step, neuron) events are unique, so += is exact.
+        this_step = by_step[starts[k - 1]:starts[k]]
+        counts[sample[this_step], neuron[this_step]] += 1
+        return counts
+
+    return _decisions_by_step(first, counts_after, decoding, spikes.num_steps)
+
+
+def decisions_by_step_of_times(times: np.ndarray, decoding: str, num_steps: int) -> np.ndarray:
+    """A fire-once float model's (samples, outputs) continuous first-spike times in steps (+inf: silent) ->
+    (samples, num_steps) decisions if stopped after each step (each finite time is the neuron's one spike)."""
+    times = np.asarray(times, dtype=np.float64)
+    return _decisions_by_step(times, lambda k: (times <= k).astype(np.int64), decoding, num_steps)
+
+
+def final_steps(by_step: np.ndarray) -> np.ndarray:
+    """(samples, num_steps) decisions -> (samples,) the step from which each sample's decision equals its final
+    one; -1 where the final decision is no decision."""
+    final = by_step[:, -1]
+    differs = by_step != final[:, None]
+    num_steps = by_step.shape[1]
+    last_different = np.where(differs.any(axis=1), num_steps - 1 - np.argmax(differs[:, ::-1], axis=1), -1)
+    steps = (last_different + 2).astype(np.int64)
+    steps[final == decision.NO_DECISION] = -1
+    return steps
+
+
+def latency_stats(steps: np.ndarray) -> LatencyStats:
+    decided = steps[steps > 0].astype(np.float64)
+    if not decided.size:
+        return LatencyStats(None, None, None, undecided=int(steps.size))
+    return LatencyStats(float(np.median(decided)), float(np.percentile(decided, 95)), float(decided.mean()),
+                        undecided=int(steps.size - decided.size))
+
+
+def accuracy_by_step(chip: np.ndarray, float_model: np.ndarray, labels: np.ndarray) -> AccuracyByStep:
+    labels = np.asarray(labels)[:, None]
+    return AccuracyByStep(steps=tuple(range(1, chip.shape[1] + 1)),
+                          chip=tuple(float(a) for a in (chip == labels).mean(axis=0)),
+                          float=tuple(float(a) for a in (float_model == labels).mean(axis=0)))
+
+
+def early_decision(by_step: np.ndarray, labels: np.ndarray, within: float = EARLY_DECISION_WITHIN) -> EarlyDecision:
+    """The earliest step k from which the accuracy stays within ``within`` of the final accuracy at every
+    later step (a step one could stop at), compared exactly in counts of samples."""
+    correct = (by_step == np.asarray(labels)[:, None]).sum(axis=0)
+    allowed = Fraction(repr(within)) * by_step.shape[0]  # samples
+    close = np.abs(correct - correct[-1]) <= allowed
+    far = np.flatnonzero(~close)
+    step = int(far[-1]) + 2 if far.size else 1
+    return EarlyDecision(step=step, accuracy=float(correct[step - 1] / by_step.shape[0]), within=within)
+
+
+def margins(first: np.ndarray, counts: np.ndarray, decoding: str) -> np.ndarray:
+    """(samples, outputs) float first-spike times in steps (+inf: silent) and spike counts -> (samples,) margin
+    between the first and second choice (+inf: only one output fired; NaN: none did)."""
+    if decoding == decision.FIRST_SPIKE:
+        ordered = np.sort(first, axis=1)
+        fired = np.isfinite(ordered[:, 0])
+        earliest = np.where(fired, ordered[:, 0], 0.0)  # inf - inf would be NaN with a warning
+        gap = ordered[:, 1] - earliest if first.shape[1] > 1 else np.full(first.shape[0], np.inf)
+        return np.where(fired, gap, np.nan)
+    ordered = -np.sort(-counts.astype(np.float64), axis=1)
+    gap = ordered[:, 0] - ordered[:, 1] if counts.shape[1] > 1 else ordered[:, 0]
+    return np.where(ordered[:, 0] > 0, gap, np.nan)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given their mean rank (+inf ranks last)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + 1 + ends) / 2)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two samples of equal length (None when either is constant or n < 2)."""
+    if a.size < 2:
+        return None
+    ra, rb = _ranks(a) - (a.size + 1) / 2, _ranks(b) - (b.size + 1) / 2
+    scale = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / scale) if scale > 0 else None
+
+
+def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray) -> Difficulty:
+    """Over the samples the float model decides (finite or infinite margin) and the chip decides too for the
+    correlation; quartiles by margin rank, ties in sample order, the smallest margins first."""
+    rated = ~np.isnan(margin)
+    both = rated & (chip_latency > 0)
+    rho = spearman(chip_latency[both].astype(np.float64), margin[both])
+    order = np.flatnonzero(rated)[np.argsort(margin[rated], kind="stable")]
+    quartile = (np.arange(order.size) * 4) // max(order.size, 1)
+    flips = tuple(int(flipped[order[quartile == q]].sum()) for q in range(4))
+    sizes = tuple(int((quartile == q).sum()) for q in range(4))
+    return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes)
+
+
+def decision_timing(comparison: Comparison, output: str, decoding: str, num_steps: int) -> DecisionTiming:
+    """A verify comparison -> the chip's and the float model's decision timing and the samples' difficulty."""
+    chip = decisions_by_step(comparison.record.spikes[output], decoding)
+    times = comparison.times["float"][output]
+    if comparison.float_reference == "continuous":
+        float_model = decisions_by_step_of_times(times, decoding, num_steps)
+        counts = np.isfinite(times).astype(np.int64)
+    else:
+        float_model = decisions_by_step(comparison.discrete[output], decoding)
+        counts = comparison.discrete[output].counts()
+    chip_steps, float_steps = final_steps(chip), final_steps(float_model)
+    labels = comparison.labels
+    flipped = comparison.decisions["chip"] != comparison.decisions["float"]
+    return DecisionTiming(
+        latency_steps={"chip": latency_stats(chip_steps), "float": latency_stats(float_steps)},
+        accuracy_by_step=None if labels is None else accuracy_by_step(chip, float_model, labels),
+        early_decision=None if labels is None else early_decision(chip, labels),
+        difficulty=difficulty(margins(times, counts, decoding), chip_steps, flipped))

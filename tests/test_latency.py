@@ -1,0 +1,116 @@
+"""Decision timing and difficulty (deploy/stages/latency.py), on hand-computed cases and against the readable
+definition: a decision after step k is the decision rule on the spikes of steps 1..k."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snn_deploy.deploy.stages import latency
+from snn_deploy.targets import decision
+from snn_deploy.targets.record import SpikeEvents
+
+NONE = decision.NO_DECISION
+
+
+def events(spikes, num_samples, num_steps, size):
+    """[(sample, step, neuron), ...] -> SpikeEvents."""
+    sample, step, neuron = (np.array(column, dtype=np.int64) for column in zip(*spikes)) if spikes else ([], [], [])
+    return SpikeEvents.from_arrays(sample, step, neuron, num_samples, num_steps, size)
+
+
+def test_first_spike_decisions_by_step_and_latency_by_hand():
+    # sample 0: neuron 1 at step 2, neuron 0 at 4; sample 1 silent; sample 2: neuron 0 at step 5.
+    spikes = events([(0, 2, 1), (0, 4, 0), (2, 5, 0)], 3, 5, 2)
+    by_step = latency.decisions_by_step(spikes, decision.FIRST_SPIKE)
+    assert by_step.tolist() == [[NONE, 1, 1, 1, 1], [NONE] * 5, [NONE, NONE, NONE, NONE, 0]]
+    assert latency.final_steps(by_step).tolist() == [2, -1, 5]
+    stats = latency.latency_stats(latency.final_steps(by_step))
+    assert (stats.median, stats.mean, stats.undecided) == (3.5, 3.5, 1)
+
+
+def test_spike_count_latency_is_the_step_after_the_last_change():
+    # sample 0: n0 at 1, n1 at 2 and 3 -> 0, 0 (tie, n0 fired first), 1, 1, 1: final from step 3.
+    # sample 1: n1 at 1, n0 at 2 and 3 -> 1, 1 (tie, n1 first), 0, 0, 0: final from step 3.
+    # sample 2: n1 at step 1 only: final from step 1.
+    spikes = events([(0, 1, 0), (0, 2, 1), (0, 3, 1), (1, 1, 1), (1, 2, 0), (1, 3, 0), (2, 1, 1)], 3, 5, 2)
+    by_step = latency.decisions_by_step(spikes, decision.SPIKE_COUNT)
+    assert by_step.tolist() == [[0, 0, 1, 1, 1], [1, 1, 0, 0, 0], [1] * 5]
+    assert latency.final_steps(by_step).tolist() == [3, 3, 1]
+
+
+def test_float_times_count_from_the_step_whose_interval_holds_them():
+    times = np.array([[2.5, 1.0], [3.0, np.inf], [np.inf, np.inf]])  # in steps
+    by_step = latency.decisions_by_step_of_times(times, decision.FIRST_SPIKE, 4)
+    assert by_step.tolist() == [[1, 1, 1, 1], [NONE, NONE, 0, 0], [NONE] * 4]
+    assert latency.final_steps(by_step).tolist() == [1, 3, -1]
+
+
+def test_early_decision_and_accuracy_by_step_by_hand():
+    # 200 samples: 199 correct from step 1; the last one correct only from step 4 of 4. Within 0.5 points
+    # (1 sample of 200) the accuracy is final from step 1; 0.4 points (0.8 samples) needs step 4.
+    labels = np.zeros(200, dtype=np.int64)
+    by_step = np.zeros((200, 4), dtype=np.int32)
+    by_step[-1, :3] = NONE
+    early = latency.early_decision(by_step, labels)
+    assert (early.step, early.accuracy) == (1, 199 / 200)
+    assert latency.early_decision(by_step, labels, within=0.004).step == 4
+    curve = latency.accuracy_by_step(by_step, by_step, labels)
+    assert curve.steps == (1, 2, 3, 4) and curve.chip == (0.995, 0.995, 0.995, 1.0)
+
+
+def test_an_accuracy_that_dips_again_is_not_yet_final():
+    labels = np.zeros(10, dtype=np.int64)
+    by_step = np.zeros((10, 5), dtype=np.int32)
+    by_step[:5, 2] = 1  # half wrong at step 3 only
+    assert latency.early_decision(by_step, labels).step == 4
+
+
+def test_margins_by_hand():
+    first = np.array([[3.0, 1.0, 7.0], [2.0, np.inf, np.inf], [np.inf] * 3])
+    assert np.array_equal(latency.margins(first, None, decision.FIRST_SPIKE), [2.0, np.inf, np.nan],
+                          equal_nan=True)
+    counts = np.array([[3, 5, 1], [0, 0, 0], [2, 2, 0]])
+    assert np.array_equal(latency.margins(None, counts, decision.SPIKE_COUNT), [2.0, np.nan, 0.0], equal_nan=True)
+
+
+def test_flips_fall_into_margin_quartiles_smallest_first():
+    margin = np.array([4.0, 1.0, np.nan, 3.0, 2.0, 8.0, 7.0, 6.0, 5.0])  # sample 2: float undecided
+    flipped = np.array([False, True, True, False, True, False, False, False, True])
+    chip_latency = np.array([5, 9, -1, 6, 8, 1, 2, 3, 4])
+    result = latency.difficulty(margin, chip_latency, flipped)
+    # margins ranked 1,2 | 3,4 | 5,6 | 7,8 -> flips at margins 1, 2 (quartile 0) and 5 (quartile 2)
+    assert result.samples_by_margin_quartile == (2, 2, 2, 2)
+    assert result.flips_by_margin_quartile == (2, 0, 1, 0)
+    assert result.latency_margin_spearman == -1.0  # latency falls as the margin grows, exactly monotone
+
+
+def readable_ranks(values):
+    return np.array([1 + (values < v).sum() + ((values == v).sum() - 1) / 2 for v in values])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=2, max_size=40))
+def test_spearman_is_pearson_of_mean_ranks(pairs):
+    a, b = (np.array(column, dtype=np.float64) for column in zip(*pairs))
+    rho = latency.spearman(a, b)
+    ra, rb = readable_ranks(a), readable_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        assert rho is None
+    else:
+        assert np.isclose(rho, np.corrcoef(ra, rb)[0, 1], rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_decisions_by_step_equal_the_rule_on_each_prefix_of_the_run(data):
+    samples, steps, size = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 8)), data.draw(st.integers(1, 4))
+    raster = np.array(data.draw(st.lists(st.booleans(), min_size=samples * steps * size,
+                                         max_size=samples * steps * size))).reshape(samples, steps, size)
+    spikes = SpikeEvents.from_raster(raster)
+    for decoding in decision.DECODINGS:
+        fast = latency.decisions_by_step(spikes, decoding)
+        for k in range(1, steps + 1):
+            prefix = raster[:, :k]
+            fired = prefix.any(axis=1)
+            first = np.where(fired, prefix.argmax(axis=1) + 1.0, np.inf)
+            assert np.array_equal(fast[:, k - 1], decision.decide(first, prefix.sum(axis=1), decoding))
