@@ -374,6 +374,12 @@ CASES = [
          "--replay {root}/run.h5", "was recorded on yinyang:test samples 0-4, not on yinyang:test samples 0-5"),
     case("replay on another split", "verify {root}/m.nir {root}/m.bundle --data yinyang:train --samples 5 "
          "--replay {root}/run.h5", "was recorded on yinyang:test samples 0-4, not on yinyang:train samples 0-4"),
+    case("verify --robustness of an unknown kind", VERIFY + " --json {out}/v.json --robustness noise=1",
+         "--robustness takes jitter=LEVELS, drop=LEVELS and seed=N"),
+    case("verify --robustness drop above 1", VERIFY + " --json {out}/v.json --robustness drop=2",
+         "--robustness drop levels must be between 0 and 1, got 2"),
+    case("verify --robustness with a replay", VERIFY + " --json {out}/v.json --robustness jitter=1 --replay "
+         "{root}/run.h5", "--robustness runs the back end on perturbed inputs; it cannot take a --replay record"),
     # verify reads the semantics from the bundle: an option may restate them, never contradict them
     case("verify --reset contradicting the bundle", VERIFY + " --reset subtract",
          "the bundle was compiled with reset zero; --reset subtract contradicts it"),

@@ -51,9 +51,8 @@ def test_early_decision_and_accuracy_by_step_by_hand():
     labels = np.zeros(200, dtype=np.int64)
     by_step = np.zeros((200, 4), dtype=np.int32)
     by_step[-1, :3] = NONE
-    early = latency.early_decision(by_step, labels)
-    assert (early.step, early.accuracy) == (1, 199 / 200)
-    assert latency.early_decision(by_step, labels, within=0.004).step == 4
+    assert latency.early_step(by_step, labels) == 1
+    assert latency.early_step(by_step, labels, within=0.004) == 4
     curve = latency.accuracy_by_step(by_step, by_step, labels)
     assert curve.steps == (1, 2, 3, 4) and curve.chip == (0.995, 0.995, 0.995, 1.0)
 
@@ -62,7 +61,7 @@ def test_an_accuracy_that_dips_again_is_not_yet_final():
     labels = np.zeros(10, dtype=np.int64)
     by_step = np.zeros((10, 5), dtype=np.int32)
     by_step[:5, 2] = 1  # half wrong at step 3 only
-    assert latency.early_decision(by_step, labels).step == 4
+    assert latency.early_step(by_step, labels) == 4
 
 
 def test_margins_by_hand():
@@ -114,3 +113,46 @@ def test_decisions_by_step_equal_the_rule_on_each_prefix_of_the_run(data):
             fired = prefix.any(axis=1)
             first = np.where(fired, prefix.argmax(axis=1) + 1.0, np.inf)
             assert np.array_equal(fast[:, k - 1], decision.decide(first, prefix.sum(axis=1), decoding))
+
+
+def test_verify_states_the_decision_timing_of_a_tiny_network_whose_first_spikes_are_known(tmp_path):
+    """Two inputs, each driving its own output neuron over threshold with one spike: output i fires a fixed
+    D steps after a spike on input i (D measured once on a lone spike at step 1). Four samples whose one input
+    spike comes at steps 2, 5, 3 and 30, labelled by their channel: every decision is right, final D steps after
+    the input spike, and the accuracy reaches its final value only with the last sample's."""
+    import nir
+
+    from snn_deploy.deploy import compile_network, load_graph, verify
+    from snn_deploy.targets import description
+
+    from helpers import discrete_time_semantics
+
+    graph = nir.NIRGraph.from_list(
+        nir.Input(np.array([2])), nir.Affine(weight=np.eye(2) * 10.0, bias=np.zeros(2)),
+        nir.LIF(tau=np.full(2, 5e-4), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+        nir.Output(np.array([2])))
+    nir.write(tmp_path / "tiny.nir", graph)
+    steps = 40
+    net = load_graph(tmp_path / "tiny.nir", {**discrete_time_semantics("s", steps * 1e-4), "decoding": "first_spike"})
+    bundle = compile_network(net, description.load("loihi2"), dt=1e-4)
+
+    def raster(spike_steps, channels):
+        out = np.zeros((len(spike_steps), steps, 2), bool)
+        out[np.arange(len(spike_steps)), np.array(spike_steps) - 1, channels] = True
+        return out
+
+    lone = verify(net, bundle, data=raster([1], [0]), labels=np.array([0]))
+    delay = lone.metrics.decision_latency_steps["chip"].median - 1
+    assert delay in (0, 1)  # the same step, or one Dense stage later (Euler)
+
+    input_steps, labels = [2, 5, 3, 30], np.array([0, 1, 1, 0])
+    verdict = verify(net, bundle, data=raster(input_steps, labels), labels=labels)
+    m = verdict.metrics
+    assert m.accuracy.chip == 1.0
+    for model in ("chip", "float"):
+        stats = m.decision_latency_steps[model]
+        assert (stats.median, stats.mean, stats.undecided) == (4 + delay, 10 + delay, 0)
+    assert (m.early_decision.step, m.early_decision.accuracy) == (30 + delay, 1.0)
+    curve = np.array(m.accuracy_by_step.chip)
+    assert np.array_equal(curve * 4, [sum(s + delay <= k for s in input_steps) for k in m.accuracy_by_step.steps])
+    assert m.early_decision.energy_j.nominal < m.energy.total.energy_j.total.nominal

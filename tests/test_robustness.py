@@ -4,7 +4,7 @@ levels' decisions come from the same comparison verify makes."""
 import numpy as np
 import pytest
 
-from snn_deploy.deploy.artifacts.robustness import Perturbation
+from snn_deploy.deploy.artifacts.robustness import Perturbation, RobustnessSpec
 from snn_deploy.deploy.artifacts.stimulus import DataReport, Stimulus
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.stages import robustness
@@ -21,13 +21,14 @@ class Shape:
 
 
 def test_the_spec_parses_in_order_and_bad_specs_name_the_problem():
-    assert robustness.parse_perturbations("jitter=0.5,1;drop=0.1") == (
-        Perturbation("jitter", 0.5), Perturbation("jitter", 1.0), Perturbation("drop", 0.1))
+    assert robustness.parse_robustness("jitter=0.5,1;drop=0.1") == RobustnessSpec((
+        Perturbation("jitter", 0.5), Perturbation("jitter", 1.0), Perturbation("drop", 0.1)), seed=0)
+    assert robustness.parse_robustness("drop=0;seed=7").seed == 7
     for spec, words in (("noise=1", "not 'noise=1'"), ("jitter=x", "'x' is not a number"),
                         ("drop=1.5", "between 0 and 1"), ("jitter=-1", "at least 0"), (";", "names no"),
-                        ("jitter=nan", "at least 0")):
+                        ("jitter=nan", "at least 0"), ("drop=0;seed=-2", "seed must be"), ("seed=1", "names no")):
         with pytest.raises(DeployError, match=words):
-            robustness.parse_perturbations(spec)
+            robustness.parse_robustness(spec)
 
 
 def test_encoded_times_are_jittered_in_continuous_time_and_the_bias_channel_is_kept():
@@ -87,11 +88,11 @@ def yinyang(tmp_path_factory):
 
 
 def test_zero_noise_is_the_plain_comparison_and_noise_costs_accuracy(yinyang):
-    from snn_deploy.deploy.stages.verify import compare_spikes
+    from snn_deploy.deploy.stages.verify import compare_spikes, robustness_levels
 
     net, bundle, stimulus = yinyang
     plain = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times)
-    quiet, noisy = robustness.robustness(net, bundle, stimulus, robustness.parse_perturbations("jitter=0,8"))
+    quiet, noisy = robustness_levels(net, bundle, stimulus, robustness.parse_robustness("jitter=0,8"))
     assert quiet.accuracy_chip == np.mean(plain.decisions["chip"] == stimulus.labels)
     assert quiet.accuracy_float == np.mean(plain.decisions["float"] == stimulus.labels)
     assert quiet.agreement == np.mean(plain.decisions["chip"] == plain.decisions["float"])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .energy import Range
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -32,11 +34,13 @@ class AccuracyByStep:
 @dataclass(frozen=True)
 class EarlyDecision:
     """The earliest step after which the chip's accuracy is within ``within`` (a fraction: 0.005 = 0.5
-    points) of its final accuracy, and that accuracy."""
+    points) of its final accuracy, that accuracy, and the energy per inference of a run stopped after that
+    step (the verdict's energy model on the spikes of steps 1..step, static power over those steps)."""
 
     step: int
     accuracy: float
     within: float
+    energy_j: Range
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Difficulty:
 class DecisionTiming:
     """Decision latency (chip and float), accuracy if stopped early (labelled data only) and difficulty."""
 
-    latency_steps: dict[str, LatencyStats]  # "chip", "float"
+    decision_latency_steps: dict[str, LatencyStats]  # "chip", "float"
     accuracy_by_step: AccuracyByStep | None
     early_decision: EarlyDecision | None
     difficulty: Difficulty

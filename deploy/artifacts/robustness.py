@@ -18,6 +18,14 @@ class Perturbation:
 
 
 @dataclass(frozen=True)
+class RobustnessSpec:
+    """What verify --robustness asks for: the perturbations in order, and the seed of their noise."""
+
+    perturbations: tuple[Perturbation, ...]
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RobustnessLevel:
     """Chip and float model on the same perturbed samples (the chip on the perturbed times requantized to its
     steps); accuracies None for unlabelled data."""

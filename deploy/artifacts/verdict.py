@@ -9,10 +9,12 @@ import numpy as np
 
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
+from .latency import AccuracyByStep, Difficulty, EarlyDecision, LatencyStats
+from .robustness import RobustnessLevel
 from .stimulus import DataReport
 from .tolerances import Tolerances
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decision latency, accuracy by step, early decision, difficulty, robustness
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ class Metrics:
     hardware_events: dict[str, HardwareEvents]
     float_reference: str  # "continuous" or "discrete"
     energy: EnergyEstimate
+    decision_latency_steps: dict[str, LatencyStats]  # "chip", "float": when each sample's decision is final
+    accuracy_by_step: AccuracyByStep | None  # None without labels
+    early_decision: EarlyDecision | None  # None without labels
+    difficulty: Difficulty
+    robustness: tuple[RobustnessLevel, ...] = ()  # one per perturbation asked for (verify --robustness)
     data: DataReport | None = None  # how the user's data were read (None: a shipped data set or random trains)
 
 

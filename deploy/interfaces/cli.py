@@ -22,6 +22,7 @@ from ...targets import description
 from ...targets import record as record_io
 from ...targets.files import OutputSet
 from ...targets.lava import LavaRunError
+from ..artifacts.robustness import PERTURBATIONS
 from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
@@ -279,8 +280,12 @@ def _load_replay(path: str, bundle, stimulus):
 
 def cmd_verify(args, outputs: OutputSet) -> int:
     from ..stages.tolerances import load_tolerances, tolerance_file
-    from ..stages.verify import compare_spikes, judge, reference_network
+    from ..stages.robustness import parse_robustness
+    from ..stages.verify import compare_spikes, judge, reference_network, robustness_levels
 
+    robustness = parse_robustness(args.robustness) if args.robustness else None
+    if robustness is not None and args.replay:
+        raise DeployError("--robustness runs the back end on perturbed inputs; it cannot take a --replay record")
     bundle = bundle_io.load(args.bundle)
     net = reference_network(args.graph, bundle, _semantic_overrides(args), dt=args.dt)
     applied = tolerance_file(args.graph)
@@ -302,7 +307,14 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
                                     backend=args.backend, progress=progress, record=replay, engine=args.engine,
                                     workers=args.workers)
-    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report)
+    levels = ()
+    if robustness is not None:
+        with _progress(args, stimulus.inputs.num_samples * len(robustness.perturbations),
+                       "robustness levels") as progress:
+            levels = robustness_levels(net, bundle, stimulus, robustness, backend=args.backend, engine=args.engine,
+                                       workers=args.workers, progress=progress)
+    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report,
+                    robustness=levels)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
     if report_out:
@@ -468,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")
     p.add_argument("--report", metavar="HTML", help="write a self-contained HTML report here")
+    p.add_argument("--robustness", metavar="SPEC",
+                   help="also run chip and float model on the same samples under seeded input noise, one run a "
+                        "level: " + "; ".join(f"{kind}=L1,L2,... ({meaning})" for kind, meaning in PERTURBATIONS.items())
+                        + "; seed=N (default 0); e.g. 'jitter=0.5,1,2;drop=0.05,0.1'")
     g = p.add_argument_group("tolerances (default: the model's tolerance file, <model>.tolerances.toml or "
                              "snn-deploy.toml beside the NIR file, else the values below)")
     defaults = Tolerances()

@@ -120,7 +120,41 @@ def format_summary(verdict: Verdict) -> list[str]:
                  f"{act.neuron_updates_per_inference} neuron updates per inference; "
                  f"{wraps} current wraps, {saturations} voltage saturations")
     lines.extend(f"  {line}" for line in format_energy(m.energy))
+    lines.extend(format_decision_timing(verdict))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
+    return lines
+
+
+def format_decision_timing(verdict: Verdict) -> list[str]:
+    """When decisions are final, what stopping early would cost, difficulty and robustness."""
+    m = verdict.metrics
+    step_s = m.energy.latency.step_s.nominal
+
+    def latency(name: str) -> str:
+        stats = m.decision_latency_steps[name]
+        if stats.median is None:
+            return f"{name} no decision"
+        undecided = f", {stats.undecided} undecided" if stats.undecided else ""
+        return (f"{name} {stats.median:.0f} / {stats.p95:.0f} / {stats.mean:.1f} ({_seconds(stats.median * step_s)} "
+                f"median{undecided})")
+
+    lines = [f"  decision final after, steps median / p95 / mean: {latency('chip')}; {latency('float')}"]
+    if m.early_decision is not None:
+        early = m.early_decision
+        lines.append(f"  early decision: chip accuracy within {early.within * 100:g} points of its final from step "
+                     f"{early.step} of {m.num_steps}: {_pct(early.accuracy).strip()}, {_joules(early.energy_j.nominal)} per "
+                     f"inference (the whole run {_joules(m.energy.total.energy_j.total.nominal)})")
+    d = m.difficulty
+    rho = "-" if d.latency_margin_spearman is None else f"{d.latency_margin_spearman:+.2f}"
+    lines.append(f"  difficulty: chip latency vs float margin, Spearman {rho}; chip-vs-float flips by margin "
+                 f"quartile, hardest first: {', '.join(map(str, d.flips_by_margin_quartile))} "
+                 f"(of {', '.join(map(str, d.samples_by_margin_quartile))} samples)")
+    if m.robustness:
+        lines.append("  robustness       accuracy chip    float   agreement")
+        for level in m.robustness:
+            accuracy = ("" if level.accuracy_chip is None else
+                        f"{_pct(level.accuracy_chip)}  {_pct(level.accuracy_float)}")
+            lines.append(f"    {f'{level.kind} {level.level:g}':14s} {accuracy:>17s}  {_pct(level.agreement)}")
     return lines
 
 

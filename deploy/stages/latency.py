@@ -14,15 +14,19 @@ time; spike_count: first - second count). Harder samples (small margin) should d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import Callable
 
 import numpy as np
 
 from ...targets import decision
-from ...targets.record import SpikeEvents
+from ...targets.bundle import Bundle
+from ...targets.description import Target
+from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.latency import AccuracyByStep, DecisionTiming, Difficulty, EarlyDecision, LatencyStats
 from ..artifacts.verdict import Comparison
+from .energy import estimate
 
 EARLY_DECISION_WITHIN = 0.005  # 0.5 accuracy points (the issue's definition of "as good as the full run")
 
@@ -90,15 +94,32 @@ def accuracy_by_step(chip: np.ndarray, float_model: np.ndarray, labels: np.ndarr
                           float=tuple(float(a) for a in (float_model == labels).mean(axis=0)))
 
 
-def early_decision(by_step: np.ndarray, labels: np.ndarray, within: float = EARLY_DECISION_WITHIN) -> EarlyDecision:
+def early_step(by_step: np.ndarray, labels: np.ndarray, within: float = EARLY_DECISION_WITHIN) -> int:
     """The earliest step k from which the accuracy stays within ``within`` of the final accuracy at every
     later step (a step one could stop at), compared exactly in counts of samples."""
     correct = (by_step == np.asarray(labels)[:, None]).sum(axis=0)
     allowed = Fraction(repr(within)) * by_step.shape[0]  # samples
-    close = np.abs(correct - correct[-1]) <= allowed
-    far = np.flatnonzero(~close)
-    step = int(far[-1]) + 2 if far.size else 1
-    return EarlyDecision(step=step, accuracy=float(correct[step - 1] / by_step.shape[0]), within=within)
+    far = np.flatnonzero(np.abs(correct - correct[-1]) > allowed)
+    return int(far[-1]) + 2 if far.size else 1
+
+
+def _until(spikes: SpikeEvents, step: int) -> SpikeEvents:
+    return SpikeEvents(spikes.events[:, spikes.events[1] <= step], spikes.num_samples, step, spikes.size)
+
+
+def stopped_after(record: SpikeRecord, step: int) -> SpikeRecord:
+    """The record of a run stopped after ``step``: its spikes and traces of steps 1..step."""
+    return replace(record, num_steps=step, spikes={name: _until(spikes, step) for name, spikes in record.spikes.items()},
+                   traces={name: {key: trace[:, :step] for key, trace in traces.items()}
+                           for name, traces in record.traces.items()})
+
+
+def early_decision(by_step: np.ndarray, labels: np.ndarray, bundle: Bundle, record: SpikeRecord,
+                   inputs: SpikeEvents, target: Target, within: float = EARLY_DECISION_WITHIN) -> EarlyDecision:
+    step = early_step(by_step, labels, within)
+    accuracy = float(np.mean(by_step[:, step - 1] == labels))
+    energy = estimate(bundle, stopped_after(record, step), _until(inputs, step), target).total.energy_j.total
+    return EarlyDecision(step=step, accuracy=accuracy, within=within, energy_j=energy)
 
 
 def margins(first: np.ndarray, counts: np.ndarray, decoding: str) -> np.ndarray:
@@ -144,8 +165,9 @@ def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray
     return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes)
 
 
-def decision_timing(comparison: Comparison, output: str, decoding: str, num_steps: int) -> DecisionTiming:
+def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
     """A verify comparison -> the chip's and the float model's decision timing and the samples' difficulty."""
+    output, decoding, num_steps = bundle.network.output, bundle.decoding, bundle.timing.num_steps
     chip = decisions_by_step(comparison.record.spikes[output], decoding)
     times = comparison.times["float"][output]
     if comparison.float_reference == "continuous":
@@ -158,7 +180,8 @@ def decision_timing(comparison: Comparison, output: str, decoding: str, num_step
     labels = comparison.labels
     flipped = comparison.decisions["chip"] != comparison.decisions["float"]
     return DecisionTiming(
-        latency_steps={"chip": latency_stats(chip_steps), "float": latency_stats(float_steps)},
+        decision_latency_steps={"chip": latency_stats(chip_steps), "float": latency_stats(float_steps)},
         accuracy_by_step=None if labels is None else accuracy_by_step(chip, float_model, labels),
-        early_decision=None if labels is None else early_decision(chip, labels),
+        early_decision=None if labels is None else early_decision(chip, labels, bundle, comparison.record,
+                                                                   comparison.inputs, target),
         difficulty=difficulty(margins(times, counts, decoding), chip_steps, flipped))

@@ -1,6 +1,7 @@
 """Robustness: the same samples under seeded input noise, chip and float model side by side.
 
-Two kinds (``artifacts.robustness.PERTURBATIONS``), as "jitter=0.5,1,2;drop=0.05,0.1":
+Two kinds (``artifacts.robustness.PERTURBATIONS``), as "jitter=0.5,1,2;drop=0.05,0.1;seed=0" (seed 0 unless
+given):
   jitter  every input spike moves by Gaussian noise of the level's standard deviation (in chip steps);
   drop    every input spike is deleted with the level's probability.
 Encoded data sets are perturbed in continuous time: the float model sees the perturbed times, the chip the
@@ -8,6 +9,7 @@ same times requantized to its steps (``stimulus.to_steps``), so both run their o
 (rasters, events) are perturbed on the step grid: a jittered spike moves by the noise rounded to whole steps
 and stays within the data's input steps; spikes that land on one step of one channel merge. The encoding's
 bias channels (its ``bias_times``, the last inputs) belong to the model and are never perturbed.
+``verify.robustness_levels`` runs chip and float model on each perturbed copy.
 """
 
 from __future__ import annotations
@@ -15,23 +17,29 @@ from __future__ import annotations
 import numpy as np
 
 from ...targets.record import SpikeEvents
-from ..artifacts.network import FloatNetwork
-from ..artifacts.robustness import PERTURBATIONS, Perturbation, RobustnessLevel
+from ..artifacts.robustness import PERTURBATIONS, Perturbation, RobustnessSpec
 from ..artifacts.stimulus import Stimulus
 from ..errors import DeployError
 from .stimulus import to_steps
-from .verify import compare_spikes
 
 
-def parse_perturbations(spec: str) -> tuple[Perturbation, ...]:
-    """ "jitter=0.5,1,2;drop=0.05,0.1" -> Perturbations, in the order given."""
-    example = "e.g. jitter=0.5,1,2;drop=0.05,0.1"
-    perturbations = []
+def parse_robustness(spec: str) -> RobustnessSpec:
+    """ "jitter=0.5,1,2;drop=0.05,0.1;seed=0" -> the perturbations, in the order given, and the seed."""
+    example = "e.g. jitter=0.5,1,2;drop=0.05,0.1;seed=0"
+    perturbations, seed = [], 0
     for part in filter(None, (part.strip() for part in spec.split(";"))):
         kind, equals, levels = part.partition("=")
         kind = kind.strip()
+        if kind == "seed" and equals:
+            try:
+                seed = int(levels)
+            except ValueError:
+                seed = -1
+            if seed < 0:
+                raise DeployError(f"--robustness seed must be a whole number >= 0, got {levels.strip()!r}")
+            continue
         if kind not in PERTURBATIONS or not equals:
-            raise DeployError(f"--robustness takes {' and '.join(f'{k}=LEVELS' for k in PERTURBATIONS)} "
+            raise DeployError(f"--robustness takes {', '.join(f'{k}=LEVELS' for k in PERTURBATIONS)} and seed=N "
                               f"({example}), not {part!r}")
         for text in levels.split(","):
             try:
@@ -44,7 +52,7 @@ def parse_perturbations(spec: str) -> tuple[Perturbation, ...]:
             perturbations.append(Perturbation(kind, level))
     if not perturbations:
         raise DeployError(f"--robustness names no perturbation ({example})")
-    return tuple(perturbations)
+    return RobustnessSpec(tuple(perturbations), seed)
 
 
 def _rng(perturbation: Perturbation, seed: int) -> np.random.Generator:
@@ -93,21 +101,3 @@ def perturb(stimulus: Stimulus, bundle, perturbation: Perturbation, seed: int = 
         last_step = stimulus.report.input_steps if stimulus.report is not None else bundle.timing.num_steps
         inputs = _perturbed_events(stimulus.inputs, sensors, perturbation, last_step, rng)
     return Stimulus(name, inputs, stimulus.labels, times, selection=f"{stimulus.selection} {name}")
-
-
-def robustness(net: FloatNetwork, bundle, stimulus: Stimulus, perturbations: tuple[Perturbation, ...], *,
-               seed: int = 0, backend: str = "bitsim", engine: str | None = None) -> tuple[RobustnessLevel, ...]:
-    """Chip and float decisions on each perturbed copy of the stimulus: one more run per level."""
-    levels = []
-    for perturbation in perturbations:
-        noisy = perturb(stimulus, bundle, perturbation, seed)
-        comparison = compare_spikes(net, bundle, noisy.inputs, labels=noisy.labels, times_in=noisy.times,
-                                    backend=backend, engine=engine)
-        chip, float_model = comparison.decisions["chip"], comparison.decisions["float"]
-        labels = noisy.labels
-        levels.append(RobustnessLevel(
-            perturbation.kind, perturbation.level,
-            accuracy_chip=None if labels is None else float(np.mean(chip == labels)),
-            accuracy_float=None if labels is None else float(np.mean(float_model == labels)),
-            agreement=float(np.mean(chip == float_model))))
-    return tuple(levels)

@@ -26,8 +26,9 @@ from ...targets import decision
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
+from ..artifacts.robustness import RobustnessLevel, RobustnessSpec
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
-from ..artifacts.stimulus import DataOptions, DataReport
+from ..artifacts.stimulus import DataOptions, DataReport, Stimulus
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
                                  ErrorBudget, HardwareEvents, Metrics, SpikeCountError, SpikeTimeErrors, StepRange,
@@ -37,7 +38,9 @@ from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
+from .latency import decision_timing
 from .load import from_graph, load
+from .robustness import parse_robustness, perturb
 from .run import run_inputs
 from .stimulus import encode
 from .tolerances import checks
@@ -281,6 +284,26 @@ def _joined(parts: list[Comparison], inputs: SpikeEvents, labels: np.ndarray | N
                       inputs=inputs, record=record, float_reference=first.float_reference, discrete=discrete)
 
 
+def robustness_levels(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus, spec: RobustnessSpec, *,
+                      backend: str = "bitsim", engine: str | None = None, workers: int = 1,
+                      progress: Callable[[int], None] | None = None) -> tuple[RobustnessLevel, ...]:
+    """Chip and float decisions on each perturbed copy of the stimulus (``robustness.perturb``): one more
+    comparison per level."""
+    levels = []
+    for perturbation in spec.perturbations:
+        noisy = perturb(stimulus, bundle, perturbation, spec.seed)
+        comparison = compare_spikes(net, bundle, noisy.inputs, labels=noisy.labels, times_in=noisy.times,
+                                    backend=backend, engine=engine, workers=workers, progress=progress)
+        chip, float_model = comparison.decisions["chip"], comparison.decisions["float"]
+        labels = noisy.labels
+        levels.append(RobustnessLevel(
+            perturbation.kind, perturbation.level,
+            accuracy_chip=None if labels is None else float(np.mean(chip == labels)),
+            accuracy_float=None if labels is None else float(np.mean(float_model == labels)),
+            agreement=float(np.mean(chip == float_model))))
+    return tuple(levels)
+
+
 def bundle_target(bundle: Bundle):
     """The target description a bundle was compiled for: its own copy, else the named file."""
     from ...targets import description
@@ -294,11 +317,15 @@ def bundle_target(bundle: Bundle):
 
 
 def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset: str = "",
-          tolerances: Tolerances = Tolerances(), data: DataReport | None = None) -> Verdict:
-    """Summarize a comparison into metrics (energy and latency included) and check the tolerances. ``data``:
-    how the user's data were read (the stimulus's report), stated in the verdict as "data"."""
+          tolerances: Tolerances = Tolerances(), data: DataReport | None = None,
+          robustness: tuple[RobustnessLevel, ...] = ()) -> Verdict:
+    """Summarize a comparison into metrics (energy, latency and decision timing included) and check the
+    tolerances. ``data``: how the user's data were read (the stimulus's report), stated in the verdict as
+    "data"; ``robustness``: the levels ``stages.robustness`` measured, stated as they are."""
 
     c = comparison
+    target = bundle_target(bundle)
+    timing = decision_timing(c, bundle, target)
     accuracy = (Accuracy(**{name: float(np.mean(d == c.labels)) for name, d in c.decisions.items()})
                 if c.labels is not None else None)
     errors, budget = {}, {}
@@ -324,8 +351,10 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         activity=_activity(bundle, c.inputs, c.record),
         hardware_events={name: HardwareEvents(**counters) for name, counters in c.record.counters.items()},
         float_reference=c.float_reference,
-        energy=estimate(bundle, c.record, c.inputs, bundle_target(bundle),
+        energy=estimate(bundle, c.record, c.inputs, target,
                         decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
+        decision_latency_steps=timing.decision_latency_steps, accuracy_by_step=timing.accuracy_by_step,
+        early_decision=timing.early_decision, difficulty=timing.difficulty, robustness=tuple(robustness),
         data=data)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
@@ -335,7 +364,7 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
            tolerances: Tolerances | dict[str, Any] | None = None, time_scale: float | None = None,
            data_root=None, downsample: tuple[int, int] | None = None, dataset: str = "",
            progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
-           engine: str | None = None, workers: int = 1) -> Verdict:
+           engine: str | None = None, workers: int = 1, robustness: str | RobustnessSpec | None = None) -> Verdict:
     """Does the chip decide as the float model does, on this data? The verdict ``snn-deploy verify`` prints.
 
     ``graph``: the NIR file the bundle was compiled from (read with the bundle's semantics), a nir.NIRGraph,
@@ -346,11 +375,14 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     .npy file) for data without their own. ``tolerances``: a Tolerances, or options over the graph's
     tolerance file (as the command line's); ``max_accuracy_drop`` among the options needs labels.
     ``engine`` and ``workers``: bitsim's engine and the local processes the comparison is split between.
+    ``robustness``: input noise levels to run as well ("jitter=0.5,1;drop=0.1", as ``--robustness``).
     """
     from ...targets import bundle as bundle_io
     from .stimulus import load_stimulus, require_labels
     from .tolerances import load_tolerances
 
+    if isinstance(robustness, str):
+        robustness = parse_robustness(robustness)
     if not isinstance(bundle, Bundle):
         bundle = bundle_io.load(bundle)
     net = graph if isinstance(graph, FloatNetwork) else reference_network(graph, bundle)
@@ -363,5 +395,7 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
         require_labels(stimulus, "max_accuracy_drop")
     comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
                                 backend=backend, progress=progress, record=record, engine=engine, workers=workers)
+    levels = () if robustness is None else robustness_levels(net, bundle, stimulus, robustness, backend=backend,
+                                                             engine=engine, workers=workers)
     return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances,
-                 data=stimulus.report)
+                 data=stimulus.report, robustness=levels)
