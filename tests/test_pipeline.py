@@ -162,3 +162,13 @@ def test_an_encoding_with_a_field_the_coding_does_not_take_is_a_deploy_error():
     encoding = {"kind": "pixel_latency", "t_early": 0.15, "t_late": 2.0, "bias_times": [0.9], "gamma": 1.0}
     with pytest.raises(DeployError, match="'pixel_latency' has fields it does not take"):
         input_times(encoding, np.zeros((1, 4)))
+
+
+def test_a_horizon_of_whole_steps_is_that_many_steps_despite_float_rounding():
+    from snn_deploy.deploy.stages.discretize import horizon_steps
+
+    for steps in range(1, 400):
+        for dt in (1e-4, 0.1, 1e-3, 0.00784, 1.0):
+            assert horizon_steps(steps * dt, dt) == steps  # 26 * 1e-4 / 1e-4 == 26.000000000000004
+    assert horizon_steps(2.5e-3 + 1e-7, 1e-4) == 26  # a real fraction of a step is a step more
+    assert horizon_steps(0.3, 0.1) == 3

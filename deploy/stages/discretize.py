@@ -147,9 +147,24 @@ def latency_steps(net: FloatNetwork) -> int:
     return feed_forward_depths(net.input_name, net.layers)[net.output]
 
 
+# A horizon within this relative distance of a whole number of steps is that number: 26 * 1e-4 / 1e-4 is
+# 26.000000000000004 in floating point, and a 27th step would be a step the user did not ask for.
+WHOLE_STEPS_TOLERANCE = 1e-9
+
+
+def horizon_steps(horizon: float, dt: float) -> int:
+    """The steps that cover ``horizon``: ceil(horizon / dt), a float rounding error above a whole number not
+    counted as a step of its own."""
+    steps = horizon / dt
+    nearest = round(steps)
+    if abs(steps - nearest) <= WHOLE_STEPS_TOLERANCE * max(1, nearest):
+        return int(nearest)
+    return int(math.ceil(steps))
+
+
 def run_steps(net: FloatNetwork, dt: float) -> int:
     """The steps a sample runs: enough to cover the horizon, then the pipeline latency (``latency_steps``)."""
-    return int(math.ceil(net.semantics.horizon / dt)) + latency_steps(net)
+    return horizon_steps(net.semantics.horizon, dt) + latency_steps(net)
 
 
 def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
