@@ -56,6 +56,10 @@ class LifPopulation:
     a Loihi 2 programmable neuron).
     ``fire_once``: after its first spike the neuron holds v = 0 and stays silent (a refractory
     period longer than the run), which is how a time-to-first-spike neuron runs on the chip.
+    ``sample_reset``: a stock population (``--stock``): Lava's ``LIFReset`` with reset_interval = the run's
+    steps plus ``Timing.padding_steps`` and reset_offset 1, which zeroes u and v on each sample's first step
+    when many samples share one run. bitsim starts every sample from rest anyway; the Lava back end runs
+    such a bundle with Lava's own LIFReset and Dense processes, one process per distinct (du, dv, vth).
     """
 
     name: str
@@ -67,6 +71,7 @@ class LifPopulation:
     bias_exp: int = 0
     fire_once: bool = False
     reset: str = RESET_ZERO  # one of fixed_point.RESET_MODES
+    sample_reset: bool = False
 
     def __post_init__(self):
         if self.reset not in RESET_MODES:
@@ -194,12 +199,22 @@ class Timing:
     feed-forward chain within one step, while every Dense stage delays by one: the output layer, at
     depth d, lags by d steps, and step n of a layer at depth d stands for the simulator's step
     n - d - 1 (0-based). Exact integration has none (every layer samples t = n dt).
+
+    ``padding_steps``: steps the chip runs after each sample's ``num_steps`` when samples share one run (a stock
+    bundle: its clock neuron silences every neuron then, so nothing of a sample reaches the next one's reset
+    step). Nothing spikes in them, so bitsim and the spike record leave them out.
     """
 
     dt: float
     num_steps: int
     time_unit: str = "tau"
     latency_steps: int = 0
+    padding_steps: int = 0
+
+    @property
+    def steps_per_sample(self) -> int:
+        """The steps one sample takes on the chip: its run and its padding."""
+        return self.num_steps + self.padding_steps
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,46 @@ class PlacementReport:
 
 
 @dataclass(frozen=True)
+class StockLayer:
+    """The fire-once construction of one stock layer (``deploy.stages.stock``), per neuron its bound B (chip u
+    units): the self-synapse, the helper's steady inhibition and the clock each reach at least B. ``margin``: the
+    least of inhibition / B over the neurons; ``step_input``: the largest |input| of one step (16-bit bound);
+    ``u_low``: the lowest u the proof allows; ``processes``: LIF processes with one du, dv, vth."""
+
+    processes: int
+    thresholds: tuple[int, ...]
+    bound_max: float
+    self_weight_max: int
+    helper_weight_max: int
+    clock_weight_max: int
+    margin: float
+    step_input: int
+    u_low: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "thresholds", tuple(int(v) for v in self.thresholds))
+
+
+@dataclass(frozen=True)
+class StockReport:
+    """What the stock constructions cost (``--stock``): helper and clock neurons, their synapses, the cores they
+    add, and the steps one sample takes (its run plus the padding step); per layer the fire-once bound."""
+
+    extra_neurons: int
+    extra_synapses: int
+    extra_cores: int
+    processes: int
+    steps_per_sample: int
+    padding_steps: int
+    threshold_spread: float
+    layers: dict[str, StockLayer]
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "StockReport":
+        return cls(**{**body, "layers": {name: StockLayer(**row) for name, row in body["layers"].items()}})
+
+
+@dataclass(frozen=True)
 class CompileReport:
     """What the compiler reported: per layer what rounding cost, the placement, how dt was chosen, and a copy of
     the target description (so that verify can estimate energy and latency without the file)."""
@@ -290,12 +345,15 @@ class CompileReport:
     split_weights: bool
     requested_steps_per_tau: float
     target_spec: dict[str, Any]
+    stock: StockReport | None = None  # a stock bundle's constructions (left out of the manifest otherwise)
 
     @classmethod
     def from_dict(cls, body: dict) -> "CompileReport":
+        stock = body.get("stock")
         return cls(**{**body, "quantization": {name: LayerQuantization(**row)
                                                for name, row in body["quantization"].items()},
-                      "placement": PlacementReport.from_dict(body["placement"])})
+                      "placement": PlacementReport.from_dict(body["placement"]),
+                      "stock": StockReport.from_dict(stock) if stock is not None else None})
 
 
 @dataclass(frozen=True)
@@ -375,6 +433,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
                  "fire_once": bool(pop.fire_once)}
         if pop.reset != RESET_ZERO:  # left out at its default: older bundles keep their checksum
             entry["reset"] = pop.reset
+        if pop.sample_reset:  # likewise
+            entry["sample_reset"] = True
         for key in ("du", "dv", "vth", "bias_mant"):
             arrays[f"population/{pop.name}/{key}"] = pop.__dict__[key]
         pops.append(entry)
@@ -394,15 +454,26 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "output": bundle.network.output,
         "placement": {"target": bundle.placement.target,
                       "cores": [_core_entry(c) for c in bundle.placement.cores]},
-        "timing": dataclasses.asdict(bundle.timing),
+        "timing": _without_defaults(bundle.timing, ("padding_steps",)),
         "widths": dataclasses.asdict(bundle.widths),
         "backends": list(bundle.backends),
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
-        "report": dataclasses.asdict(bundle.report) if bundle.report is not None else None,
+        "report": _without_defaults(bundle.report, ("stock",)) if bundle.report is not None else None,
     }
     return manifest, arrays
+
+
+def _without_defaults(record, keys: tuple[str, ...]) -> dict:
+    """``record`` as a dict without those of ``keys`` that hold their default: fields added later leave the
+    manifests (and checksums) of bundles without them as they were."""
+    defaults = {f.name: f.default for f in dataclasses.fields(record)}
+    body = dataclasses.asdict(record)
+    for key in keys:
+        if getattr(record, key) == defaults[key]:
+            del body[key]
+    return body
 
 
 def _core_entry(core: CoreAssignment) -> dict:
@@ -449,7 +520,7 @@ def load(path: str | os.PathLike) -> Bundle:
 def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     pops = tuple(
         LifPopulation(name=p["name"], size=p["size"], bias_exp=p["bias_exp"], fire_once=p["fire_once"],
-                      reset=p.get("reset", RESET_ZERO),
+                      reset=p.get("reset", RESET_ZERO), sample_reset=p.get("sample_reset", False),
                       **{key: arrays[f"population/{p['name']}/{key}"] for key in ("du", "dv", "vth", "bias_mant")})
         for p in manifest["populations"])
     conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"], **c)

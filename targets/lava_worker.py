@@ -25,6 +25,7 @@ Dense buffers. Global step k*N + s is the sample's step s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -35,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
@@ -45,6 +47,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
+from lava.proc.lif.process import LIFReset
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.models import AbstractPyLifModelFixed, PyLifModelBitAcc
 from lava.utils import loihi, slurm
@@ -261,6 +264,117 @@ class PyFireOnceLifModel(AbstractSampleLifModel):
         spikes = self.spiking_activation() & ~self.fired
         self.fired |= spikes
         return spikes
+
+
+# --- stock bundles: Lava's own LIFReset and Dense ------------------------------------------------
+
+class SpikeSink(AbstractProcess):
+    """A host-side probe of one process's spikes (no part of the network the chip runs): what arrived at every
+    step, saved to ``record_path`` after step ``total_steps``."""
+
+    def __init__(self, *, size: int, total_steps: int, record_path: str) -> None:
+        super().__init__(shape=(size,), total_steps=total_steps, record_path=record_path)
+        self.s_in = InPort(shape=(size,))
+
+
+@implements(proc=SpikeSink, protocol=LoihiProtocol)
+@requires(CPU)
+class PySpikeSinkModel(PyLoihiProcessModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.recorder = StepRecorder(proc_params["record_path"], proc_params["total_steps"],
+                                     proc_params["shape"][0], False)
+
+    def run_spk(self) -> None:
+        self.recorder.record(self.time_step, self.s_in.recv() != 0, None, None, None, None)
+
+
+def is_stock(bundle: Bundle) -> bool:
+    """A stock bundle (every population a LIFReset, ``--stock``); BundleError for a mix."""
+    stock = [pop.sample_reset for pop in bundle.network.populations]
+    if any(stock) and not all(stock):
+        raise BundleError("a bundle mixes stock (sample_reset) and other populations; compile it again")
+    return bool(stock) and all(stock)
+
+
+def process_groups(pop: LifPopulation) -> list[np.ndarray]:
+    """The neuron indices of each stock process of a population: one per distinct (du, dv, vth)."""
+    keys = np.stack([pop.du, pop.dv, pop.vth], axis=1)
+    _, group = np.unique(keys, axis=0, return_inverse=True)
+    return [np.flatnonzero(group.ravel() == g) for g in range(group.max() + 1)]
+
+
+def build_stock_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path) -> "StockNetwork":
+    """A stock bundle as Lava's processes: per population one LIFReset per (du, dv, vth) group (reset_interval =
+    steps per sample with padding, reset_offset 1), per connection one Dense per pair of groups it joins; the
+    padding steps of the input are silent. Each process's spikes go to a SpikeSink."""
+    check_lava_widths(bundle)
+    num_samples, num_steps, num_inputs = input_raster.shape
+    per_sample = bundle.timing.steps_per_sample
+    total_steps = num_samples * per_sample
+    padded = np.zeros((num_samples, per_sample, num_inputs), np.int32)
+    padded[:, :num_steps] = input_raster
+    source = RingBuffer(data=np.ascontiguousarray(padded.reshape(total_steps, num_inputs).T))
+    groups = {bundle.network.input.name: [(np.arange(num_inputs), source)]}
+    sinks = []
+    for pop in bundle.network.populations:
+        _check_fits(f"population {pop.name!r} bias_mant", pop.bias_mant, np.int16)
+        parts = []
+        for index in process_groups(pop):
+            first = index[0]
+            proc = LIFReset(shape=(index.size,), du=int(pop.du[first]), dv=int(pop.dv[first]), vth=int(pop.vth[first]),
+                            bias_mant=np.array(pop.bias_mant[index], np.int32), bias_exp=int(pop.bias_exp),
+                            reset_interval=per_sample, reset_offset=1, name=f"{pop.name}[{first}]")
+            path = record_dir / f"process{len(sinks)}.npz"
+            sink = SpikeSink(size=index.size, total_steps=total_steps, record_path=str(path))
+            proc.s_out.connect(sink.s_in)
+            sinks.append((pop.name, index, sink, path))
+            parts.append((index, proc))
+        groups[pop.name] = parts
+    for conn in bundle.network.connections:
+        for rows, target in groups[conn.target]:
+            for cols, sender in groups[conn.source]:
+                weights = conn.weights[np.ix_(rows, cols)]
+                if not weights.any():
+                    continue
+                dense = make_dense(dataclasses.replace(conn, weights=weights))
+                (sender.s_out).connect(dense.s_in)
+                dense.a_out.connect(target.a_in)
+    return StockNetwork(source, sinks)
+
+
+@dataclass
+class StockNetwork:
+    source: RingBuffer
+    sinks: list  # (population, neuron indices, SpikeSink, record path)
+
+    def model_map(self) -> dict:
+        return {sink: PySpikeSinkModel for _, _, sink, _ in self.sinks}
+
+
+def run_stock_batch(bundle: Bundle, input_raster: np.ndarray, *, hardware: bool, record_state: bool,
+                    on_samples=None) -> dict[str, dict]:
+    """One batch of a stock bundle in one Lava run; its padding steps must stay silent (the clock's job)."""
+    if record_state:
+        raise ValueError("Lava's stock processes do not report u and v: run a stock bundle without --record-state "
+                         "(bitsim records them)")
+    num_samples, num_steps, _ = input_raster.shape
+    per_sample = bundle.timing.steps_per_sample
+    with tempfile.TemporaryDirectory(prefix="snn-deploy-lava-records-") as record_dir:
+        network = build_stock_network(bundle, input_raster, Path(record_dir))
+        report = None if on_samples is None else (lambda steps: on_samples(steps // per_sample))
+        cfg = (Loihi2HwCfg(exception_proc_model_map=network.model_map()) if hardware
+               else Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=network.model_map()))
+        run_steps(network.source, num_samples * per_sample, cfg, report)
+        rasters = {pop.name: np.zeros((num_samples, per_sample, pop.size), bool) for pop in bundle.network.populations}
+        for name, index, _, path in network.sinks:
+            with np.load(path, allow_pickle=False) as data:  # a sink receives a step's spikes in that step
+                rasters[name][:, :, index] = data["spikes"].reshape(num_samples, per_sample, index.size)
+    if any(r[:, num_steps:].any() for r in rasters.values()):
+        raise RuntimeError("a stock bundle's population spiked on a padding step: its clock did not silence it")
+    return {name: {"spikes": r[:, :num_steps], "counters": {}, "traces": {}} for name, r in rasters.items()}
 
 
 # --- building the network -----------------------------------------------------------------------
@@ -483,8 +597,9 @@ def run_bundle(bundle: Bundle, inputs: SpikeEvents, *, hardware: bool = False, r
     for start in range(0, inputs.num_samples, batch_size):
         stop = min(start + batch_size, inputs.num_samples)
         raster = inputs.raster(slice(start, stop))[:, :num_steps]
-        batches.append(run_batch(bundle, raster, hardware=hardware, record_state=record_state,
-                                 on_samples=_increments(progress)))
+        runner = run_stock_batch if is_stock(bundle) else run_batch
+        batches.append(runner(bundle, raster, hardware=hardware, record_state=record_state,
+                              on_samples=_increments(progress)))
     return assemble_record(bundle, inputs.num_samples, batches, "loihi2" if hardware else "lava", record_state)
 
 

@@ -5,7 +5,8 @@ Community), so on most machines ``run`` raises ``BackendUnavailable`` saying so 
 public equivalents. The check runs in the Lava worker, where Lava is: without lava-loihi, Lava's
 own run with ``Loihi2HwCfg`` fails with an unhelpful NameError, so the worker checks first.
 
-Untested here (no lava-loihi): the per-sample reset, the fire-once latch and the subtractive reset of
+A stock bundle (``compile --stock``) runs as Lava's own LIFReset and Dense processes, the same network as on the
+CPU (``lava_worker.build_stock_network``). Untested here (no lava-loihi): the per-sample reset, the fire-once latch and the subtractive reset of
 the ``lava`` back end's neuron processes exist only as Python process models, which ``Loihi2HwCfg``
 runs on the host CPU; on the chip's neuro-cores they need custom neuron microcode.
 """

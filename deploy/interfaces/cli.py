@@ -27,7 +27,7 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
-from ..reporting.text import format_placement, format_quantization, format_summary
+from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels
 
 
@@ -206,7 +206,8 @@ def cmd_compile(args, outputs: OutputSet) -> int:
     outputs.reserve(out)
     net = _load_graph(args.graph, args)
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
-                               max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights)
+                               max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
+                               stock=args.stock, threshold_spread=args.threshold_spread)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     sem = net.semantics
@@ -222,6 +223,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
                                                              if compiled.timing.latency_steps else ""),
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
+         *format_stock(compiled.report.stock),
          f"wrote {out}")
     return ExitCode.PASSED
 
@@ -458,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-weights", action="store_true",
                    help="store each weight as two 8-bit synapses, a high and a low part (about 14-bit weights, "
                         "twice the synapse memory): for networks trained without 8-bit weights in mind")
+    p.add_argument("--stock", action="store_true",
+                   help="build the bundle from Loihi 2's stock processes only (LIF/LIFReset with one du, dv, vth "
+                        "each, Dense): fire-once by helper neurons, per-sample reset by LIFReset with a clock and "
+                        "one padding step; refuses subtractive reset")
+    p.add_argument("--threshold-spread", type=float,
+                   help="--stock: neurons whose own thresholds lie within this ratio share one process's vth "
+                        "(1: one process per distinct threshold, exact; default 2)")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata)")
 

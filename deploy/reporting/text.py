@@ -3,7 +3,7 @@ energy). Each takes an artifact and returns lines; printing is the interface's j
 
 from __future__ import annotations
 
-from ...targets.bundle import CoreAssignment, LayerQuantization, Placement
+from ...targets.bundle import CoreAssignment, LayerQuantization, Placement, StockReport
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.verdict import Verdict
@@ -21,6 +21,21 @@ def format_quantization(report: dict[str, LayerQuantization]) -> list[str]:
             f"{r.fraction_clipped:7.2%}  {r.weight_error_max:.2e}/{r.weight_error_rms:.1e}  "
             f"{r.du:4d} {r.dv:4d}  {max(r.decay_u_error, r.decay_v_error):.1e}    {r.vth:6d}  "
             f"{r.threshold_error:.1e}   {r.u_headroom:.1f}x/{r.v_headroom:.1f}x")
+    return lines
+
+
+def format_stock(report: StockReport | None) -> list[str]:
+    """What a stock bundle's constructions cost, and per layer the fire-once bound they meet (none: no lines)."""
+    if report is None:
+        return []
+    lines = [f"stock processes: {report.processes} LIF/LIFReset processes (thresholds shared within "
+             f"{report.threshold_spread:g}x); the constructions add {report.extra_neurons} neurons (helpers, "
+             f"clock), {report.extra_synapses} synapses, {report.extra_cores} cores; {report.steps_per_sample} "
+             f"steps per sample ({report.padding_steps} padding)",
+             "layer   processes  bound B (u)  self  helper  clock  margin  max step input  lowest u"]
+    for name, r in report.layers.items():
+        lines.append(f"{name:7s} {r.processes:9d}  {r.bound_max:11.0f}  {r.self_weight_max:4d}  {r.helper_weight_max:6d}"
+                     f"  {r.clock_weight_max:5d}  {r.margin:6.3f}  {r.step_input:14d}  {r.u_low:8.0f}")
     return lines
 
 

@@ -6,11 +6,12 @@ estimate energy and latency without the description file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 
-from ...targets.bundle import Bundle, CompileReport, Source, Timing
+from ...targets.bundle import Bundle, CompileReport, Source, StockReport, Timing
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
@@ -18,6 +19,7 @@ from .discretize import discretize, latency_steps, run_steps, snapped_dt
 from .load import feed_forward_depths
 from .place import place, placement_report
 from .quantize import quantize
+from .stock import PADDING_STEPS, stock_network
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
 # (4 tau) runs in about 510 steps, and the weight mantissa still spans the threshold finely.
@@ -66,19 +68,48 @@ def check_steps(net: FloatNetwork, timing: Timing) -> None:
 
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
-                    split_weights: bool = False) -> Bundle:
+                    split_weights: bool = False, stock: bool = False,
+                    threshold_spread: float | None = None) -> Bundle:
+    """``stock``: a bundle of Loihi 2's stock processes only (``stages.stock``), its neurons sharing thresholds
+    within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``)."""
+    from . import stock as stock_stage
+
     timing = choose_timing(net, steps_per_tau, snap_decay, dt, decay_bits=target.widths.decay_bits)
     check_steps(net, timing)
-    quantized = quantize(discretize(net, timing.dt), target, split_weights)
-    placement = place(quantized.network, target, max_chips=max_chips)
+    if threshold_spread is not None and not stock:
+        raise DeployError("--threshold-spread applies to --stock bundles only")
+    spread = (stock_stage.DEFAULT_THRESHOLD_SPREAD if threshold_spread is None else threshold_spread) if stock else None
+    if spread is not None and not spread >= 1:
+        raise DeployError(f"--threshold-spread must be at least 1 (1: one process per distinct threshold), got {spread}")
+    discrete = discretize(net, timing.dt)
+    quantized = quantize(discrete, target, split_weights, stock_spread=spread)
+    network, stock_report = quantized.network, None
+    placement = place(network, target, max_chips=max_chips)
+    if stock:
+        fires_once = {disc.name: disc.fire_once for disc in discrete.populations}
+        fires_once[discrete.input_name] = discrete.input_fires_once
+        network, layers = stock_network(network, fires_once, target.widths, timing.num_steps)
+        base = placement
+        placement = place(network, target, max_chips=max_chips)
+        timing = dataclasses.replace(timing, padding_steps=PADDING_STEPS)
+        added = [pop for pop in network.populations if pop.name not in {p.name for p in quantized.network.populations}]
+        stock_report = StockReport(
+            extra_neurons=sum(pop.size for pop in added),
+            extra_synapses=sum(int(np.count_nonzero(c.weights)) for c in network.connections)
+            - sum(int(np.count_nonzero(c.weights)) for c in quantized.network.connections),
+            extra_cores=placement.cores_used - base.cores_used,
+            processes=sum(layer.processes for layer in layers.values()) + len(added),
+            steps_per_sample=timing.steps_per_sample, padding_steps=timing.padding_steps,
+            threshold_spread=float(spread), layers=layers)
     source = Source(nir_file=net.source_file, nir_sha256=net.source_sha256,
                     semantics={**json.loads(net.semantics.to_json()), "origin": net.semantics.origin},
                     nodes={layer.name: {"neuron": layer.name,
                                         "projections": [{"source": p.source, "synapses": list(p.nodes)}
                                                         for p in layer.projections]} for layer in net.layers})
-    return Bundle(target=target.name, network=quantized.network, placement=placement, timing=timing,
+    return Bundle(target=target.name, network=network, placement=placement, timing=timing,
                   widths=target.widths, backends=target.backends,
                   encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
                   report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
                                        snapped_dt=snap_decay and dt is None, split_weights=split_weights,
-                                       requested_steps_per_tau=steps_per_tau, target_spec=target.spec))
+                                       requested_steps_per_tau=steps_per_tau, target_spec=target.spec,
+                                       stock=stock_report))

@@ -22,6 +22,7 @@ from ...targets.bundle import DenseConnection, InputLayer, IntNetwork, LayerQuan
 from ...targets.description import Target
 from ..artifacts.discrete import DiscreteNetwork, Discretization, QuantizedNetwork
 from ..errors import DeployError
+from . import stock
 
 # Fewer weight levels than this leave a layer meaningless: refuse it rather than run noise.
 MIN_WEIGHT_LEVELS = 4
@@ -105,7 +106,7 @@ def _bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[
 
 
 def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, bool], horizon_steps: int,
-                   split_weights: bool = False, synapses: tuple[str, ...] = ()
+                   split_weights: bool = False, synapses: tuple[str, ...] = (), stock_spread: float | None = None
                    ) -> tuple[LifPopulation, tuple[DenseConnection, ...], LayerQuantization]:
     """One scale per neuron, across all its inputs: each row of weights spans the mantissa, with its own threshold.
 
@@ -166,6 +167,16 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         scale_cap = np.minimum(vth_max * threshold_unit / disc.threshold,
                                np.maximum(worst_case, resolvable))
     v_low = v_low + v_floor_sustained  # reported: the headroom against sustained inhibition
+    du, dv = _decays(disc, widths)
+    if stock_spread is not None:
+        if np.unique(du).size > 1 or np.unique(dv).size > 1:
+            raise DeployError(f"--stock: node {disc.name} has {np.unique(du).size} current and {np.unique(dv).size} "
+                              "voltage decays; a stock LIF population holds one of each")
+        step, u_low = stock.scale_caps(disc.inputs, fires_once, stock.decay_ratio(widths, du), disc.drive)
+        room = 1 - stock.CAP_MARGIN
+        with np.errstate(divide="ignore"):
+            scale_cap = np.minimum.reduce([scale_cap, room * unit * (1 << (stock.STEP_INPUT_BITS - 1)) / step,
+                                           room * widths.state_limit / u_low])
 
     # The largest shared weight exponent at which every neuron's full-precision scale is within its cap.
     tightest = np.argmin(np.where(live, scale_cap * row_max, np.inf))
@@ -176,6 +187,8 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
         scale = np.minimum(w_max * unit * 2.0 ** weight_exp / row_max, scale_cap)
     # The threshold is exact: the scale gives up less than one threshold level so that vth is an integer.
     vth = np.floor(scale * disc.threshold / threshold_unit).astype(np.int64)
+    if stock_spread is not None:
+        vth = stock.threshold_groups(vth, stock_spread)
     outside = np.flatnonzero((vth < 1) | (vth > vth_max))
     if outside.size:
         bad = int(outside[0])
@@ -207,7 +220,6 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
             f"(up to {row_max[worst]:g} per step): with vth at most {vth_max} its largest weight mantissa would be "
             f"{int(levels[worst])}, below {MIN_WEIGHT_LEVELS}")
     clipped = float(np.mean(np.concatenate([(stored != w_int).ravel() for _, _, _, w_int, stored in blocks])))
-    du, dv = _decays(disc, widths)
     chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
     chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
     # A constant drive c settles v at c / (1 - a_v): scale it to the chip's own decay, so that the
@@ -241,10 +253,14 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     return pop, conns, report
 
 
-def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = False) -> QuantizedNetwork:
-    """The discrete network in the target's integer formats, with a report row per layer."""
+def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = False,
+             stock_spread: float | None = None) -> QuantizedNetwork:
+    """The discrete network in the target's integer formats, with a report row per layer; ``stock_spread``: for
+    stock processes (see ``quantize_layer``)."""
     resets = target.reset_modes
     for disc in discrete.populations:
+        if stock_spread is not None and disc.reset == fx.RESET_SUBTRACT:
+            raise stock.refuse_subtractive_reset(disc.name)
         if disc.reset not in resets:
             raise DeployError(f"{target.name} neurons reset by {' or '.join(resets)}, not {disc.reset!r}; compile "
                               "for a target with programmable neurons (loihi2) or use --reset zero")
@@ -257,7 +273,7 @@ def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = Fa
             pop, conns = constant_population(disc, target.widths)
         else:
             pop, conns, report[disc.name] = quantize_layer(disc, target, fires_once, discrete.num_steps,
-                                                           split_weights, discrete.synapses[disc.name])
+                                                           split_weights, discrete.synapses[disc.name], stock_spread)
         populations.append(pop)
         connections.extend(conns)
     network = IntNetwork(input=InputLayer(discrete.input_name, discrete.input_size), populations=tuple(populations),
