@@ -115,6 +115,7 @@ def root(tmp_path_factory) -> Path:
     _graph(root, "spike.nir", {"spike": "delta"})
     _graph(root, "integration.nir", {"integration": "rk4"})
     _graph(root, "version.nir", {"semantics_version": 99})
+    _graph(root, "subtract.nir", {"reset": "subtract", "fire_once": False})
     _graph(root, "t_late.nir", {"encoding.t_late": -5})
     _graph(root, "bias_times.nir", {"encoding.bias_times": None})
     _graph(root, "kind.nir", {"encoding.kind": "rate"})
@@ -233,6 +234,8 @@ CASES = [
     case("metadata not JSON", "compile {root}/not_json.nir -o {out}/x.bundle", "is not valid JSON"),
     case("metadata a JSON list", "compile {root}/list.nir -o {out}/x.bundle", "must be a JSON object, got list"),
     # compile options
+    case("stock mode with a subtractive reset", "compile {root}/subtract.nir --stock -o {out}/x.bundle",
+         "--stock: layer lif1 resets by subtraction, which needs a custom neuron model (microcode) on Loihi 2"),
     case("duration shorter than dt", COMPILE + " --duration 0.001 -o {out}/x.bundle",
          "a sample runs 1 step (horizon 0.001 / dt 0.00784318): the output lif2 is 2 Dense stages from the input"),
     case("10^10 steps per sample", COMPILE + " --duration 1e6 --dt 1e-4 -o {out}/x.bundle",
