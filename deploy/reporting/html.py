@@ -550,7 +550,7 @@ def chip_map(placement: Placement, target: Target):
     layers = list(dict.fromkeys(core.population for core in placement.cores))
     colors = {layer: f"C{index % 10}" for index, layer in enumerate(layers)}
     chips = sorted({core.chip for core in placement.cores})[:CHIPS_DRAWN]
-    cell = min(0.32, 5.0 / max(columns, rows))  # inches per tile
+    cell = min(0.32 * side, 5.0 / max(columns, rows))  # inches per tile: about a third of an inch per core
     figure = _figure(len(chips) * (columns * cell + 0.9) + 2.6, rows * cell + 1.0)
     for index, chip in enumerate(chips):
         ax = figure.add_subplot(1, len(chips), index + 1)
@@ -579,6 +579,9 @@ def chip_map(placement: Placement, target: Target):
                                        linewidth=0))
                 ax.text(x0 + width / 2, y0 + 0.46 / side, f"{100 * used:.0f}%", ha="center", va="center",
                         fontsize=7 if side == 1 else 5.5)
+        if side > 1:  # the tiles' borders, around their cores
+            ax.vlines(np.arange(1, columns), 0, rows, color="#999999", linewidth=0.8)
+            ax.hlines(np.arange(1, rows), 0, columns, color="#999999", linewidth=0.8)
         ax.set_xlim(0, columns)
         ax.set_ylim(0, rows)
         ax.set_aspect("equal")
