@@ -126,6 +126,13 @@ def test_verdict_in_words_counts_the_flips_within_one_step_of_a_tie(report):
                             "the smallest margins (the hardest).")
     assert sentences[3].startswith(f"Decisions are final after a median of 12 steps ({html.seconds(12 * step_s)}) "
                                    "on the chip, 11 steps for the trained model; from step 15 of")
+    one_flip = _comparison({}, {"float": [0, 1], "discrete": [0, 1], "chip": [0, 2]}, labels=[0, 1])
+    one = html.verdict_sentences(one_flip, verdict, SampleTiming(None, None, None, None, np.array([2.0, 1.5])),
+                                 _timing(), "spike_count")
+    assert one[:2] == ["The chip decides as the trained model on 50.0% of 2 samples; the one flip is not within one "
+                       "spike of a tie (the trained model's two largest output spike counts differ by at most one).",
+                       "It is among the quarter of samples that the trained model decides by the smallest margins "
+                       "(the hardest)."]
     agreeing = _comparison({}, {"float": [0, 1], "discrete": [0, 1], "chip": [0, 1]}, labels=[0, 1])
     words = html.verdict_sentences(agreeing, verdict, SampleTiming(None, None, None, None, np.array([2.0, 0.5])),
                                    _timing(), "spike_count")

@@ -639,7 +639,7 @@ def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: Samp
     flipped = comparison.decisions["chip"] != comparison.decisions["float"]
     flips = int(flipped.sum())
     trained = "the trained model" + ("" if comparison.float_reference == "continuous" else
-                                     " (its discrete float reference: these neurons have no closed form)")
+                                     " (here its discrete float reference: the chip's step schedule in float64, unquantized)")
     unit = "step" if decoding == decision.FIRST_SPIKE else "spike"
     if not flips:
         agreement = f"The chip decides as {trained} on all {samples} samples."
@@ -647,16 +647,18 @@ def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: Samp
         margin = per_sample.margins[flipped]
         near = int((margin <= TIE_WITHIN).sum())
         undecided = int(np.isnan(margin).sum())
+        which = (f"{near} of the {flips} flips {'are' if near != 1 else 'is'}" if flips > 1
+                 else f"the one flip is{'' if near else ' not'}")
         agreement = (f"The chip decides as {trained} on {_percent(samples - flips, samples)} of {samples} samples; "
-                     f"{near} of the {flips} flip{'s' if flips != 1 else ''} "
-                     f"{'are' if near != 1 else 'is'} within one {unit} of a tie ({TIE_PHRASE[decoding]})"
+                     f"{which} within one {unit} of a tie ({TIE_PHRASE[decoding]})"
                      + (f", and in {undecided} the trained model does not decide" if undecided else "") + ".")
     sentences = [agreement]
     hardest = timing.difficulty.flips_by_margin_quartile[0]
     if flips:
-        sentences.append(f"{hardest} of the {flips} flip{'s' if flips != 1 else ''} "
-                         f"{'are' if hardest != 1 else 'is'} among the quarter of samples that the trained model "
-                         f"decides by the smallest margins (the hardest).")
+        which = (f"{hardest} of the {flips} flips {'are' if hardest != 1 else 'is'}" if flips > 1
+                 else f"It is{'' if hardest else ' not'}")
+        sentences.append(f"{which} among the quarter of samples that the trained model decides by the smallest "
+                         f"margins (the hardest).")
     if m.accuracy is not None:
         sentences.append(f"Accuracy on the labels: trained model {100 * m.accuracy.float:.1f}%, chip "
                          f"{100 * m.accuracy.chip:.1f}%.")
