@@ -1,4 +1,6 @@
-"""The HTML report: first_divergence by hand, then the whole page in a real headless Chromium.
+"""The HTML report: first_divergence, the verdict in words and the chip map by hand; every plot's markers
+inside its axes and legends outside; then the whole page, of a TTFS and a spike-count network, in a real
+headless Chromium.
 
 The browser is Debian's ``chromium`` (tools/install-chromium installs it), driven by Playwright
 (the `dev` extra) as its executable: Playwright's own browser download is never used. The
@@ -18,18 +20,30 @@ from playwright.sync_api import sync_playwright
 from snn_deploy.deploy.stages.compile import compile_network
 from snn_deploy.deploy.stages.export import export
 from snn_deploy.deploy import load_graph
+from matplotlib.collections import PathCollection
+from matplotlib.patches import Rectangle
+
+from snn_deploy.deploy.reporting import html
 from snn_deploy.deploy.reporting.html import first_divergence, raster_samples, write_report
-from snn_deploy.deploy import Tolerances, compare, judge
+from snn_deploy.deploy.reporting.text import joules
+from snn_deploy.deploy import compare, judge
+from snn_deploy.deploy.artifacts.latency import DecisionTiming, Difficulty, EarlyDecision, LatencyStats
 from snn_deploy.deploy.artifacts.verdict import Comparison
+from snn_deploy.deploy.stages.energy import Cores
+from snn_deploy.deploy.stages.latency import SampleTiming
+from snn_deploy.deploy.stages.tolerances import load_tolerances
+from snn_deploy.models import zoo
 from snn_deploy.models.data import load as load_data
 from snn_deploy.targets import description
+from snn_deploy.targets.bundle import CoreAssignment, Placement
 
 from helpers import random_ttfs_model
 
 INF = np.inf
-SECTIONS = ("header", "accuracy", "raster", "spike-time-error", "error-budget", "quantization", "energy",
-            "placement", "divergence")
-SECTIONS_WITH_PLOTS = ("accuracy", "raster", "spike-time-error", "error-budget")
+SECTIONS = ("header", "verdict", "accuracy", "decision-timing", "raster", "spike-time-error", "error-budget",
+            "quantization", "energy", "placement", "divergence")
+SECTIONS_WITH_PLOTS = ("accuracy", "decision-timing", "raster", "spike-time-error", "error-budget", "energy",
+                       "placement")
 # Text that reaches the page (here a target file's energy basis) is escaped, never markup.
 MARKUP = "<script>estimate</script> & co"
 
@@ -84,28 +98,193 @@ def test_raster_samples_put_the_worst_disagreeing_first_and_keep_an_agreeing_one
     assert raster_samples(comparison, ["l1"], num_steps=20, count=1) == [2]
 
 
+# --- the verdict in words, by hand -----------------------------------------------------------------
+
+def _timing(early=None) -> DecisionTiming:
+    stats = LatencyStats(median=12.0, p95=20.0, mean=13.0, undecided=0)
+    return DecisionTiming(latency_steps={"chip": stats, "float": dataclasses.replace(stats, median=11.0)},
+                          accuracy_by_step=None, early_decision=early,
+                          difficulty=Difficulty(-0.5, (2, 1, 0, 0), (2, 1, 1, 1)))
+
+
+def test_verdict_in_words_counts_the_flips_within_one_step_of_a_tie(report):
+    _, _, verdict, _, _ = report
+    # Five samples: 0 and 1 agree; 2, 3 and 4 flip, with float margins 0.9 (near a tie), 3 steps and none (the
+    # float model did not decide). A margin of exactly one step is within one step: sample 1 does not count,
+    # it agrees.
+    comparison = _comparison({}, {"float": [0, 1, 1, 2, -1], "discrete": [0, 1, 1, 2, -1], "chip": [0, 1, 2, 0, 1]},
+                             labels=[0, 1, 1, 2, 1])
+    margins = np.array([5.0, 1.0, 0.9, 3.0, np.nan])
+    per_sample = SampleTiming(None, None, None, None, margins)
+    step_s = verdict.metrics.energy.latency.step_s.nominal
+    sentences = html.verdict_sentences(comparison, verdict, per_sample, _timing(EarlyDecision(15, 0.8, 0.005)),
+                                       "first_spike")
+    assert sentences[0] == ("The chip decides as the trained model on 40.0% of 5 samples; 1 of the 3 flips is within "
+                            "one step of a tie (the trained model's first two output spikes at most one step apart), "
+                            "and in 1 the trained model does not decide.")
+    assert sentences[1] == ("2 of the 3 flips are among the quarter of samples that the trained model decides by "
+                            "the smallest margins (the hardest).")
+    assert sentences[3].startswith(f"Decisions are final after a median of 12 steps ({html.seconds(12 * step_s)}) "
+                                   "on the chip, 11 steps for the trained model; from step 15 of")
+    one_flip = _comparison({}, {"float": [0, 1], "discrete": [0, 1], "chip": [0, 2]}, labels=[0, 1])
+    one = html.verdict_sentences(one_flip, verdict, SampleTiming(None, None, None, None, np.array([2.0, 1.5])),
+                                 _timing(), "spike_count")
+    assert one[:2] == ["The chip decides as the trained model on 50.0% of 2 samples; the one flip is not within one "
+                       "spike of a tie (the trained model's two largest output spike counts differ by at most one).",
+                       "It is among the quarter of samples that the trained model decides by the smallest margins "
+                       "(the hardest)."]
+    agreeing = _comparison({}, {"float": [0, 1], "discrete": [0, 1], "chip": [0, 1]}, labels=[0, 1])
+    words = html.verdict_sentences(agreeing, verdict, SampleTiming(None, None, None, None, np.array([2.0, 0.5])),
+                                   _timing(), "spike_count")
+    assert words[0] == "The chip decides as the trained model on all 2 samples."
+    assert words[-1] == ("PASS: every tolerance is met." if verdict.passed else
+                         f"FAIL: {len(verdict.failures)} of {len(html.checks(verdict.metrics, verdict.tolerances))} "
+                         "tolerance checks exceeded.")
+
+
+def test_percentages_never_round_to_all_or_none():
+    assert [html._percent(*c) for c in ((992, 1000), (1999, 2000), (1, 3000), (0, 7), (7, 7))] == [
+        "99.2%", "99.95%", "0.03%", "0.0%", "100.0%"]
+
+
+# --- plots: markers whole inside the axes, legends outside, every spike drawn ---------------------
+
+def _marker_radius(collection, dpi) -> float:
+    """Half the largest marker's diameter plus half its edge, in pixels (sizes are points squared)."""
+    return (np.sqrt(collection.get_sizes().max()) / 2 + np.max(collection.get_linewidths(), initial=0) / 2) * dpi / 72
+
+
+def test_every_plot_keeps_its_markers_inside_and_its_legends_off_the_axes(report):
+    *_, figures = report
+    assert len(figures) >= 8
+    markers = legends = 0
+    for figure in figures:
+        figure.draw_without_rendering()
+        renderer = figure.canvas.get_renderer()
+        boxes = [ax.get_window_extent() for ax in figure.axes]
+        for ax, box in zip(figure.axes, boxes):
+            for collection in ax.collections:
+                if not isinstance(collection, PathCollection) or not len(collection.get_offsets()):
+                    continue
+                xy = collection.get_offset_transform().transform(collection.get_offsets())
+                xy = xy[np.isfinite(xy).all(axis=1)]
+                r = _marker_radius(collection, figure.dpi)
+                assert xy[:, 0].min() - r >= box.x0 and xy[:, 0].max() + r <= box.x1, ax.get_title()
+                assert xy[:, 1].min() - r >= box.y0 and xy[:, 1].max() + r <= box.y1, ax.get_title()
+                markers += len(xy)
+        for legend in figure.legends + [ax.get_legend() for ax in figure.axes if ax.get_legend()]:
+            extent = legend.get_window_extent(renderer)
+            assert not any(extent.overlaps(box) for box in boxes), [t.get_text() for t in legend.get_texts()]
+            legends += 1
+    assert markers > 100 and legends >= 5
+
+
+def _early_decision_marker(figures):
+    for figure in figures:
+        for ax in figure.axes:
+            for collection in ax.collections:
+                if str(collection.get_label()).startswith("early decision"):
+                    return collection.get_offsets()
+    return None
+
+
+def test_accuracy_by_step_marks_the_early_decision_step(report):
+    _, comparison, verdict, bundle, figures = report
+    timing = html.summarize(html.sample_timing(comparison, bundle.network.output, bundle.decoding,
+                                               bundle.timing.num_steps), comparison)
+    early = timing.early_decision
+    assert np.array_equal(_early_decision_marker(figures), [[early.step, 100 * early.accuracy]])
+
+
+def test_rasters_draw_every_spike_of_chip_and_float(report):
+    _, comparison, verdict, bundle, _ = report
+    layers = list(comparison.times["chip"])
+    sample = raster_samples(comparison, layers, bundle.timing.num_steps)[0]
+    figure = html.raster_plot(comparison, layers, sample, bundle.timing.num_steps)
+    for ax, layer in zip(figure.axes, layers):
+        float_side, chip = (np.asarray(c.get_offsets()) for c in _scatters_of(ax))
+        chip_events = comparison.record.spikes[layer].events
+        mine = chip_events[:, chip_events[0] == sample]
+        assert np.array_equal(chip, np.stack([mine[1], mine[2]], axis=1))  # every chip spike, not the first only
+        if comparison.float_reference == "discrete":  # multi-spike: the discrete reference's every spike
+            events = comparison.discrete[layer].events
+            theirs = events[:, events[0] == sample]
+            assert np.array_equal(float_side, np.stack([theirs[1], theirs[2]], axis=1))
+        else:  # fire-once: the continuous model's one spike per neuron
+            times = comparison.times["float"][layer][sample]
+            fired = np.flatnonzero(np.isfinite(times))
+            assert np.array_equal(float_side, np.stack([times[fired], fired], axis=1))
+    if comparison.float_reference == "discrete":
+        assert (comparison.record.spikes[layers[-1]].counts()[sample] > 1).any()  # the case that needs it
+
+
+def _scatters_of(ax):
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def test_chip_map_puts_each_core_on_its_tile_filled_by_its_memory():
+    target = description.load("loihi1")  # 4 cores per tile: a tile's cores as a 2 x 2 grid
+    budget = target.value("core", "synapse_memory_bytes")
+    cores = (CoreAssignment(0, "a", 0, 10, memory_bytes=budget // 2), CoreAssignment(1, "a", 10, 20),
+             CoreAssignment(37, "b", 0, 5, memory_bytes=budget // 4), CoreAssignment(3, "c", 0, 1, chip=1,
+                                                                                     memory_bytes=budget))
+    figure = html.chip_map(Placement("loihi1", cores), target)
+    chip0, chip1 = figure.axes
+    assert [ax.get_title().split(":")[0] for ax in (chip0, chip1)] == ["chip 0", "chip 1"]
+    for ax, on_chip in ((chip0, cores[:3]), (chip1, cores[3:])):
+        at = Cores.of(on_chip, target)
+        filled = [patch for patch in ax.patches if isinstance(patch, Rectangle) and patch.get_alpha() == 0.85]
+        assert len(filled) == len(on_chip)
+        for core, bar, x, y in zip(on_chip, filled, at.x, at.y):
+            slot = core.core % 4
+            assert (bar.get_x(), bar.get_y()) == pytest.approx((x + slot % 2 / 2 + 0.02, y + slot // 2 / 2 + 0.02))
+            assert bar.get_height() == pytest.approx(0.46 * core.memory_bytes / budget)
+        labels = [text.get_text() for text in ax.texts]
+        assert labels == [f"{100 * core.memory_bytes / budget:.0f}%" for core in on_chip]
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["a: 2 cores, 64 KB", "b: 1 core, 32 KB", "c: 1 core, 128 KB"]
+
+
 # --- the page in a browser ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    """A report of a small untrained network on 50 Yin-Yang test samples (some disagree)."""
-    root = tmp_path_factory.mktemp("report")
-    export(random_ttfs_model(), root / "m.nir")
+def _cli_option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _deployed(root, model, samples: int):
+    """A model through export, compile and verify on Yin-Yang test samples; its tolerances from a file beside it
+    (min_agreement) and an option (max_spike_time_error_p95), the rest defaults."""
+    export(model, root / "m.nir")
+    (root / "m.tolerances.toml").write_text("min_agreement = 0.9\n")
     net = load_graph(root / "m.nir")
     bundle = compile_network(net, description.load("loihi2"))
     data = load_data("yinyang:test")
-    comparison = compare(net, bundle, data.features[:50], data.labels[:50])
-    verdict = judge(comparison, net, bundle, dataset=data.name, tolerances=Tolerances(max_spike_time_error_p95=2.0))
+    comparison = compare(net, bundle, data.features[:samples], data.labels[:samples])
+    tolerances = load_tolerances(root / "m.nir", {"max_spike_time_error_p95": 2.0}, spelled=_cli_option)
+    return comparison, judge(comparison, net, bundle, dataset=data.name, tolerances=tolerances), net, bundle
+
+
+# A small untrained TTFS network (some samples disagree), and the zoo's spike-count network.
+MODELS = {"ttfs": (lambda: random_ttfs_model(), 50), "spike_count": (lambda: zoo.load("yinyang-multispike"), 40)}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def report(request, tmp_path_factory):
+    """The report's path, the comparison, and every plot of the page as it was drawn."""
+    root = tmp_path_factory.mktemp(f"report-{request.param}")
+    model, samples = MODELS[request.param]
+    comparison, verdict, net, bundle = _deployed(root, model(), samples)
     path = root / "report.html"
     energy = verdict.metrics.energy
     energy = dataclasses.replace(energy, basis=dataclasses.replace(energy.basis, energy=MARKUP))
     verdict = dataclasses.replace(verdict, metrics=dataclasses.replace(verdict.metrics, energy=energy))
-    write_report(path, comparison, verdict, net, bundle)
-    return path, comparison
+    figures = []
+    write_report(path, comparison, verdict, net, bundle, on_figure=figures.append)
+    return path, comparison, verdict, bundle, figures
 
 
 def test_report_is_self_contained_and_written_atomically(report):
-    path, comparison = report
+    path, comparison, verdict, _, _ = report
     page = path.read_text()
     assert not list(path.parent.glob(".report.html.*"))  # no temp file left behind
     for section in SECTIONS:
@@ -116,6 +295,14 @@ def test_report_is_self_contained_and_written_atomically(report):
     disagreeing = np.flatnonzero(comparison.decisions["chip"] != comparison.decisions["float"])
     assert disagreeing.size, "the test network should disagree on some samples"
     assert f"sample {disagreeing[0]}:" in page  # its raster is drawn
+    # Where each tolerance came from: the file beside the model, the option as typed, the defaults.
+    assert f"tolerance file {path.parent / 'm.tolerances.toml'}" in page
+    assert "option --max-spike-time-error-p95" in page and "<td class=\"text\">default</td>" in page
+    # Energy and latency with unit prefixes, as the command line prints them; no raw keys, no Python dicts.
+    total = verdict.metrics.energy.total.energy_j.total
+    assert all(joules(value) in page for value in (total.low, total.nominal, total.high))
+    assert "total.low" not in page and "step_s" not in page and "run_s" not in page
+    assert "{&#39;" not in page and "{'" not in page
 
 
 def _chromium() -> str:
@@ -177,7 +364,7 @@ def _is_png(shot: bytes) -> Image.Image:
 
 
 def test_report_in_headless_chromium(report, browser, tmp_path):
-    path, _ = report
+    path = report[0]
     page, requests, errors = _open(browser, path.as_uri())
     facts = page.evaluate(PAGE_FACTS)
     shot = page.screenshot(full_page=True)
@@ -200,7 +387,7 @@ def test_report_in_headless_chromium(report, browser, tmp_path):
     # The page renders: the full-page screenshot is the page's width and whole height, and not blank.
     screenshot = _is_png(shot)
     assert screenshot.size == (VIEWPORT["width"], facts["height"])
-    assert facts["height"] > 4 * VIEWPORT["height"]  # eight sections, eight plots: several screens long
+    assert facts["height"] > 4 * VIEWPORT["height"]  # ten sections, a dozen plots: several screens long
     colors = screenshot.getcolors(maxcolors=1 << 24)
     white = dict((color, count) for count, color in colors).get((255, 255, 255), 0)
     assert len(colors) > 1000 and white < 0.95 * screenshot.width * screenshot.height, (len(colors), white)

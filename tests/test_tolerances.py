@@ -6,7 +6,8 @@ import pytest
 
 from snn_deploy.deploy.artifacts.verdict import Accuracy, HardwareEvents
 from snn_deploy.deploy.errors import DeployError
-from snn_deploy.deploy.stages.tolerances import checks, load_tolerances, tolerance_file
+from snn_deploy.deploy.artifacts.tolerances import ToleranceOrigin
+from snn_deploy.deploy.stages.tolerances import checks, load_tolerances, origin, tolerance_file
 from snn_deploy.deploy import Tolerances
 
 
@@ -39,6 +40,24 @@ def test_model_file_wins_over_folder_file_and_options_win_over_both(model):
     assert load_tolerances(model, {}) == Tolerances(min_agreement=0.9)
     tolerances = load_tolerances(model, {"min_agreement": 0.99, "max_accuracy_drop": None})
     assert tolerances == Tolerances(min_agreement=0.99)
+
+
+def test_every_tolerance_states_where_it_came_from(model):
+    (model.parent / "yy.tolerances.toml").write_text("min_agreement = 0.9\nmax_hardware_events = 2\n")
+    tolerances = load_tolerances(model, {"max_hardware_events": 5, "max_accuracy_drop": None},
+                                 spelled=lambda field: "--" + field.replace("_", "-"))
+    file = str(model.parent / "yy.tolerances.toml")
+    assert tolerances.origins == {
+        "max_accuracy_drop": ToleranceOrigin("default"), "min_agreement": ToleranceOrigin("file", file),
+        "max_spike_time_error_p95": ToleranceOrigin("default"),
+        "max_hardware_events": ToleranceOrigin("option", "--max-hardware-events")}
+    assert tolerances == Tolerances(min_agreement=0.9, max_hardware_events=5)  # origins are not the limits
+    assert load_tolerances(None, {"min_agreement": 0.5}).origins["min_agreement"] == ToleranceOrigin(
+        "option", "min_agreement=")  # the Python keyword, as verify() and snn_verify() take it
+    # Built in code: what equals the default is the default, anything else was given in code.
+    in_code = Tolerances(min_agreement=0.5)
+    assert [origin(in_code, field) for field in ("min_agreement", "max_accuracy_drop")] == [
+        ToleranceOrigin("option", "Tolerances(min_agreement=)"), ToleranceOrigin("default")]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -303,7 +303,8 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
     tolerances = load_tolerances(args.graph, {
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
-        "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
+        "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events},
+        spelled=lambda field: "--" + field.replace("_", "-"))
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
         comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,

@@ -3,6 +3,8 @@ energy). Each takes an artifact and returns lines; printing is the interface's j
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ...targets.bundle import CoreAssignment, LayerQuantization, Placement, StockReport
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
@@ -150,15 +152,15 @@ def format_decision_timing(verdict: Verdict) -> list[str]:
         if stats.median is None:
             return f"{name} no decision"
         undecided = f", {stats.undecided} undecided" if stats.undecided else ""
-        return (f"{name} {stats.median:.0f} / {stats.p95:.0f} / {stats.mean:.1f} ({_seconds(stats.median * step_s)} "
+        return (f"{name} {stats.median:.0f} / {stats.p95:.0f} / {stats.mean:.1f} ({seconds(stats.median * step_s)} "
                 f"median{undecided})")
 
     lines = [f"  decision final after, steps median / p95 / mean: {latency('chip')}; {latency('float')}"]
     if m.early_decision is not None:
         early = m.early_decision
         lines.append(f"  early decision: chip accuracy within {early.within * 100:g} points of its final from step "
-                     f"{early.step} of {m.num_steps}: {_pct(early.accuracy).strip()}, {_joules(early.energy_j.nominal)} per "
-                     f"inference (the whole run {_joules(m.energy.total.energy_j.total.nominal)})")
+                     f"{early.step} of {m.num_steps}: {_pct(early.accuracy).strip()}, {joules(early.energy_j.nominal)} per "
+                     f"inference (the whole run {joules(m.energy.total.energy_j.total.nominal)})")
     d = m.difficulty
     rho = "-" if d.latency_margin_spearman is None else f"{d.latency_margin_spearman:+.2f}"
     lines.append(f"  difficulty: chip latency vs float margin, Spearman {rho}; chip-vs-float flips by margin "
@@ -198,15 +200,10 @@ def _steps(value: float | None) -> str:
 def format_energy(energy: EnergyEstimate) -> list[str]:
     """Summary lines of an energy and latency estimate."""
     total, lat = energy.total, energy.latency
-    joules = total.energy_j
-
-    def spread(values: Range, unit) -> str:
-        if values.low == values.high:
-            return unit(values.nominal)
-        return f"{unit(values.nominal)} ({unit(values.low)} to {unit(values.high)})"
-
-    lines = [f"  energy per inference on {energy.target}: {spread(joules.total, _joules)} = "
-             f"{spread(joules.dynamic, _joules)} dynamic + {spread(joules.static, _joules)} static "
+    energy_j = total.energy_j
+    spread = format_range
+    lines = [f"  energy per inference on {energy.target}: {spread(energy_j.total, joules)} = "
+             f"{spread(energy_j.dynamic, joules)} dynamic + {spread(energy_j.static, joules)} static "
              f"({energy.chips_used} chip{'s' if energy.chips_used != 1 else ''})",
              f"    basis: {energy.basis.energy}",
              "    layer      synaptic ops    spikes  neuron updates active/inactive  messages  hops E-W/N-S  energy"]
@@ -214,24 +211,31 @@ def format_energy(energy: EnergyEstimate) -> list[str]:
         lines.append(f"    {name:10s} {layer.synaptic_ops:12,.0f} {layer.spikes:9,.1f}  "
                      f"{layer.neuron_updates_active:14,.0f} / {layer.neuron_updates_inactive:<14,.0f} "
                      f"{layer.spike_messages:9,.0f}  {layer.hops_east_west:6,.0f} / "
-                     f"{layer.hops_north_south:<6,.0f}{spread(layer.energy_j, _joules)}")
-    lines.append(f"  latency per inference: {spread(lat.to_decision_s, _seconds)} to the decision "
-                 f"({lat.steps_to_decision:.1f} steps on average; a step takes {spread(lat.step_s, _seconds)}); "
-                 f"whole run {spread(lat.run_s, _seconds)}")
+                     f"{layer.hops_north_south:<6,.0f}{spread(layer.energy_j, joules)}")
+    lines.append(f"  latency per inference: {spread(lat.to_decision_s, seconds)} to the decision "
+                 f"({lat.steps_to_decision:.1f} steps on average; a step takes {spread(lat.step_s, seconds)}); "
+                 f"whole run {spread(lat.run_s, seconds)}")
     bench, ann = energy.neurobench, energy.ann_baseline
     lines.append(f"  NeuroBench: {bench.effective_acs:,.0f} effective ACs, {bench.effective_macs:,.0f} MACs, "
                  f"{bench.dense_synops:,.0f} dense synaptic ops, activation sparsity "
                  f"{bench.activation_sparsity:.4f}, {bench.membrane_updates:,.0f} membrane updates")
-    lines.append(f"  as a conventional ANN: {ann.dense_macs:,} MACs = {_joules(ann.energy_j['fp32'])} fp32, "
-                 f"{_joules(ann.energy_j['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
+    lines.append(f"  as a conventional ANN: {ann.dense_macs:,} MACs = {joules(ann.energy_j['fp32'])} fp32, "
+                 f"{joules(ann.energy_j['int8'])} int8 (Horowitz 2014, 45 nm, arithmetic only)")
     return lines
 
 
-def _joules(value: float) -> str:
+def format_range(values: Range, unit: Callable[[float], str]) -> str:
+    """An estimate as "nominal (low to high)", each in ``unit`` (``joules``, ``seconds``); one value if exact."""
+    if values.low == values.high:
+        return unit(values.nominal)
+    return f"{unit(values.nominal)} ({unit(values.low)} to {unit(values.high)})"
+
+
+def joules(value: float) -> str:
     return _si(value, "J")
 
 
-def _seconds(value: float) -> str:
+def seconds(value: float) -> str:
     return _si(value, "s")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -165,9 +165,19 @@ def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray
     return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes)
 
 
-def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
-    """A verify comparison -> the chip's and the float model's decision timing and the samples' difficulty."""
-    output, decoding, num_steps = bundle.network.output, bundle.decoding, bundle.timing.num_steps
+class SampleTiming(NamedTuple):
+    """Per sample: each model's decisions if stopped after each step (samples, num_steps), the step from which
+    each model's decision is final (-1: none), and the float model's margin (see ``margins``)."""
+
+    chip_by_step: np.ndarray
+    float_by_step: np.ndarray
+    chip_steps: np.ndarray
+    float_steps: np.ndarray
+    margins: np.ndarray
+
+
+def sample_timing(comparison: Comparison, output: str, decoding: str, num_steps: int) -> SampleTiming:
+    """A verify comparison -> the per-sample figures ``decision_timing`` summarizes (the report draws them)."""
     chip = decisions_by_step(comparison.record.spikes[output], decoding)
     times = comparison.times["float"][output]
     if comparison.float_reference == "continuous":
@@ -176,12 +186,24 @@ def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> D
     else:
         float_model = decisions_by_step(comparison.discrete[output], decoding)
         counts = comparison.discrete[output].counts()
-    chip_steps, float_steps = final_steps(chip), final_steps(float_model)
+    return SampleTiming(chip, float_model, final_steps(chip), final_steps(float_model), margins(times, counts, decoding))
+
+
+def summarize(per_sample: SampleTiming, comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
+    """Per-sample figures -> the chip's and the float model's decision timing and the samples' difficulty."""
     labels = comparison.labels
     flipped = comparison.decisions["chip"] != comparison.decisions["float"]
     return DecisionTiming(
-        decision_latency_steps={"chip": latency_stats(chip_steps), "float": latency_stats(float_steps)},
-        accuracy_by_step=None if labels is None else accuracy_by_step(chip, float_model, labels),
-        early_decision=None if labels is None else early_decision(chip, labels, bundle, comparison.record,
-                                                                   comparison.inputs, target),
-        difficulty=difficulty(margins(times, counts, decoding), chip_steps, flipped))
+        decision_latency_steps={"chip": latency_stats(per_sample.chip_steps),
+                                "float": latency_stats(per_sample.float_steps)},
+        accuracy_by_step=None if labels is None else accuracy_by_step(per_sample.chip_by_step,
+                                                                      per_sample.float_by_step, labels),
+        early_decision=None if labels is None else early_decision(per_sample.chip_by_step, labels, bundle,
+                                                                   comparison.record, comparison.inputs, target),
+        difficulty=difficulty(per_sample.margins, per_sample.chip_steps, flipped))
+
+
+def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
+    """A verify comparison -> the chip's and the float model's decision timing and the samples' difficulty."""
+    per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, bundle.timing.num_steps)
+    return summarize(per_sample, comparison, bundle, target)

@@ -12,7 +12,8 @@ that exists; only that one file is read. Every key is optional:
     p95 = 2.0                       # per layer, |chip - float| first-spike time, in chip steps
 
 Precedence: an option given > the file > the defaults of ``Tolerances``. An unknown key or a
-bad value is a DeployError naming the file and the key.
+bad value is a DeployError naming the file and the key. The tolerances state where each value came
+from (``Tolerances.origins``): the default, the file (its path) or the option (as it was spelled).
 
 ``checks`` applies tolerances to a verdict's metrics one by one, measured against allowed, for
 messages that show what exceeded which tolerance.
@@ -32,7 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # the Lava worker runs on Python 3.10
     import tomli as tomllib
 
-from ..artifacts.tolerances import Tolerances
+from ..artifacts.tolerances import DEFAULT, FILE, OPTION, ToleranceOrigin, Tolerances
 from ..artifacts.verdict import Metrics
 from ..errors import DeployError
 
@@ -118,9 +119,16 @@ def read_tolerance_file(path: str | Path) -> dict[str, Any]:
                       {field: file_key for field, (file_key, _) in FIELDS.items()})
 
 
-def load_tolerances(nir_path: str | Path | None, overrides: dict[str, Any] | None = None) -> Tolerances:
+def keyword(field: str) -> str:
+    """How a tolerance is spelled as a Python keyword (``verify(tolerances={...})``, ``snn_verify(...)``)."""
+    return f"{field}="
+
+
+def load_tolerances(nir_path: str | Path | None, overrides: dict[str, Any] | None = None,
+                    spelled: Callable[[str], str] = keyword) -> Tolerances:
     """The tolerances for the model at ``nir_path`` (None: a model without a file, e.g. a graph in memory):
-    ``overrides`` (by field name; None = not given) over its tolerance file over the defaults."""
+    ``overrides`` (by field name; None = not given) over its tolerance file over the defaults, with where each
+    came from; ``spelled`` says how the caller's options are written (the command line: ``--min-agreement``)."""
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     unknown = [key for key in given if key not in FIELDS]
     if unknown:
@@ -128,7 +136,20 @@ def load_tolerances(nir_path: str | Path | None, overrides: dict[str, Any] | Non
     path = tolerance_file(nir_path) if nir_path is not None else None
     from_file = read_tolerance_file(path) if path else {}
     options = _validated(given, "tolerance option", {field: field for field in FIELDS})
-    return Tolerances(**{**from_file, **options})
+    origins = {field: (ToleranceOrigin(OPTION, spelled(field)) if field in options
+                       else ToleranceOrigin(FILE, str(path)) if field in from_file else ToleranceOrigin(DEFAULT))
+               for field in FIELDS}
+    return Tolerances(**{**from_file, **options}, origins=origins)
+
+
+def origin(tolerances: Tolerances, field: str) -> ToleranceOrigin:
+    """Where one tolerance came from. A Tolerances built in code states no origins: a value there is the
+    default when it equals it, else given in code."""
+    if field in tolerances.origins:
+        return tolerances.origins[field]
+    if getattr(tolerances, field) == getattr(Tolerances(), field):
+        return ToleranceOrigin(DEFAULT)
+    return ToleranceOrigin(OPTION, f"Tolerances({field}=)")
 
 
 def _of_samples(fraction: float, samples: int) -> Fraction:
