@@ -27,7 +27,9 @@ from snn_deploy.deploy.reporting import html
 from snn_deploy.deploy.reporting.html import first_divergence, raster_samples, write_report
 from snn_deploy.deploy.reporting.text import joules
 from snn_deploy.deploy import compare, judge
+from snn_deploy.deploy.artifacts.energy import Range
 from snn_deploy.deploy.artifacts.latency import DecisionTiming, Difficulty, EarlyDecision, LatencyStats
+from snn_deploy.deploy.artifacts.robustness import RobustnessLevel
 from snn_deploy.deploy.artifacts.verdict import Comparison
 from snn_deploy.deploy.stages.energy import Cores
 from snn_deploy.deploy.stages.latency import SampleTiming
@@ -40,9 +42,9 @@ from snn_deploy.targets.bundle import CoreAssignment, Placement
 from helpers import random_ttfs_model
 
 INF = np.inf
-SECTIONS = ("header", "verdict", "accuracy", "decision-timing", "raster", "spike-time-error", "error-budget",
+SECTIONS = ("header", "verdict", "accuracy", "decision-timing", "robustness", "raster", "spike-time-error", "error-budget",
             "quantization", "energy", "placement", "divergence")
-SECTIONS_WITH_PLOTS = ("accuracy", "decision-timing", "raster", "spike-time-error", "error-budget", "energy",
+SECTIONS_WITH_PLOTS = ("accuracy", "decision-timing", "robustness", "raster", "spike-time-error", "error-budget", "energy",
                        "placement")
 # Text that reaches the page (here a target file's energy basis) is escaped, never markup.
 MARKUP = "<script>estimate</script> & co"
@@ -102,7 +104,7 @@ def test_raster_samples_put_the_worst_disagreeing_first_and_keep_an_agreeing_one
 
 def _timing(early=None) -> DecisionTiming:
     stats = LatencyStats(median=12.0, p95=20.0, mean=13.0, undecided=0)
-    return DecisionTiming(latency_steps={"chip": stats, "float": dataclasses.replace(stats, median=11.0)},
+    return DecisionTiming(decision_latency_steps={"chip": stats, "float": dataclasses.replace(stats, median=11.0)},
                           accuracy_by_step=None, early_decision=early,
                           difficulty=Difficulty(-0.5, (2, 1, 0, 0), (2, 1, 1, 1)))
 
@@ -117,7 +119,7 @@ def test_verdict_in_words_counts_the_flips_within_one_step_of_a_tie(report):
     margins = np.array([5.0, 1.0, 0.9, 3.0, np.nan])
     per_sample = SampleTiming(None, None, None, None, margins)
     step_s = verdict.metrics.energy.latency.step_s.nominal
-    sentences = html.verdict_sentences(comparison, verdict, per_sample, _timing(EarlyDecision(15, 0.8, 0.005)),
+    sentences = html.verdict_sentences(comparison, verdict, per_sample, _timing(EarlyDecision(15, 0.8, 0.005, Range(1e-6, 2e-6, 3e-6))),
                                        "first_spike")
     assert sentences[0] == ("The chip decides as the trained model on 40.0% of 5 samples; 1 of the 3 flips is within "
                             "one step of a tie (the trained model's first two output spikes at most one step apart), "
@@ -190,9 +192,7 @@ def _early_decision_marker(figures):
 
 def test_accuracy_by_step_marks_the_early_decision_step(report):
     _, comparison, verdict, bundle, figures = report
-    timing = html.summarize(html.sample_timing(comparison, bundle.network.output, bundle.decoding,
-                                               bundle.timing.num_steps), comparison)
-    early = timing.early_decision
+    early = verdict.metrics.early_decision
     assert np.array_equal(_early_decision_marker(figures), [[early.step, 100 * early.accuracy]])
 
 
@@ -277,7 +277,11 @@ def report(request, tmp_path_factory):
     path = root / "report.html"
     energy = verdict.metrics.energy
     energy = dataclasses.replace(energy, basis=dataclasses.replace(energy.basis, energy=MARKUP))
-    verdict = dataclasses.replace(verdict, metrics=dataclasses.replace(verdict.metrics, energy=energy))
+    # Robustness levels as verify --robustness states them (drawn, not measured, here).
+    robustness = (RobustnessLevel("jitter", 0.5, 0.9, 0.92, 0.97), RobustnessLevel("jitter", 1.0, 0.85, 0.9, 1.0),
+                  RobustnessLevel("drop", 0.1, 0.8, 0.8, 0.99))
+    verdict = dataclasses.replace(verdict, metrics=dataclasses.replace(verdict.metrics, energy=energy,
+                                                                       robustness=robustness))
     figures = []
     write_report(path, comparison, verdict, net, bundle, on_figure=figures.append)
     return path, comparison, verdict, bundle, figures

@@ -45,7 +45,9 @@ from ...targets.bundle import Bundle, Placement, Timing
 from ...targets.description import Target
 from ...targets.files import write_atomic
 from ..artifacts.energy import EnergyEstimate, Range
+from ..artifacts.latency import DecisionTiming
 from ..artifacts.network import FloatNetwork
+from ..artifacts.robustness import PERTURBATIONS
 from ..artifacts.tolerances import DEFAULT, FILE, Tolerances
 from ..artifacts.verdict import Comparison, Metrics, SpikeTimeErrors, Verdict
 from ..stages.energy import Cores
@@ -449,7 +451,7 @@ def budget_plot(metrics: Metrics, layer_order):
     return figure
 
 
-def accuracy_by_step_plot(timing: Metrics, num_steps: int):
+def accuracy_by_step_plot(timing: DecisionTiming, num_steps: int):
     """Accuracy if the run were stopped after each step, chip and float, with the early-decision step."""
     by_step, early = timing.accuracy_by_step, timing.early_decision
     steps = np.asarray(by_step.steps)
@@ -472,6 +474,33 @@ def accuracy_by_step_plot(timing: Metrics, num_steps: int):
     return figure
 
 
+def robustness_plot(levels) -> object:
+    """Accuracy (or, unlabelled, agreement) of chip and float against each perturbation's level, a panel a kind."""
+    kinds = list(dict.fromkeys(level.kind for level in levels))
+    figure = _figure(5 * len(kinds), 3.2)
+    for index, kind in enumerate(kinds):
+        ax = figure.add_subplot(1, len(kinds), index + 1)
+        rows = sorted((level for level in levels if level.kind == kind), key=lambda level: level.level)
+        x = [level.level for level in rows]
+        if rows[0].accuracy_chip is not None:
+            ax.plot(x, [100 * level.accuracy_float for level in rows], "o-", color=FLOAT_COLOR, label="float accuracy")
+            ax.plot(x, [100 * level.accuracy_chip for level in rows], "s-", color=CHIP_COLOR, label="chip accuracy")
+        ax.plot(x, [100 * level.agreement for level in rows], "^--", color="0.4", label="chip-float agreement")
+        ax.margins(0.08, 0.15)  # markers whole at the extremes (100% agreement)
+        ax.set_xlabel(f"{kind}: {PERTURBATIONS[kind]}", fontsize=8)
+        ax.set_ylabel("%")
+    _legend(figure, below=True)
+    return figure
+
+
+def robustness_section(verdict: Verdict) -> Section:
+    levels = verdict.metrics.robustness
+    rows = [[level.kind, level.level, level.accuracy_chip, level.accuracy_float, level.agreement] for level in levels]
+    return Section("robustness", {"table": table(["perturbation", "level", "chip accuracy", "float accuracy",
+                                                  "agreement"], rows),
+                                  "plot": robustness_plot(levels)})
+
+
 # What "within one step (spike) of a tie" means, per decoding.
 TIE_PHRASE = {decision.FIRST_SPIKE: "the trained model's first two output spikes at most one step apart",
               decision.SPIKE_COUNT: "the trained model's two largest output spike counts differ by at most one"}
@@ -482,7 +511,7 @@ def margin_label(decoding: str) -> str:
             else "float margin: its two largest output spike counts' difference")
 
 
-def latency_margin_plot(per_sample: SampleTiming, flipped: np.ndarray, timing: Metrics, decoding: str):
+def latency_margin_plot(per_sample: SampleTiming, flipped: np.ndarray, timing: DecisionTiming, decoding: str):
     """Each sample's chip decision latency against the float model's margin; decision flips stand out."""
     margin, latency = per_sample.margins, per_sample.chip_steps
     drawn = np.isfinite(margin) & (latency > 0)
@@ -628,7 +657,7 @@ def _steps_as_time(steps: float | None, step_s: float) -> str:
     return "–" if steps is None else f"{steps:.0f} steps ({seconds(steps * step_s)})"
 
 
-def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: Metrics,
+def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: DecisionTiming,
                       decoding: str) -> list[str]:
     """The verdict in plain language, each claim computed from the comparison: agreement, how many flips lie
     within one step (first_spike) or one spike (spike_count) of a tie in the float model's margin, accuracy,
@@ -677,7 +706,7 @@ def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: Samp
     return sentences
 
 
-def header_data(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: Metrics,
+def header_data(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: DecisionTiming,
                 decoding: str) -> dict:
     m = verdict.metrics
     facts = [["model (NIR file)", m.nir_file], ["target", m.target], ["back end", m.backend],
@@ -708,7 +737,7 @@ def accuracy_section(comparison: Comparison, verdict: Verdict, num_classes: int)
                                 "confusion": confusion_plot(comparison, num_classes)})
 
 
-def timing_section(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: Metrics,
+def timing_section(comparison: Comparison, verdict: Verdict, per_sample: SampleTiming, timing: DecisionTiming,
                    decoding: str) -> Section:
     m = verdict.metrics
     step_s = m.energy.latency.step_s.nominal
@@ -885,13 +914,12 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         num_classes = max(int(comparison.labels.max(initial=0)) + 1, num_classes)
     # The verdict's decision timing, and the per-sample figures behind it (stages.latency) for the plots.
     per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, num_steps)
-    timing = verdict.metrics
+    m = verdict.metrics
+    timing = DecisionTiming(m.decision_latency_steps, m.accuracy_by_step, m.early_decision, m.difficulty)
     sections = [
         *([accuracy_section(comparison, verdict, num_classes)] if labelled else []),
         timing_section(comparison, verdict, per_sample, timing, bundle.decoding),
-        # Robustness curves (issue 19, part 3) belong here, after decision timing: a Section("robustness", ...)
-        # built from the verdict's robustness levels (accuracy and agreement per jitter / deletion level, chip
-        # and float), with its title and layout in the template.
+        *([robustness_section(verdict)] if verdict.metrics.robustness else []),
         raster_section(comparison, layer_order, num_steps),
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
