@@ -62,6 +62,9 @@ class Arithmetic:
     synapse: Callable[[Connection, np.ndarray], np.ndarray]  # (samples, n_in) -> (samples, n_out)
     activation_dtype: Any
     trace: Callable[[Any], dict[str, np.ndarray]]  # state -> the variables recorded (asked only when recording)
+    # What runs a batch with these stages: ``run_batch`` when None, else a function of the same signature and
+    # the same results (a compiled form of it, such as the float reference's).
+    batch: Callable[..., "BatchResult"] | None = None
 
 
 @dataclass
@@ -183,7 +186,8 @@ def run(network: Network, arithmetic: Arithmetic, inputs: SpikeEvents, num_steps
 
     def one_batch(start: int) -> BatchResult:
         stop = min(start + batch_size, inputs.num_samples)
-        batch = run_batch(network, arithmetic, inputs.raster(slice(start, stop)), num_steps, record_state)
+        batch = (arithmetic.batch or run_batch)(network, arithmetic, inputs.raster(slice(start, stop)), num_steps,
+                                                record_state)
         if progress is not None:
             progress(stop - start)
         return batch

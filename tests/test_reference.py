@@ -16,6 +16,7 @@ from snn_deploy.deploy.stages.compile import choose_timing
 from snn_deploy.deploy.stages.discretize import CONSTANT_SOURCE, constant_source_name, discretize
 from snn_deploy.deploy.stages.export import to_nir
 from snn_deploy.deploy.stages.load import from_graph
+from snn_deploy.deploy.stages.stimulus import to_steps
 from snn_deploy.models import data, zoo
 from snn_deploy.targets import schedule
 from snn_deploy.targets.decision import FIRST_SPIKE, decide
@@ -201,3 +202,86 @@ def test_exact_integration_keeps_biases_in_the_chip_bias_and_adds_no_latency():
     assert network.population("if2").drive.tolist() == [0.25]
     timing = choose_timing(net, dt=1.0, decay_bits=12)
     assert (timing.num_steps, timing.latency_steps) == (8, 0)
+
+
+# ------------------------------------------------- the compiled discrete reference equals the numpy one
+
+
+def random_discrete_network(seed: int, num_inputs: int, sizes: tuple[int, ...], recurrent: bool) -> DiscreteNetwork:
+    """A network of float populations: each takes the input or an earlier population (sometimes both), the
+    recurrent ones also themselves; decays, drives and thresholds per neuron, some thresholds 0 or negative, some
+    drives negative; reset and fire-once drawn per population. Weights are not dyadic: sums round."""
+    rng = np.random.default_rng(seed)
+    pops, names = [], ["in"]
+    for index, size in enumerate(sizes):
+        name = f"p{index}"
+        sources = sorted(set(rng.choice(names, size=rng.integers(1, 3))), key=names.index)
+        if recurrent and rng.random() < 0.6:
+            sources.append(name)
+        inputs = tuple((source, rng.normal(0.3, 0.6, (size, num_inputs if source == "in" else
+                                                     sizes[int(source[1:])])))
+                       for source in sources)
+        threshold = rng.uniform(0.2, 1.5, size)
+        threshold[rng.random(size) < 0.1] = rng.choice([0.0, -0.05])
+        pops.append(Discretization(name=name, inputs=inputs, alpha_u=rng.uniform(0.3, 1.0, size),
+                                   alpha_v=rng.uniform(0.3, 1.0, size),
+                                   drive=np.where(rng.random(size) < 0.3, rng.normal(0, 0.05, size), 0.0),
+                                   threshold=threshold, reset=str(rng.choice(["zero", "subtract"])),
+                                   fire_once=bool(rng.random() < 0.5)))
+        names.append(name)
+    return DiscreteNetwork(input_name="in", input_size=num_inputs, populations=tuple(pops), output=names[-1], dt=1.0,
+                           num_steps=0, input_fires_once=False, synapses={})
+
+
+def assert_engines_alike(net: DiscreteNetwork, inputs: SpikeEvents, num_steps: int, record_state: bool = True):
+    expected = discrete.run(net, inputs, num_steps, record_state=record_state, engine="reference")
+    actual = discrete.run(net, inputs, num_steps, record_state=record_state, engine="compiled")
+    for name in expected[0]:
+        np.testing.assert_array_equal(actual[0][name].events, expected[0][name].events, err_msg=name)
+        for key in expected[2].get(name, {}):
+            assert np.array_equal(actual[2][name][key], expected[2][name][key]), (name, key)
+    assert actual[1] == expected[1] and set(actual[2]) == set(expected[2])
+    return expected[0]
+
+
+# (seed, inputs, population sizes, recurrent, samples, steps, input spike density): sparse and dense steps (the
+# numpy product's BLAS path above 2% activity), one and several batches (2000 samples: two threads).
+GENERATED = [(seed, n_in, sizes, recurrent, samples, steps, density)
+             for seed, (n_in, sizes, recurrent, samples, steps, density) in enumerate([
+                 (5, (12, 3), False, 40, 30, 0.01), (5, (12, 3), False, 40, 30, 0.2), (30, (20, 7, 4), True, 25, 40, 0.05),
+                 (300, (40, 10), False, 16, 25, 0.015), (300, (40, 10), True, 16, 25, 0.3), (2, (3,), True, 4, 30, 0.8),
+                 (8, (6, 6, 6, 2), True, 64, 50, 0.03), (3, (5,), False, 2000, 12, 0.1)] * 3)]
+
+
+@pytest.mark.parametrize("seed, num_inputs, sizes, recurrent, samples, steps, density", GENERATED)
+def test_compiled_discrete_reference_equals_the_numpy_one(seed, num_inputs, sizes, recurrent, samples, steps,
+                                                          density):
+    """Spike events and the u and v traces bit for bit, on generated networks (24: recurrence, several projections
+    per population, both resets, fire-once or not, thresholds at or below 0, negative drives, sparse and dense
+    input)."""
+    net = random_discrete_network(seed, num_inputs, sizes, recurrent)
+    rng = np.random.default_rng(seed + 1000)
+    inputs = SpikeEvents.from_raster(rng.random((samples, steps, num_inputs)) < density)
+    spikes = assert_engines_alike(net, inputs, steps, record_state=samples < 1000)
+    assert sum(s.events.shape[1] for s in spikes.values()) > 0  # the case is not silent
+
+
+@pytest.mark.parametrize("name", ["yinyang-ttfs", "digits-ttfs"])
+def test_compiled_discrete_reference_equals_the_numpy_one_on_the_zoo_test_sets(name):
+    model = zoo.load(name)
+    net = from_graph(to_nir(model))
+    timing = choose_timing(net, steps_per_tau=128, decay_bits=12)
+    network = discretize(net, timing.dt)
+    times = model.encoding.encode(data.load(f"{model.dataset}:test").features)
+    inputs = to_steps(times, timing.dt, timing.num_steps)
+    assert_engines_alike(network, inputs, timing.num_steps, record_state=False)
+
+
+def test_compiled_discrete_reference_sums_long_sparse_rows_as_numpy_does():
+    """One busy sample among silent ones keeps the batch's activity below 2% (the sparse product) while its own
+    row sums hundreds of columns: numpy's pairwise summation splits those sums (above 128 terms) into halves."""
+    net = random_discrete_network(7, 1000, (20, 5), recurrent=False)
+    raster = np.zeros((60, 12, 1000), bool)
+    raster[0] = np.random.default_rng(8).random((12, 1000)) < np.linspace(0.05, 0.6, 12)[:, None]
+    assert raster[:, :-1].sum(axis=(0, 2)).max() > 300 and raster.mean(axis=(0, 2)).max() < 0.02
+    assert_engines_alike(net, SpikeEvents.from_raster(raster), 12)

@@ -5,11 +5,12 @@ error of a deployment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ...targets import schedule
+from ...targets.bitsim import COMPILED, check_engine, default_engine
 from ...targets.bundle import InputLayer
 from ...targets.record import SpikeEvents
 from ...targets.schedule import Arithmetic, NeuronStep
@@ -64,9 +65,34 @@ def float_lif_step(pop: FloatPopulation, state: FloatState, activation: np.ndarr
     return NeuronStep(FloatState(u, v, state.fired | spikes), spikes)
 
 
-FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step,
-                              synapse=lambda conn, spikes: spike_product(conn.gain, spikes),
-                              activation_dtype=np.float64, trace=lambda state: {"u": state.u, "v": state.v})
+def _synapse(conn: FloatConnection, spikes: np.ndarray) -> np.ndarray:
+    return spike_product(conn.gain, spikes)
+
+
+def _trace(state: FloatState) -> dict[str, np.ndarray]:
+    return {"u": state.u, "v": state.v}
+
+
+FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step, synapse=_synapse,
+                              activation_dtype=np.float64, trace=_trace)
+
+
+def _compiled_batch(network, arithmetic: Arithmetic, input_raster: np.ndarray, num_steps: int,
+                    record_state: bool = False) -> schedule.BatchResult:
+    """``schedule.run_batch`` with these stages as numba kernels (``discrete_compiled``)."""
+    from . import discrete_compiled
+
+    return discrete_compiled.run_batch(network, arithmetic, input_raster, num_steps, record_state)
+
+
+# The same stages, a batch run by numba kernels: the same records bit for bit (tests/test_reference.py).
+COMPILED_FLOAT_ARITHMETIC = replace(FLOAT_ARITHMETIC, batch=_compiled_batch)
+
+
+def arithmetic(engine: str | None = None) -> Arithmetic:
+    """The float stages run by ``engine`` (bitsim's names: "compiled" where numba is installed, the default, or
+    "reference", the numpy stages above)."""
+    return COMPILED_FLOAT_ARITHMETIC if check_engine(engine or default_engine()) == COMPILED else FLOAT_ARITHMETIC
 
 
 def chip_network(discrete: DiscreteNetwork) -> FloatChipNetwork:
@@ -79,8 +105,13 @@ def chip_network(discrete: DiscreteNetwork) -> FloatChipNetwork:
 
 
 def simulate(discrete: DiscreteNetwork, inputs: SpikeEvents, num_steps: int,
-             record_state: bool = False) -> dict[str, SpikeEvents]:
-    """Spikes of every population of the float discrete-time simulation."""
-    spikes, _, _ = schedule.run(chip_network(discrete), FLOAT_ARITHMETIC, inputs, num_steps,
-                                record_state=record_state)
+             record_state: bool = False, engine: str | None = None) -> dict[str, SpikeEvents]:
+    """Spikes of every population of the float discrete-time simulation; ``engine`` as ``arithmetic``."""
+    spikes, _, _ = run(discrete, inputs, num_steps, record_state=record_state, engine=engine)
     return spikes
+
+
+def run(discrete: DiscreteNetwork, inputs: SpikeEvents, num_steps: int, *, record_state: bool = False,
+        engine: str | None = None) -> tuple[dict, dict, dict]:
+    """(spikes, counters, traces) of the float discrete-time simulation, as ``schedule.run`` returns them."""
+    return schedule.run(chip_network(discrete), arithmetic(engine), inputs, num_steps, record_state=record_state)

@@ -39,17 +39,23 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def yinyang(deployed, tmp: Path):
+def yinyang(deployed, tmp: Path, samples: int = 1000):
+    """(float network, bundle, input spikes) of the Yin-Yang zoo model on its test set (repeated up to
+    ``samples``)."""
     net, bundle = deployed(zoo.load("yinyang-ttfs"), tmp)
     features = data.load("yinyang:test").features
-    return bundle, to_steps(input_times(bundle.encoding, features), bundle.timing.dt, bundle.timing.num_steps)
+    features = np.resize(features, (samples, features.shape[1]))
+    return net, bundle, to_steps(input_times(bundle.encoding, features), bundle.timing.dt, bundle.timing.num_steps)
 
 
-def mnist_sized(deployed, random_ttfs, net_horizon, tmp: Path):
-    model = random_ttfs((784, 350, 10))
-    _, bundle = deployed(model, tmp, steps_per_tau=100 / net_horizon(model))
-    inputs = random_spike_trains(bundle.network.input.size, 1000, bundle.timing.num_steps, INPUT_RATE, seed=0)
-    return bundle, inputs
+def mnist_sized(deployed, random_ttfs, net_horizon, tmp: Path, sizes=(784, 350, 10), steps: int = 100,
+                rate: float = INPUT_RATE, samples: int = 1000):
+    """(float network, bundle, input spikes) of an untrained TTFS network of ``sizes`` over about ``steps``
+    steps, on seeded random input spike trains of ``rate`` spikes per channel and step."""
+    model = random_ttfs(tuple(sizes))
+    net, bundle = deployed(model, tmp, steps_per_tau=steps / net_horizon(model))
+    inputs = random_spike_trains(bundle.network.input.size, samples, bundle.timing.num_steps, rate, seed=0)
+    return net, bundle, inputs
 
 
 def speedup(bundle, inputs, rounds: int) -> dict:
@@ -162,8 +168,8 @@ def _timed(function) -> float:
 
 
 def bench_engines(tmp: Path, deployed, random_ttfs, net_horizon, rounds: int) -> dict:
-    yy_bundle, yy_inputs = yinyang(deployed, tmp)
-    big_bundle, big_inputs = mnist_sized(deployed, random_ttfs, net_horizon, tmp)
+    _, yy_bundle, yy_inputs = yinyang(deployed, tmp)
+    _, big_bundle, big_inputs = mnist_sized(deployed, random_ttfs, net_horizon, tmp)
     print("  start-up ...", flush=True)
     result = {"startup": startup(yy_bundle, yy_inputs, tmp)}
     print("  Yin-Yang ...", flush=True)

@@ -26,8 +26,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(HERE))
 
 from helpers import random_events, write_nmnist  # noqa: E402
+from results_md import RESULTS, replace_section  # noqa: E402
 
 SENSOR = (34, 34, 2)  # N-MNIST's (Orchard et al. 2015; tonic's NMNIST.sensor_size)
 RECORDING_US = 300_000  # an N-MNIST sample: three saccades of about 100 ms
@@ -106,13 +108,8 @@ def main() -> None:
               f"{data['events']} input events, {data['merged_events']} merged, {data['cropped_events']} cropped; "
               f"verify took {ran - written:.0f} s.\n")
     print(figure)
-    results = HERE / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    before, found, after = text.partition(SECTION)
-    rest = after.split("\n## ", 1)
-    tail = ("\n## " + rest[1]) if found and len(rest) > 1 else ""
-    results.write_text(before.rstrip("\n") + "\n\n" + figure + tail if found else text.rstrip("\n") + "\n\n" + figure)
-    print(f"data written in {written - start:.0f} s; wrote {results}")
+    replace_section(SECTION, figure)
+    print(f"data written in {written - start:.0f} s; wrote its section of {RESULTS}")
 
 
 if __name__ == "__main__":
