@@ -35,6 +35,12 @@ def _decisions_by_step(first: np.ndarray, counts_after: Callable[[int], np.ndarr
                        num_steps: int) -> np.ndarray:
     """(samples, num_steps) int32 decisions, column k - 1 after step k, from first-spike times in steps (+inf:
     silent) and each step's cumulative spike counts."""
+    if decoding == decision.FIRST_SPIKE:
+        # The rule on steps 1..k picks the earliest spike, which is the final decision once k reaches it.
+        final = decision.decide(first, None, decoding).astype(np.int32)
+        earliest = first.min(axis=1, initial=np.inf)
+        return np.where(np.arange(1, num_steps + 1)[None, :] >= earliest[:, None], final[:, None],
+                        np.int32(decision.NO_DECISION))
     out = np.empty((first.shape[0], num_steps), dtype=np.int32)
     for step in range(1, num_steps + 1):
         counts = counts_after(step)
