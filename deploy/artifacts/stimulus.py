@@ -69,3 +69,30 @@ class Stimulus:
     times: np.ndarray | None = None
     selection: str = ""
     report: DataReport | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return self.inputs.num_samples
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Data named by a spec that each worker of a split verification loads its own samples of
+    (``stages.stimulus.load_stimulus_part``): a shipped data set split ("yinyang:test") or seeded random
+    spike trains ("random:rate=0.05,seed=0"). No input spikes are held: what is shipped to a worker is this,
+    and a sample range.
+
+    ``data``: the spec; ``samples``: --samples as given (None: the default); ``num_samples``: the samples
+    it selects; ``name``: the stimulus's name, as ``load_stimulus`` gives it; ``labelled``: whether the
+    data have labels. ``report`` is None, as for every shipped data set and random spike trains."""
+
+    data: str
+    samples: int | None
+    num_samples: int
+    name: str
+    labelled: bool
+    report: DataReport | None = None

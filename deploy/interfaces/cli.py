@@ -27,7 +27,7 @@ from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_summary
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
 class ExitCode(enum.IntEnum):
@@ -279,7 +279,7 @@ def _load_replay(path: str, bundle, stimulus):
 
 def cmd_verify(args, outputs: OutputSet) -> int:
     from ..stages.tolerances import load_tolerances, tolerance_file
-    from ..stages.verify import compare_spikes, judge, reference_network
+    from ..stages.verify import compare_stimulus, judge, reference_network
 
     bundle = bundle_io.load(args.bundle)
     net = reference_network(args.graph, bundle, _semantic_overrides(args), dt=args.dt)
@@ -290,7 +290,9 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     for path in (json_out, report_out):
         if path:
             outputs.reserve(path)
-    stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args), references=True)
+    split = args.replay is None and (args.workers != 1 or args.scheduler is not None)
+    # Split, data named by a spec are loaded by the workers, each its own samples: here only named and counted.
+    stimulus = select_data(args.data, args.samples, bundle, options=_data_options(args), references=True, split=split)
     if args.max_accuracy_drop is not None:
         require_labels(stimulus, "--max-accuracy-drop")
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
@@ -298,10 +300,9 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         "max_accuracy_drop": args.max_accuracy_drop, "min_agreement": args.min_agreement,
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
-    with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
-        comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                    backend=args.backend, progress=progress, record=replay, engine=args.engine,
-                                    workers=args.workers)
+    with _progress(args, stimulus.num_samples, f"verify on {args.backend}") as progress:
+        comparison = compare_stimulus(net, bundle, stimulus, backend=args.backend, progress=progress, record=replay,
+                                      engine=args.engine, workers=args.workers, scheduler=args.scheduler)
     verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
@@ -463,7 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     _add_data_options(p)
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="compare in N local processes, the samples split between them (the same verdict)")
+                   help="compare in N local processes, the samples split between them (the same verdict); with "
+                        "--scheduler, the number of parts (default: one per worker thread)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="split the samples between the workers of a Dask distributed scheduler instead, e.g. "
+                        "tcp://HOST:8786 (the extra 'distributed'); each worker loads its own samples of a data "
+                        "set split or random spike trains (the same verdict)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")

@@ -21,7 +21,7 @@ from ...targets import schedule
 from ...targets.encoding import encoding_description
 from ...targets.record import SpikeEvents
 from ..artifacts.semantics import input_encoding
-from ..artifacts.stimulus import DataOptions, DataReport, Stimulus
+from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..errors import DeployError
 
 
@@ -84,9 +84,14 @@ def random_spec(spec: str) -> dict | None:
     return values
 
 
-def random_spike_trains(size: int, num_samples: int, num_steps: int, rate: float, seed: int) -> SpikeEvents:
-    """Seeded Bernoulli spike trains: each channel spikes in each step with probability ``rate``."""
+def random_spike_trains(size: int, num_samples: int, num_steps: int, rate: float, seed: int,
+                        first: int = 0) -> SpikeEvents:
+    """Seeded Bernoulli spike trains: each channel spikes in each step with probability ``rate``. ``first``:
+    these are samples [first, first + num_samples) of the seed's sequence, numbered from 0 (what a worker of a
+    split verification draws)."""
     rng = np.random.default_rng(seed)
+    # Each float64 draw takes one 64-bit output of the generator (PCG64): skip the earlier samples' draws.
+    rng.bit_generator.advance(first * num_steps * size)
     parts = []
     for sample in range(num_samples):  # one sample at a time: a whole raster of floats can be gigabytes
         step, channel = np.nonzero(rng.random((num_steps, size)) < rate)
@@ -198,9 +203,51 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
     return _events_stimulus(source, samples, bundle, options, record_state, references)
 
 
-def require_labels(stimulus: Stimulus, why: str) -> None:
+def select_data(data, samples: int | None, bundle, *, options: DataOptions = DataOptions(),
+                references: bool = False, split: bool = False) -> Stimulus | DataSpec:
+    """What a verification runs on: with ``split`` (the samples split between workers) and data named by a
+    spec the workers can load their parts of (``by_name``), the ``DataSpec`` alone, no sample read; else
+    ``load_stimulus``."""
+    if split and by_name(data):
+        return data_spec(data, samples, bundle, options)
+    return load_stimulus(data, samples, bundle, options=options, references=references)
+
+
+def by_name(data) -> bool:
+    """Data a worker loads its own samples of: a shipped data set split or random spike trains, by spec."""
+    from ...models import data as data_sets
+
+    return isinstance(data, str) and (random_spec(data) is not None or data.partition(":")[0] in data_sets.LOADERS)
+
+
+def data_spec(data: str, samples: int | None, bundle, options: DataOptions = DataOptions()) -> DataSpec:
+    """The selection ``load_stimulus(data, samples)`` makes, named, counted and checked, with no input spike
+    encoded or drawn (a shipped data set's features are read, to count them)."""
+    random = random_spec(data)
+    if random is not None:
+        _no_data_options(options, "random spike trains")
+        return DataSpec(data, samples, _random_count(samples), _random_name(random), labelled=False)
+    _no_data_options(options, data)
+    dataset = load_data(data, samples)
+    return DataSpec(data, samples, int(dataset.labels.size), dataset.name, labelled=True)
+
+
+def load_stimulus_part(spec: DataSpec, bundle, start: int, stop: int, *, references: bool = False) -> Stimulus:
+    """Samples [start, stop) of ``spec``'s selection, numbered from 0: the same input spikes, labels and input
+    times as that range of ``load_stimulus(spec.data, spec.samples)``, loaded without the other samples."""
+    if not 0 <= start < stop <= spec.num_samples:
+        raise DeployError(f"samples {start}-{stop - 1} are not within {spec.name}'s {spec.num_samples}")
+    random = random_spec(spec.data)
+    if random is not None:
+        return _random_stimulus(random, stop - start, bundle, False, references, first=start)
+    dataset = load_data(spec.data, spec.samples)
+    return _features_stimulus(dataset.name, dataset.features[start:stop], dataset.labels[start:stop], bundle, False,
+                              references, first=start)
+
+
+def require_labels(stimulus: Stimulus | DataSpec, why: str) -> None:
     """Accuracy needs labels: data without them are refused where it is asked for."""
-    if stimulus.labels is None:
+    if not stimulus.labelled:
         raise DeployError(f"{why} needs labels; {stimulus.name} has none (give them in the data, or as --labels "
                           "FILE.npy)")
 
@@ -229,30 +276,41 @@ def _no_data_options(options: DataOptions, what: str) -> None:
                           f"(files, arrays, tonic data sets), not to {what}")
 
 
-def _random_stimulus(random: dict, samples: int | None, bundle, record_state: bool, references: bool) -> Stimulus:
-    timing, size = bundle.timing, bundle.network.input.size
+def _random_count(samples: int | None) -> int:
     count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
     if count < 1:
         raise DeployError(f"--samples must be at least 1, got {count}")
+    return count
+
+
+def _random_name(random: dict) -> str:
+    return f"random spike trains (rate {random['rate']:g} per step, seed {random['seed']})"
+
+
+def _random_stimulus(random: dict, samples: int | None, bundle, record_state: bool, references: bool,
+                     first: int = 0) -> Stimulus:
+    """``first``: the samples are [first, first + samples) of the seed's sequence (a worker's part)."""
+    timing, size = bundle.timing, bundle.network.input.size
+    count = _random_count(samples)
     expected_events = math.ceil(random["rate"] * count * timing.num_steps * size)
     memory = run_memory(bundle, count, input_events=expected_events, record_state=record_state,
                         references=references)
     # The spike trains are drawn one sample at a time: float64 draws and their comparison.
     memory["random draws per sample"] = (8 + 1) * timing.num_steps * size
     check_memory(memory)
-    inputs = random_spike_trains(size, count, timing.num_steps, random["rate"], random["seed"])
-    return Stimulus(f"random spike trains (rate {random['rate']:g} per step, seed {random['seed']})", inputs,
-                    selection=_selection(f"{RANDOM_DATA}:rate={random['rate']!r},seed={random['seed']}", count))
+    inputs = random_spike_trains(size, count, timing.num_steps, random["rate"], random["seed"], first)
+    return Stimulus(_random_name(random), inputs,
+                    selection=_selection(f"{RANDOM_DATA}:rate={random['rate']!r},seed={random['seed']}", count, first))
 
 
 def _features_stimulus(name: str, features: np.ndarray, labels, bundle, record_state: bool,
-                       references: bool) -> Stimulus:
+                       references: bool, first: int = 0) -> Stimulus:
     # Every encoding is a latency code (``SINGLE_SPIKE_ENCODINGS``): at most one spike per channel and sample.
     count = features.shape[0]
     check_memory(run_memory(bundle, count, input_events=count * bundle.network.input.size,
                             record_state=record_state, references=references))
     times, inputs = encode(bundle, features)
-    return Stimulus(name, inputs, labels, times, selection=_selection(name, count))
+    return Stimulus(name, inputs, labels, times, selection=_selection(name, count, first))
 
 
 def _digest(array: np.ndarray) -> str:
@@ -916,8 +974,8 @@ def _binned(events, index: int, frame_sensor, sensor, downsample, to_frame, wind
             np.append(counts, cropped))
 
 
-def _selection(source: str, count: int) -> str:
-    return f"{source} samples 0-{count - 1}"
+def _selection(source: str, count: int, first: int = 0) -> str:
+    return f"{source} samples {first}-{first + count - 1}"
 
 
 def encode(bundle, features: np.ndarray) -> tuple[np.ndarray, SpikeEvents]:
