@@ -308,17 +308,35 @@ def _dask_pool(address: str, workers: int):
         import distributed
     except ImportError:
         raise DeployError(f"--scheduler needs dask.distributed, the extra 'distributed' ({DISTRIBUTED_EXTRA})") from None
-    try:
-        client = distributed.Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, ValueError, TypeError) as exc:  # refused, timed out (OSError), a malformed address
-        raise DeployError(f"cannot reach the Dask scheduler at {address!r}: {' '.join(str(exc).split())}") from None
-    with client:
+    _reach(address)
+    with distributed.Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT, set_as_default=False) as client:
         threads = sum(client.nthreads().values())
         if threads == 0:
             raise DeployError(f"the Dask scheduler at {address!r} has no workers")
         # pure=False: every part is run, none taken for another with equal arguments.
         yield (lambda function, *arguments: client.submit(function, *arguments, pure=False)), \
             (threads if workers == 1 else workers)
+
+
+def _reach(address: str) -> None:
+    """Refuse a scheduler address that is malformed or does not answer within SCHEDULER_CONNECT_TIMEOUT, in one
+    line. Probed with a bare connection: a Client that failed to connect prints tracebacks when collected."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def probe():
+        comm = await connect(address, timeout=SCHEDULER_CONNECT_TIMEOUT)
+        await comm.close()
+
+    # A thread of its own: asyncio.run cannot run inside an event loop that is already running (a notebook's).
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            thread.submit(asyncio.run, probe()).result()
+        except (OSError, ValueError, TypeError) as exc:  # refused or timed out (OSError), a malformed address
+            raise DeployError(f"cannot reach the Dask scheduler at {address!r}: {' '.join(str(exc).split())}") \
+                from None
 
 
 def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
