@@ -18,7 +18,8 @@ from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.interfaces.cli import main
 from snn_deploy.deploy.stages import stimulus as stimulus_stage
 from snn_deploy.deploy.stages import verify as verify_stage
-from snn_deploy.deploy.stages.stimulus import data_spec, load_stimulus, load_stimulus_part
+from snn_deploy.deploy.artifacts.stimulus import DataOptions
+from snn_deploy.deploy.stages.stimulus import data_spec, joined_reports, load_stimulus, load_stimulus_part
 from snn_deploy.deploy.stages.verify import compare, partitions
 from snn_deploy.models import data, zoo
 from snn_deploy.targets import bundle as bundle_io
@@ -26,6 +27,9 @@ from snn_deploy.targets import description
 
 # (data spec, samples): a shipped data set split (labels, continuous input times) and random spike trains (neither).
 SPECS = [("yinyang:test", 150), ("random:rate=0.05,seed=3", 37)]
+# The user's files (``user_data``): an .npz raster with its labels; an .npz of step events with labels in a .npy
+# beside it, repeats (merged) and events after the input steps (cropped) among them.
+FILES = ["raster.npz", "events.npz"]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,26 @@ def files(tmp_path_factory):
     bundle_path = folder / "yy.bundle"
     bundle_io.save(compile_network(load_graph(graph), description.load("loihi2")), bundle_path)
     return graph, bundle_path
+
+
+@pytest.fixture(scope="module")
+def user_data(files, tmp_path_factory):
+    """file name -> (path, DataOptions, samples)."""
+    folder = tmp_path_factory.mktemp("user")
+    bundle = bundle_io.load(files[1])
+    size, steps = bundle.network.input.size, bundle.timing.num_steps
+    input_steps = steps - bundle.timing.latency_steps
+    rng = np.random.default_rng(5)
+    np.savez(folder / "raster.npz", spikes=rng.random((23, steps, size)) < 0.01, labels=rng.integers(0, 3, 23))
+    count = 400
+    sample, channel, step = rng.integers(0, 19, count), rng.integers(0, size, count), rng.integers(0, steps, count)
+    step[:40] = input_steps + rng.integers(0, 5, 40)  # after the input steps: cropped
+    sample, channel, step = (np.concatenate([a, a[40:80]]) for a in (sample, channel, step))  # repeats: merged
+    keep = sample != 7  # sample 7 without any spike
+    np.savez(folder / "events.npz", sample=sample[keep], channel=channel[keep], step=step[keep], num_samples=19)
+    np.save(folder / "labels.npy", rng.integers(0, 3, 19))
+    return {"raster.npz": (folder / "raster.npz", DataOptions(), 23),
+            "events.npz": (folder / "events.npz", DataOptions(labels=folder / "labels.npy"), 17)}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +99,44 @@ def test_a_part_loaded_by_itself_is_that_range_of_the_whole(spec, samples, files
             assert np.array_equal(part.times, whole.times[start:stop])
     with pytest.raises(DeployError, match="are not within"):
         load_stimulus_part(named, bundle, samples - 1, samples + 1)
+
+
+def _assert_range(part, whole, start: int, stop: int) -> None:
+    sample, step, channel = whole.inputs.events
+    keep = (sample >= start) & (sample < stop)
+    assert np.array_equal(part.inputs.events, np.stack([sample[keep] - start, step[keep], channel[keep]]))
+    assert part.inputs.num_samples == stop - start
+    for name in ("labels", "times"):
+        expected = getattr(whole, name)
+        assert (getattr(part, name) is None) if expected is None else np.array_equal(getattr(part, name),
+                                                                                      expected[start:stop])
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_part_of_a_users_file_is_that_range_of_the_whole_and_the_reports_add_up(name, files, user_data):
+    bundle = bundle_io.load(files[1])
+    path, options, samples = user_data[name]
+    whole = load_stimulus(str(path), samples, bundle, options=options, references=True)
+    named = data_spec(str(path), samples, bundle, options)
+    assert (named.num_samples, named.name, named.labelled) == (samples, whole.name, True)
+    ranges = partitions(samples, 3)
+    parts = [load_stimulus_part(named, bundle, start, stop, references=True) for start, stop in ranges]
+    for part, (start, stop) in zip(parts, ranges):
+        _assert_range(part, whole, start, stop)
+    assert joined_reports([part.report for part in parts]) == whole.report
+    if name == "events.npz":  # the counts that are added up are all there to add
+        assert min(whole.report.cropped_events, whole.report.merged_events, whole.report.empty_samples) > 0
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_users_file_split_gives_the_single_process_verdict(name, files, user_data, cluster):
+    graph, bundle = files
+    path, options, samples = user_data[name]
+    labels = options.labels
+    single = verify(graph, bundle, str(path), labels, samples=samples).to_dict()
+    assert single["data"] is not None
+    assert verify(graph, bundle, str(path), labels, samples=samples, scheduler=cluster).to_dict() == single
+    assert verify(graph, bundle, str(path), labels, samples=samples, workers=2).to_dict() == single
 
 
 @pytest.mark.parametrize("spec, samples", SPECS)

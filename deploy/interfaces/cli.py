@@ -99,15 +99,14 @@ def _data_options(args) -> DataOptions:
                        downsample=args.downsample)
 
 
-def _data_lines(stimulus) -> list[str]:
+def _data_lines(report, num_samples: int) -> list[str]:
     """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
-    report = stimulus.report
     if report is None:
         return []
     return [f"data: {report.source}", f"  time: {report.time_mapping}",
             f"  {report.events} input events: {report.cropped_events} after the run's {report.input_steps} input steps "
             f"(cropped), {report.merged_events} merged into a spike already on their channel and step; "
-            f"{report.empty_samples} of {stimulus.inputs.num_samples} samples without any input spike"]
+            f"{report.empty_samples} of {num_samples} samples without any input spike"]
 
 
 def _load_graph(path: str, args):
@@ -260,7 +259,7 @@ def cmd_run(args, outputs: OutputSet) -> int:
     outputs.commit()
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
-    _say(args, *_data_lines(stimulus), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
+    _say(args, *_data_lines(stimulus.report, inputs.num_samples), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
                f"wrote {out}")
     return ExitCode.PASSED
 
@@ -301,16 +300,17 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events})
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
     with _progress(args, stimulus.num_samples, f"verify on {args.backend}") as progress:
-        comparison = compare_stimulus(net, bundle, stimulus, backend=args.backend, progress=progress, record=replay,
-                                      engine=args.engine, workers=args.workers, scheduler=args.scheduler)
-    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report)
+        comparison, report = compare_stimulus(net, bundle, stimulus, backend=args.backend, progress=progress,
+                                              record=replay, engine=args.engine, workers=args.workers,
+                                              scheduler=args.scheduler)
+    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=report)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
     if report_out:
         from ..reporting.html import write_report
         outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
-    _say(args, *_data_lines(stimulus), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
+    _say(args, *_data_lines(report, stimulus.num_samples), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED
 

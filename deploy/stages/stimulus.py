@@ -214,35 +214,52 @@ def select_data(data, samples: int | None, bundle, *, options: DataOptions = Dat
 
 
 def by_name(data) -> bool:
-    """Data a worker loads its own samples of: a shipped data set split or random spike trains, by spec."""
-    from ...models import data as data_sets
+    """Data a worker loads its own samples of: given by name or path (a data set split, random spike trains, a
+    file, a tonic data set folder), not an object in this process's memory."""
+    return isinstance(data, (str, Path))
 
-    return isinstance(data, str) and (random_spec(data) is not None or data.partition(":")[0] in data_sets.LOADERS)
 
-
-def data_spec(data: str, samples: int | None, bundle, options: DataOptions = DataOptions()) -> DataSpec:
+def data_spec(data: str | Path, samples: int | None, bundle, options: DataOptions = DataOptions()) -> DataSpec:
     """The selection ``load_stimulus(data, samples)`` makes, named, counted and checked, with no input spike
-    encoded or drawn (a shipped data set's features are read, to count them)."""
-    random = random_spec(data)
+    encoded, drawn or read (a shipped data set's features are read, to count them; a file's header, or an
+    events file's arrays). Paths are made absolute: the workers may run elsewhere."""
+    random = random_spec(str(data))
     if random is not None:
         _no_data_options(options, "random spike trains")
-        return DataSpec(data, samples, _random_count(samples), _random_name(random), labelled=False)
-    _no_data_options(options, data)
-    dataset = load_data(data, samples)
-    return DataSpec(data, samples, int(dataset.labels.size), dataset.name, labelled=True)
+        return DataSpec(str(data), samples, options, _random_count(samples), _random_name(random), labelled=False)
+    from ...models import data as data_sets
+
+    if str(data).partition(":")[0] in data_sets.LOADERS:
+        _no_data_options(options, str(data))
+        dataset = load_data(str(data), samples)
+        return DataSpec(str(data), samples, options, int(dataset.labels.size), dataset.name, labelled=True)
+    absolute = [str(Path(path).resolve()) if path is not None and not isinstance(path, np.ndarray) else path
+                for path in (options.labels, options.data_root)]
+    options = replace(options, labels=absolute[0], data_root=absolute[1])
+    if Path(data).is_file():
+        data = Path(data).resolve()
+    source = event_source(data, bundle, options)
+    count, labelled = _selected(source, samples, bundle, options)
+    return DataSpec(str(data), samples, options, count, source.name, labelled)
 
 
 def load_stimulus_part(spec: DataSpec, bundle, start: int, stop: int, *, references: bool = False) -> Stimulus:
     """Samples [start, stop) of ``spec``'s selection, numbered from 0: the same input spikes, labels and input
-    times as that range of ``load_stimulus(spec.data, spec.samples)``, loaded without the other samples."""
+    times as that range of ``load_stimulus(spec.data, spec.samples)``, read without the other samples (an
+    .npz raster streamed past them; a shipped data set's features are read whole, and encoded in part)."""
     if not 0 <= start < stop <= spec.num_samples:
         raise DeployError(f"samples {start}-{stop - 1} are not within {spec.name}'s {spec.num_samples}")
     random = random_spec(spec.data)
     if random is not None:
         return _random_stimulus(random, stop - start, bundle, False, references, first=start)
-    dataset = load_data(spec.data, spec.samples)
-    return _features_stimulus(dataset.name, dataset.features[start:stop], dataset.labels[start:stop], bundle, False,
-                              references, first=start)
+    from ...models import data as data_sets
+
+    if spec.data.partition(":")[0] in data_sets.LOADERS:
+        dataset = load_data(spec.data, spec.samples)
+        return _features_stimulus(dataset.name, dataset.features[start:stop], dataset.labels[start:stop], bundle,
+                                  False, references, first=start)
+    return _events_stimulus(event_source(spec.data, bundle, spec.options), spec.samples, bundle, spec.options, False,
+                            references, part=(start, stop))
 
 
 def require_labels(stimulus: Stimulus | DataSpec, why: str) -> None:
@@ -324,19 +341,19 @@ def _digest(array: np.ndarray) -> str:
 class EventSource:
     """The user's input data, read in batches of whole samples, in sample order.
 
-    ``batches(count)`` yields, for the first ``count`` samples, tuples (sample, bin, channel, counts): numpy
-    arrays of one entry per event or group of events, ``bin`` the 0-based step (the first step is 0; a
-    time-stamped event was binned by ``time_mapping``), ``counts`` how many events each entry stands for
-    (None: one each). ``channels``: the channels the data say they have (None: unstated). ``labels``: one per
-    sample of the data, or a function giving those of the first ``count`` samples (where they are read with
-    the samples)."""
+    ``batches(start, stop)`` yields, for samples [start, stop), tuples (sample, bin, channel, counts): numpy
+    arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
+    ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
+    ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
+    they have (None: unstated). ``labels``: one per sample of the data, or a function giving those of samples
+    [start, stop) (where they are read with the samples)."""
 
     name: str
     description: str
     num_samples: int
     channels: int | None
-    labels: np.ndarray | Callable[[int], np.ndarray] | None
-    batches: Callable[[int], Iterator[tuple]]
+    labels: np.ndarray | Callable[[int, int], np.ndarray] | None
+    batches: Callable[[int, int], Iterator[tuple]]
     time_mapping: str
     time_scale: float | None = None
     time_scale_given: bool = False
@@ -378,45 +395,66 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
                       "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
 
 
-def _events_stimulus(source: EventSource, samples: int | None, bundle, options: DataOptions,
-                     record_state: bool, references: bool) -> Stimulus:
-    """Read a source's events onto the bundle's input: checked, cropped to the run's input steps, counted."""
+def _selected(source: EventSource, samples: int | None, bundle, options: DataOptions) -> tuple[int, bool]:
+    """The checks of a source that need none of its samples: the samples selected, and whether they are labelled."""
     size = bundle.network.input.size
     if source.channels is not None and source.channels != size:
         raise DeployError(f"{source.name} has {source.channels} input channels; the network takes {size}")
-    count = _sample_count(samples, source.num_samples, source.name)
+    if options.labels is not None and source.labels is not None:
+        raise DeployError(f"{source.name} has its own labels; --labels would replace them")
+    return _sample_count(samples, source.num_samples, source.name), (
+        source.labels is not None or options.labels is not None)
+
+
+def _events_stimulus(source: EventSource, samples: int | None, bundle, options: DataOptions,
+                     record_state: bool, references: bool, part: tuple[int, int] | None = None) -> Stimulus:
+    """Read a source's events onto the bundle's input: checked, cropped to the run's input steps, counted.
+    ``part``: only samples [start, stop) of the selection, numbered from 0 (a worker's; None: all)."""
+    size = bundle.network.input.size
+    count, _ = _selected(source, samples, bundle, options)
+    first, stop = part or (0, count)
     labels, labelled = source.labels, source.num_samples
     if callable(labels):
-        labels, labelled = labels(count), count
+        labels, labelled, first_label = labels(first, stop), stop - first, 0
+    else:
+        first_label = first
     if options.labels is not None:
-        if labels is not None:
-            raise DeployError(f"{source.name} has its own labels; --labels would replace them")
         labels = _labels_option(options)
+        first_label = first
     if labels is not None:
-        labels = _checked_labels(labels, labelled, bundle, source.name)[:count]
+        labels = _checked_labels(labels, labelled, bundle, source.name)[first_label:first_label + stop - first]
     timing = bundle.timing
     input_steps = timing.num_steps - timing.latency_steps
-    collected = _Collector(source.name, count, input_steps, size)
-    for batch in source.batches(count):
+    collected = _Collector(source.name, stop - first, input_steps, size, first)
+    for batch in source.batches(first, stop):
         collected.add(*batch)
     inputs = collected.spike_events(timing.num_steps)
     # The input is read; the run is what could exhaust memory now (its output spikes, the references).
-    check_memory(run_memory(bundle, count, input_events=inputs.events.shape[1], record_state=record_state,
+    check_memory(run_memory(bundle, stop - first, input_events=inputs.events.shape[1], record_state=record_state,
                             references=references))
     report = DataReport(source=source.description, time_mapping=source.time_mapping, time_scale=source.time_scale,
                         time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
                         cropped_events=collected.cropped, merged_events=collected.merged,
-                        empty_samples=count - int(np.unique(inputs.events[0]).size), downsample=source.downsample)
-    return Stimulus(source.name, inputs, labels, selection=_selection(f"{source.name} ({_digest(inputs.events)})", count),
-                    report=report)
+                        empty_samples=stop - first - int(np.unique(inputs.events[0]).size),
+                        downsample=source.downsample)
+    return Stimulus(source.name, inputs, labels, report=report,
+                    selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))
+
+
+def joined_reports(reports: list[DataReport]) -> DataReport:
+    """The reports of consecutive parts of one selection as the report of all of it: the counts added."""
+    counted = ("events", "cropped_events", "merged_events", "empty_samples")
+    return replace(reports[0], **{name: sum(getattr(report, name) for report in reports) for name in counted})
 
 
 class _Collector:
     """Input events gathered batch by batch into compact chip-step events: those after the run's input steps
     cropped, repeats on a channel within a step merged, both counted."""
 
-    def __init__(self, name: str, num_samples: int, input_steps: int, size: int):
+    def __init__(self, name: str, num_samples: int, input_steps: int, size: int, first: int = 0):
+        """``first``: the data's index of the first sample collected (sample ``first`` becomes sample 0)."""
         self.name, self.num_samples, self.input_steps, self.size = name, num_samples, input_steps, size
+        self.first = first
         self.events = self.cropped = self.merged = 0
         self.parts: list[np.ndarray] = []
 
@@ -430,6 +468,7 @@ class _Collector:
                 allowed = f"[0, {high - 1}] (the network's {high} inputs)" if high is not None else ">= 0"
                 raise DeployError(f"{self.name}: sample {sample[first]} has a spike at {what} {values[first]}, "
                                   f"outside {allowed}")
+        sample = sample - self.first
         inside = bins < self.input_steps
         self.events += int(counts.sum())
         self.cropped += int(counts[~inside].sum())
@@ -566,9 +605,9 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
         mapping = f"{mapping}: the data's step of {length:g} {unit} at {float(scale):g} s per {bundle.timing.time_unit}"
     batch = max(1, RASTER_BATCH_BYTES // max(1, steps * channels * 8))
 
-    def batches(count: int):
-        for start in range(0, count, batch):
-            counts = np.asarray(read(start, min(start + batch, count)))
+    def batches(first: int, stop: int):
+        for start in range(first, stop, batch):
+            counts = np.asarray(read(start, min(start + batch, stop)))
             if counts.dtype.kind not in "biuf":
                 raise DeployError(f"{name}: a raster holds spike counts (bool or integers), got {counts.dtype}")
             whole = np.isfinite(counts) & (counts == np.floor(counts)) if counts.dtype.kind == "f" else None
@@ -587,9 +626,9 @@ def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> Ev
     """Input spikes already in chip steps (step 1 is the first)."""
     _no_time_scale(options, "a SpikeEvents")
 
-    def batches(count: int):
-        last = np.searchsorted(events.events[0], count)
-        sample, step, channel = events.events[:, :last]
+    def batches(start: int, stop: int):
+        first, last = np.searchsorted(events.events[0], [start, stop])
+        sample, step, channel = events.events[:, first:last]
         yield sample, step - 1, channel, None
 
     return EventSource("spike events", f"SpikeEvents of {events.num_samples} samples x {events.num_steps} steps x "
@@ -671,8 +710,8 @@ def _stamped_events_source(name: str, sample, channel, times, unit: str, count: 
 def _events_in_memory_source(name: str, description: str, sample, bins, channel, count: int, channels, labels,
                           mapping: str, scale: float | None = None, given: bool = False) -> EventSource:
     """Events held in memory (they are the file's contents): one batch."""
-    def batches(used: int):
-        keep = sample < used
+    def batches(start: int, stop: int):
+        keep = (sample >= start) & (sample < stop)
         yield sample[keep], bins[keep], channel[keep], None
 
     return EventSource(name, description, count, channels, labels, batches, mapping, scale, given)
@@ -697,7 +736,11 @@ def _npz_raster(path: Path, name: str) -> tuple[tuple, Callable[[int, int], np.n
     position = [0]
 
     def read(start: int, stop: int) -> np.ndarray:
-        assert start == position[0], "the raster is read in order"
+        assert start >= position[0], "the raster is read in order"
+        while position[0] < start:  # a later part: the samples before it are skipped, a batch at a time
+            skipped = min(start - position[0], max(1, RASTER_BATCH_BYTES // max(per_sample, 1)))
+            member.read(skipped * per_sample)
+            position[0] += skipped
         chunk = member.read((stop - start) * per_sample)
         if len(chunk) != (stop - start) * per_sample:
             raise DeployError(f"{name}: spikes is truncated (sample {start + len(chunk) // max(per_sample, 1)} of "
@@ -812,11 +855,10 @@ def _nir_observable_source(name: str, observable: _NirObservable, labels, bundle
                           f"{idx.shape} and {time.shape}")
     input_steps = timing.num_steps - timing.latency_steps
 
-    def batches(count: int):
-        for start in range(0, count, SAMPLES_PER_BATCH):
-            rows_idx, rows_time = np.asarray(idx[start:start + SAMPLES_PER_BATCH]), np.asarray(
-                time[start:start + SAMPLES_PER_BATCH])
-            rows_idx, rows_time = rows_idx[:count - start], rows_time[:count - start]
+    def batches(first: int, stop: int):
+        for start in range(first, stop, SAMPLES_PER_BATCH):
+            end = min(start + SAMPLES_PER_BATCH, stop)
+            rows_idx, rows_time = np.asarray(idx[start:end]), np.asarray(time[start:end])
             sample, column = np.nonzero(rows_idx >= 0)
             bins = time_bins(rows_time[sample, column], timing.dt, input_steps, name, sample + start)
             yield sample + start, bins, rows_idx[sample, column], None
@@ -920,14 +962,14 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
         except FloatingPointError:
             raise DeployError(f"{name}: sample {index} has a NaN or infinite spike time") from None
 
-    def batches(count: int):
-        for start in range(0, count, SAMPLES_PER_BATCH):
+    def batches(first: int, stop: int):
+        for start in range(first, stop, SAMPLES_PER_BATCH):
             parts = [_binned(read(index)[0], index, frame_sensor, sensor, downsample, to_frame, window, input_steps,
-                             name) for index in range(start, min(start + SAMPLES_PER_BATCH, count))]
+                             name) for index in range(start, min(start + SAMPLES_PER_BATCH, stop))]
             yield tuple(np.concatenate(column) for column in zip(*parts))
 
-    def labels_of(count: int) -> np.ndarray:
-        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(count)],
+    def labels_of(start: int, stop: int) -> np.ndarray:
+        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(start, stop)],
                         np.int64)
 
     description = (f"{name}: tonic's {kind or type(dataset).__name__}, {len(order)} samples, sensor "

@@ -40,7 +40,7 @@ from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
 from .load import from_graph, load
 from .run import run_inputs
-from .stimulus import encode, load_stimulus_part
+from .stimulus import encode, joined_reports, load_stimulus_part
 from .tolerances import checks
 
 def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
@@ -197,7 +197,7 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
     if workers != 1 or scheduler is not None:
         return compare_split(net, bundle, Stimulus("", inputs, labels, times_in), backend=backend, progress=progress,
-                             record=record, engine=engine, workers=workers, scheduler=scheduler)
+                             record=record, engine=engine, workers=workers, scheduler=scheduler)[0]
     if record is None:
         record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
     discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
@@ -225,16 +225,18 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
 
 def compare_stimulus(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus | DataSpec, *, backend: str = "bitsim",
                      progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
-                     engine: str | None = None, workers: int = 1, scheduler: str | None = None) -> Comparison:
+                     engine: str | None = None, workers: int = 1,
+                     scheduler: str | None = None) -> tuple[Comparison, DataReport | None]:
     """``compare_spikes`` on what ``stimulus.select_data`` gave: a loaded Stimulus, or a DataSpec whose samples
-    the workers load part by part (``compare_split``)."""
+    the workers load part by part (``compare_split``). With it, how the user's data were read (the
+    stimulus's report; of a DataSpec, the parts' reports added up)."""
     if isinstance(stimulus, DataSpec):
         check_pair(net, bundle)
         return compare_split(net, bundle, stimulus, backend=backend, progress=progress, record=record, engine=engine,
                              workers=workers, scheduler=scheduler)
     return compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
                           backend=backend, progress=progress, record=record, engine=engine, workers=workers,
-                          scheduler=scheduler)
+                          scheduler=scheduler), stimulus.report
 
 
 def partitions(num_samples: int, parts: int) -> list[tuple[int, int]]:
@@ -254,22 +256,25 @@ class Part:
     stop: int
 
 
-def compare_part(net: FloatNetwork, bundle: Bundle, part: Part, backend: str, engine: str | None) -> Comparison:
-    """What a worker runs: load (or take) its samples, then ``compare_spikes`` in this process."""
+def compare_part(net: FloatNetwork, bundle: Bundle, part: Part, backend: str,
+                 engine: str | None) -> tuple[Comparison, DataReport | None]:
+    """What a worker runs: load (or take) its samples, then ``compare_spikes`` in this process; with how its
+    samples of the user's data were read."""
     stimulus = (load_stimulus_part(part.data, bundle, part.start, part.stop, references=True)
                 if isinstance(part.data, DataSpec) else part.data)
     return compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                          backend=backend, engine=engine)
+                          backend=backend, engine=engine), stimulus.report
 
 
 def compare_split(net: FloatNetwork, bundle: Bundle, data: Stimulus | DataSpec, *, backend: str,
                   progress: Callable[[int], None] | None, record: SpikeRecord | None, engine: str | None,
-                  workers: int, scheduler: str | None) -> Comparison:
+                  workers: int, scheduler: str | None) -> tuple[Comparison, DataReport | None]:
     """``compare_spikes`` with the samples split into contiguous parts (``partitions``), each compared by a worker
     of its own (``compare_part``), the parts joined in sample order. Without ``scheduler`` the workers are
     ``workers`` local processes; with it, the tasks of a Dask distributed scheduler at that address, ``workers``
     of them (1: one per thread of the cluster's workers). Samples are independent in the back ends and in both
-    references, so the comparison is the one a single process makes."""
+    references, so the comparison is the one a single process makes; so is the report of how the data were read
+    (returned with it), the parts' counts added up."""
     if workers < 1:
         raise DeployError(f"--workers must be at least 1, not {workers}")
     if record is not None:
@@ -285,7 +290,8 @@ def compare_split(net: FloatNetwork, bundle: Bundle, data: Stimulus | DataSpec, 
             done.append(future.result())
             if progress is not None:
                 progress(part.stop - part.start)
-    return _joined(done)
+    reports = [report for _, report in done]
+    return _joined([comparison for comparison, _ in done]), (None if reports[0] is None else joined_reports(reports))
 
 
 @contextmanager
@@ -465,7 +471,6 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
                            split=record is None and (workers != 1 or scheduler is not None))
     if asked.get("max_accuracy_drop") is not None:
         require_labels(stimulus, "max_accuracy_drop")
-    comparison = compare_stimulus(net, bundle, stimulus, backend=backend, progress=progress, record=record,
-                                  engine=engine, workers=workers, scheduler=scheduler)
-    return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances,
-                 data=stimulus.report)
+    comparison, report = compare_stimulus(net, bundle, stimulus, backend=backend, progress=progress, record=record,
+                                          engine=engine, workers=workers, scheduler=scheduler)
+    return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances, data=report)
