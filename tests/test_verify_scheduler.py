@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import dask
 import distributed
 import numpy as np
 import pytest
@@ -64,9 +65,12 @@ def user_data(files, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two single-threaded worker processes and their scheduler, on 127.0.0.1 only; closed after the module."""
-    with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+    """Two single-threaded worker processes and their scheduler, on 127.0.0.1 only; closed after the module. Dask's
+    MALLOC_TRIM_THRESHOLD_ left unset in the workers: with it numpy runs several times slower (tools/bench/RESULTS.md)."""
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        local = distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+    with local:
         yield local.scheduler_address
 
 
