@@ -120,6 +120,15 @@ def test_model_deploys(snn_verify):
     result.assert_outcomes(passed=1)
 
 
+def test_workers_split_the_verification_into_the_same_verdict(project):
+    project.makepyfile(test_model="""
+def test_model_deploys(snn_verify):
+    options = dict(target="loihi2", data="yinyang:test", samples=30, steps_per_tau=16, min_agreement=0.0)
+    assert snn_verify("model.nir", workers=2, **options).to_dict() == snn_verify("model.nir", **options).to_dict()
+""")
+    project.runpytest(*PLUGIN).assert_outcomes(passed=1)
+
+
 def test_entry_point_is_named_like_the_module():
     """pytest registers ``-p snn_deploy.deploy.testing`` under the module's name; an entry point of
     another name then registers the same module twice, and pytest stops with a ValueError."""

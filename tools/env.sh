@@ -33,7 +33,7 @@ ensure_main_env() {
   # pip and the build backend are chatty; their output goes to a log, shown only if a step fails.
   if ! { "$SNN_VENV/bin/python" -m pip install --upgrade pip &&
          "$SNN_VENV/bin/python" -m pip install "$SNN_TORCH_SPEC" &&
-         "$SNN_VENV/bin/python" -m pip install -e "$SNN_ROOT[torch,report,onnx,dev,events,compiled]" &&
+         "$SNN_VENV/bin/python" -m pip install -e "$SNN_ROOT[torch,report,onnx,dev,events,compiled,distributed]" &&
          # --no-deps: their declared dependencies would replace the CPU torch and pull torchvision, neither needed.
          "$SNN_VENV/bin/python" -m pip install --no-deps $SNN_INTEROP_SPEC; } > "$log" 2>&1; then
     tail -n 40 "$log" >&2

@@ -69,3 +69,33 @@ class Stimulus:
     times: np.ndarray | None = None
     selection: str = ""
     report: DataReport | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return self.inputs.num_samples
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Data named by a spec that each worker of a split verification loads its own samples of
+    (``stages.stimulus.load_stimulus_part``): a shipped data set split ("yinyang:test"), seeded random spike
+    trains ("random:rate=0.05,seed=0"), a file of the user's (.npz, NIR data; its absolute path: a worker on
+    another machine needs it at the same path) or a tonic data set in a folder ("nmnist:test" with
+    ``options.data_root``). No input spikes are held: what is shipped to a worker is this, and a sample range.
+
+    ``data``: the spec; ``samples``: --samples as given (None: the default); ``options``: how the data are
+    read; ``num_samples``: the samples it selects; ``name``: the stimulus's name, as ``load_stimulus`` gives
+    it; ``labelled``: whether the data have labels. ``report`` is None: how the user's data were read is
+    known once the workers have read them (their parts' reports, added up)."""
+
+    data: str
+    samples: int | None
+    options: DataOptions
+    num_samples: int
+    name: str
+    labelled: bool
+    report: DataReport | None = None

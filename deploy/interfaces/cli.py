@@ -28,7 +28,7 @@ from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
 class ExitCode(enum.IntEnum):
@@ -100,15 +100,14 @@ def _data_options(args) -> DataOptions:
                        downsample=args.downsample)
 
 
-def _data_lines(stimulus) -> list[str]:
+def _data_lines(report, num_samples: int) -> list[str]:
     """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
-    report = stimulus.report
     if report is None:
         return []
     return [f"data: {report.source}", f"  time: {report.time_mapping}",
             f"  {report.events} input events: {report.cropped_events} after the run's {report.input_steps} input steps "
             f"(cropped), {report.merged_events} merged into a spike already on their channel and step; "
-            f"{report.empty_samples} of {stimulus.inputs.num_samples} samples without any input spike"]
+            f"{report.empty_samples} of {num_samples} samples without any input spike"]
 
 
 def _load_graph(path: str, args):
@@ -263,7 +262,7 @@ def cmd_run(args, outputs: OutputSet) -> int:
     outputs.commit()
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
-    _say(args, *_data_lines(stimulus), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
+    _say(args, *_data_lines(stimulus.report, inputs.num_samples), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
                f"wrote {out}")
     return ExitCode.PASSED
 
@@ -283,7 +282,7 @@ def _load_replay(path: str, bundle, stimulus):
 def cmd_verify(args, outputs: OutputSet) -> int:
     from ..stages.tolerances import load_tolerances, tolerance_file
     from ..stages.robustness import parse_robustness
-    from ..stages.verify import compare_spikes, judge, reference_network, robustness_levels
+    from ..stages.verify import compare_stimulus, judge, reference_network, robustness_levels
 
     robustness = parse_robustness(args.robustness) if args.robustness else None
     if robustness is not None and args.replay:
@@ -297,7 +296,10 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     for path in (json_out, report_out):
         if path:
             outputs.reserve(path)
-    stimulus = load_stimulus(args.data, args.samples, bundle, options=_data_options(args), references=True)
+    # Split, data named by a spec are loaded by the workers, each its own samples: here only named and counted.
+    # Robustness perturbs the samples here, so it loads them here (the perturbed parts travel to the workers).
+    split = args.replay is None and robustness is None and (args.workers != 1 or args.scheduler is not None)
+    stimulus = select_data(args.data, args.samples, bundle, options=_data_options(args), references=True, split=split)
     if args.max_accuracy_drop is not None:
         require_labels(stimulus, "--max-accuracy-drop")
     replay = _load_replay(args.replay, bundle, stimulus) if args.replay else None
@@ -306,17 +308,16 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         "max_spike_time_error_p95": args.max_spike_time_error_p95, "max_hardware_events": args.max_hardware_events},
         spelled=lambda field: "--" + field.replace("_", "-"))
     get_backend(args.backend, bundle)  # reject an unknown name, or one the bundle's target lacks, before any work
-    with _progress(args, stimulus.inputs.num_samples, f"verify on {args.backend}") as progress:
-        comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                    backend=args.backend, progress=progress, record=replay, engine=args.engine,
-                                    workers=args.workers)
+    with _progress(args, stimulus.num_samples, f"verify on {args.backend}") as progress:
+        comparison, report = compare_stimulus(net, bundle, stimulus, backend=args.backend, progress=progress,
+                                              record=replay, engine=args.engine, workers=args.workers,
+                                              scheduler=args.scheduler)
     levels = ()
     if robustness is not None:
-        with _progress(args, stimulus.inputs.num_samples * len(robustness.perturbations),
-                       "robustness levels") as progress:
+        with _progress(args, stimulus.num_samples * len(robustness.perturbations), "robustness levels") as progress:
             levels = robustness_levels(net, bundle, stimulus, robustness, backend=args.backend, engine=args.engine,
-                                       workers=args.workers, progress=progress)
-    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=stimulus.report,
+                                       workers=args.workers, scheduler=args.scheduler, progress=progress)
+    verdict = judge(comparison, net, bundle, dataset=stimulus.name, tolerances=tolerances, data=report,
                     robustness=levels)
     if json_out:
         outputs.stage(json_out, verdict.to_json().encode())
@@ -324,7 +325,7 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         from ..reporting.html import write_report
         outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
-    _say(args, *_data_lines(stimulus), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
+    _say(args, *_data_lines(report, stimulus.num_samples), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED
 
@@ -485,7 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     _add_data_options(p)
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="compare in N local processes, the samples split between them (the same verdict)")
+                   help="compare in N local processes, the samples split between them (the same verdict); with "
+                        "--scheduler, the number of parts (default: one per worker thread)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="split the samples between the workers of a Dask distributed scheduler instead, e.g. "
+                        "tcp://HOST:8786 (the extra 'distributed'); each worker loads its own samples of a data "
+                        "set split or random spike trains (the same verdict)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--replay", metavar="RECORD", help="verify a stored spike record (from `snn-deploy run -o`, "
                    "e.g. recorded on a chip) instead of running a back end; its bundle checksum must match")

@@ -10,7 +10,9 @@ or .toml; or takes an already compiled bundle, a .bundle file or a Bundle), runs
 split, a .npz or NIR data file, a tonic data set ("nmnist:test" with ``data_root``), seeded random
 spike trains "random:rate=0.05,seed=0", or from Python a raster, a SpikeEvents, NIR data or a tonic
 data set object; ``labels`` (an array or .npy file), ``time_scale`` and ``downsample`` as the command
-line's ``--labels``, ``--time-scale`` and ``--downsample``. A relative path (the graph, a bundle, a
+line's ``--labels``, ``--time-scale`` and ``--downsample``; ``workers`` and ``scheduler`` as verify's
+``--workers`` and ``--scheduler`` (the samples split between local processes or a Dask scheduler's
+workers; the same verdict). A relative path (the graph, a bundle, a
 data or labels file, ``data_root``) is taken from the folder of the calling test file.
 A graph from another tool states its semantics as keyword arguments named as the command line's
 options: ``time_unit``, ``fire_once`` (False for ``--multi-spike``), ``reset``, ``decoding``,
@@ -83,7 +85,7 @@ def run_verification(nir_file: Path, **options):
 def snn_verify(request):
     """``snn_verify(nir_file, target="loihi2", *, data, labels=None, samples=None, backend="bitsim",
     steps_per_tau=None, dt=None, split_weights=False, time_scale=None, data_root=None, downsample=None,
-    **semantics_and_tolerances) -> Verdict``: see the module's docstring."""
+    workers=1, scheduler=None, **semantics_and_tolerances) -> Verdict``: see the module's docstring."""
     folder = request.path.parent
 
     def here(path):
@@ -95,7 +97,8 @@ def snn_verify(request):
     def snn_verify(nir_file, target="loihi2", *, data, labels=None, samples: int | None = None,
                    backend: str = "bitsim", steps_per_tau: float | None = None, dt: float | None = None,
                    split_weights: bool = False, time_scale: float | None = None, data_root=None,
-                   downsample: tuple[int, int] | None = None, **options):
+                   downsample: tuple[int, int] | None = None, workers: int = 1, scheduler: str | None = None,
+                   **options):
         import inspect
 
         from ..artifacts.semantics import semantic_overrides
@@ -105,6 +108,7 @@ def snn_verify(request):
         return run_verification(folder / nir_file, target=here(target), data=here(data), samples=samples,
                                 backend=backend, steps_per_tau=steps_per_tau, dt=dt, split_weights=split_weights,
                                 semantics=semantics, tolerances=options, labels=here(labels), time_scale=time_scale,
-                                data_root=None if data_root is None else folder / data_root, downsample=downsample)
+                                data_root=None if data_root is None else folder / data_root, downsample=downsample,
+                                workers=workers, scheduler=scheduler)
 
     return snn_verify

@@ -21,7 +21,7 @@ from ...targets import schedule
 from ...targets.encoding import encoding_description
 from ...targets.record import SpikeEvents
 from ..artifacts.semantics import input_encoding
-from ..artifacts.stimulus import DataOptions, DataReport, Stimulus
+from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..errors import DeployError
 
 
@@ -84,9 +84,14 @@ def random_spec(spec: str) -> dict | None:
     return values
 
 
-def random_spike_trains(size: int, num_samples: int, num_steps: int, rate: float, seed: int) -> SpikeEvents:
-    """Seeded Bernoulli spike trains: each channel spikes in each step with probability ``rate``."""
+def random_spike_trains(size: int, num_samples: int, num_steps: int, rate: float, seed: int,
+                        first: int = 0) -> SpikeEvents:
+    """Seeded Bernoulli spike trains: each channel spikes in each step with probability ``rate``. ``first``:
+    these are samples [first, first + num_samples) of the seed's sequence, numbered from 0 (what a worker of a
+    split verification draws)."""
     rng = np.random.default_rng(seed)
+    # Each float64 draw takes one 64-bit output of the generator (PCG64): skip the earlier samples' draws.
+    rng.bit_generator.advance(first * num_steps * size)
     parts = []
     for sample in range(num_samples):  # one sample at a time: a whole raster of floats can be gigabytes
         step, channel = np.nonzero(rng.random((num_steps, size)) < rate)
@@ -198,9 +203,68 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
     return _events_stimulus(source, samples, bundle, options, record_state, references)
 
 
-def require_labels(stimulus: Stimulus, why: str) -> None:
+def select_data(data, samples: int | None, bundle, *, options: DataOptions = DataOptions(),
+                references: bool = False, split: bool = False) -> Stimulus | DataSpec:
+    """What a verification runs on: with ``split`` (the samples split between workers) and data named by a
+    spec the workers can load their parts of (``by_name``), the ``DataSpec`` alone, no sample read; else
+    ``load_stimulus``."""
+    if split and by_name(data):
+        return data_spec(data, samples, bundle, options)
+    return load_stimulus(data, samples, bundle, options=options, references=references)
+
+
+def by_name(data) -> bool:
+    """Data a worker loads its own samples of: given by name or path (a data set split, random spike trains, a
+    file, a tonic data set folder), not an object in this process's memory."""
+    return isinstance(data, (str, Path))
+
+
+def data_spec(data: str | Path, samples: int | None, bundle, options: DataOptions = DataOptions()) -> DataSpec:
+    """The selection ``load_stimulus(data, samples)`` makes, named, counted and checked, with no input spike
+    encoded, drawn or read (a shipped data set's features are read, to count them; a file's header, or an
+    events file's arrays). Paths are made absolute: the workers may run elsewhere."""
+    random = random_spec(str(data))
+    if random is not None:
+        _no_data_options(options, "random spike trains")
+        return DataSpec(str(data), samples, options, _random_count(samples), _random_name(random), labelled=False)
+    from ...models import data as data_sets
+
+    if str(data).partition(":")[0] in data_sets.LOADERS:
+        _no_data_options(options, str(data))
+        dataset = load_data(str(data), samples)
+        return DataSpec(str(data), samples, options, int(dataset.labels.size), dataset.name, labelled=True)
+    absolute = [str(Path(path).resolve()) if path is not None and not isinstance(path, np.ndarray) else path
+                for path in (options.labels, options.data_root)]
+    options = replace(options, labels=absolute[0], data_root=absolute[1])
+    if Path(data).is_file():
+        data = Path(data).resolve()
+    source = event_source(data, bundle, options)
+    count, labelled = _selected(source, samples, bundle, options)
+    return DataSpec(str(data), samples, options, count, source.name, labelled)
+
+
+def load_stimulus_part(spec: DataSpec, bundle, start: int, stop: int, *, references: bool = False) -> Stimulus:
+    """Samples [start, stop) of ``spec``'s selection, numbered from 0: the same input spikes, labels and input
+    times as that range of ``load_stimulus(spec.data, spec.samples)``, read without the other samples (an
+    .npz raster streamed past them; a shipped data set's features are read whole, and encoded in part)."""
+    if not 0 <= start < stop <= spec.num_samples:
+        raise DeployError(f"samples {start}-{stop - 1} are not within {spec.name}'s {spec.num_samples}")
+    random = random_spec(spec.data)
+    if random is not None:
+        return _random_stimulus(random, stop - start, bundle, False, references, first=start)
+    from ...models import data as data_sets
+
+    if spec.data.partition(":")[0] in data_sets.LOADERS:
+        dataset = load_data(spec.data, spec.samples)
+        return _features_stimulus(dataset.name, dataset.features[start:stop], dataset.labels[start:stop], bundle,
+                                  False, references, first=start)
+    return _events_stimulus(event_source(spec.data, bundle, spec.options), spec.samples, bundle, spec.options, False,
+                            references, part=(start, stop))
+
+
+def require_labels(stimulus: Stimulus | DataSpec, why: str) -> None:
     """Accuracy needs labels: data without them are refused where it is asked for."""
-    if stimulus.labels is None:
+    if not stimulus.labelled:
         raise DeployError(f"{why} needs labels; {stimulus.name} has none (give them in the data, or as --labels "
                           "FILE.npy)")
 
@@ -229,30 +293,41 @@ def _no_data_options(options: DataOptions, what: str) -> None:
                           f"(files, arrays, tonic data sets), not to {what}")
 
 
-def _random_stimulus(random: dict, samples: int | None, bundle, record_state: bool, references: bool) -> Stimulus:
-    timing, size = bundle.timing, bundle.network.input.size
+def _random_count(samples: int | None) -> int:
     count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
     if count < 1:
         raise DeployError(f"--samples must be at least 1, got {count}")
+    return count
+
+
+def _random_name(random: dict) -> str:
+    return f"random spike trains (rate {random['rate']:g} per step, seed {random['seed']})"
+
+
+def _random_stimulus(random: dict, samples: int | None, bundle, record_state: bool, references: bool,
+                     first: int = 0) -> Stimulus:
+    """``first``: the samples are [first, first + samples) of the seed's sequence (a worker's part)."""
+    timing, size = bundle.timing, bundle.network.input.size
+    count = _random_count(samples)
     expected_events = math.ceil(random["rate"] * count * timing.num_steps * size)
     memory = run_memory(bundle, count, input_events=expected_events, record_state=record_state,
                         references=references)
     # The spike trains are drawn one sample at a time: float64 draws and their comparison.
     memory["random draws per sample"] = (8 + 1) * timing.num_steps * size
     check_memory(memory)
-    inputs = random_spike_trains(size, count, timing.num_steps, random["rate"], random["seed"])
-    return Stimulus(f"random spike trains (rate {random['rate']:g} per step, seed {random['seed']})", inputs,
-                    selection=_selection(f"{RANDOM_DATA}:rate={random['rate']!r},seed={random['seed']}", count))
+    inputs = random_spike_trains(size, count, timing.num_steps, random["rate"], random["seed"], first)
+    return Stimulus(_random_name(random), inputs,
+                    selection=_selection(f"{RANDOM_DATA}:rate={random['rate']!r},seed={random['seed']}", count, first))
 
 
 def _features_stimulus(name: str, features: np.ndarray, labels, bundle, record_state: bool,
-                       references: bool) -> Stimulus:
+                       references: bool, first: int = 0) -> Stimulus:
     # Every encoding is a latency code (``SINGLE_SPIKE_ENCODINGS``): at most one spike per channel and sample.
     count = features.shape[0]
     check_memory(run_memory(bundle, count, input_events=count * bundle.network.input.size,
                             record_state=record_state, references=references))
     times, inputs = encode(bundle, features)
-    return Stimulus(name, inputs, labels, times, selection=_selection(name, count))
+    return Stimulus(name, inputs, labels, times, selection=_selection(name, count, first))
 
 
 def _digest(array: np.ndarray) -> str:
@@ -266,19 +341,19 @@ def _digest(array: np.ndarray) -> str:
 class EventSource:
     """The user's input data, read in batches of whole samples, in sample order.
 
-    ``batches(count)`` yields, for the first ``count`` samples, tuples (sample, bin, channel, counts): numpy
-    arrays of one entry per event or group of events, ``bin`` the 0-based step (the first step is 0; a
-    time-stamped event was binned by ``time_mapping``), ``counts`` how many events each entry stands for
-    (None: one each). ``channels``: the channels the data say they have (None: unstated). ``labels``: one per
-    sample of the data, or a function giving those of the first ``count`` samples (where they are read with
-    the samples)."""
+    ``batches(start, stop)`` yields, for samples [start, stop), tuples (sample, bin, channel, counts): numpy
+    arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
+    ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
+    ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
+    they have (None: unstated). ``labels``: one per sample of the data, or a function giving those of samples
+    [start, stop) (where they are read with the samples)."""
 
     name: str
     description: str
     num_samples: int
     channels: int | None
-    labels: np.ndarray | Callable[[int], np.ndarray] | None
-    batches: Callable[[int], Iterator[tuple]]
+    labels: np.ndarray | Callable[[int, int], np.ndarray] | None
+    batches: Callable[[int, int], Iterator[tuple]]
     time_mapping: str
     time_scale: float | None = None
     time_scale_given: bool = False
@@ -320,45 +395,66 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
                       "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
 
 
-def _events_stimulus(source: EventSource, samples: int | None, bundle, options: DataOptions,
-                     record_state: bool, references: bool) -> Stimulus:
-    """Read a source's events onto the bundle's input: checked, cropped to the run's input steps, counted."""
+def _selected(source: EventSource, samples: int | None, bundle, options: DataOptions) -> tuple[int, bool]:
+    """The checks of a source that need none of its samples: the samples selected, and whether they are labelled."""
     size = bundle.network.input.size
     if source.channels is not None and source.channels != size:
         raise DeployError(f"{source.name} has {source.channels} input channels; the network takes {size}")
-    count = _sample_count(samples, source.num_samples, source.name)
+    if options.labels is not None and source.labels is not None:
+        raise DeployError(f"{source.name} has its own labels; --labels would replace them")
+    return _sample_count(samples, source.num_samples, source.name), (
+        source.labels is not None or options.labels is not None)
+
+
+def _events_stimulus(source: EventSource, samples: int | None, bundle, options: DataOptions,
+                     record_state: bool, references: bool, part: tuple[int, int] | None = None) -> Stimulus:
+    """Read a source's events onto the bundle's input: checked, cropped to the run's input steps, counted.
+    ``part``: only samples [start, stop) of the selection, numbered from 0 (a worker's; None: all)."""
+    size = bundle.network.input.size
+    count, _ = _selected(source, samples, bundle, options)
+    first, stop = part or (0, count)
     labels, labelled = source.labels, source.num_samples
     if callable(labels):
-        labels, labelled = labels(count), count
+        labels, labelled, first_label = labels(first, stop), stop - first, 0
+    else:
+        first_label = first
     if options.labels is not None:
-        if labels is not None:
-            raise DeployError(f"{source.name} has its own labels; --labels would replace them")
         labels = _labels_option(options)
+        first_label = first
     if labels is not None:
-        labels = _checked_labels(labels, labelled, bundle, source.name)[:count]
+        labels = _checked_labels(labels, labelled, bundle, source.name)[first_label:first_label + stop - first]
     timing = bundle.timing
     input_steps = timing.num_steps - timing.latency_steps
-    collected = _Collector(source.name, count, input_steps, size)
-    for batch in source.batches(count):
+    collected = _Collector(source.name, stop - first, input_steps, size, first)
+    for batch in source.batches(first, stop):
         collected.add(*batch)
     inputs = collected.spike_events(timing.num_steps)
     # The input is read; the run is what could exhaust memory now (its output spikes, the references).
-    check_memory(run_memory(bundle, count, input_events=inputs.events.shape[1], record_state=record_state,
+    check_memory(run_memory(bundle, stop - first, input_events=inputs.events.shape[1], record_state=record_state,
                             references=references))
     report = DataReport(source=source.description, time_mapping=source.time_mapping, time_scale=source.time_scale,
                         time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
                         cropped_events=collected.cropped, merged_events=collected.merged,
-                        empty_samples=count - int(np.unique(inputs.events[0]).size), downsample=source.downsample)
-    return Stimulus(source.name, inputs, labels, selection=_selection(f"{source.name} ({_digest(inputs.events)})", count),
-                    report=report)
+                        empty_samples=stop - first - int(np.unique(inputs.events[0]).size),
+                        downsample=source.downsample)
+    return Stimulus(source.name, inputs, labels, report=report,
+                    selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))
+
+
+def joined_reports(reports: list[DataReport]) -> DataReport:
+    """The reports of consecutive parts of one selection as the report of all of it: the counts added."""
+    counted = ("events", "cropped_events", "merged_events", "empty_samples")
+    return replace(reports[0], **{name: sum(getattr(report, name) for report in reports) for name in counted})
 
 
 class _Collector:
     """Input events gathered batch by batch into compact chip-step events: those after the run's input steps
     cropped, repeats on a channel within a step merged, both counted."""
 
-    def __init__(self, name: str, num_samples: int, input_steps: int, size: int):
+    def __init__(self, name: str, num_samples: int, input_steps: int, size: int, first: int = 0):
+        """``first``: the data's index of the first sample collected (sample ``first`` becomes sample 0)."""
         self.name, self.num_samples, self.input_steps, self.size = name, num_samples, input_steps, size
+        self.first = first
         self.events = self.cropped = self.merged = 0
         self.parts: list[np.ndarray] = []
 
@@ -372,6 +468,7 @@ class _Collector:
                 allowed = f"[0, {high - 1}] (the network's {high} inputs)" if high is not None else ">= 0"
                 raise DeployError(f"{self.name}: sample {sample[first]} has a spike at {what} {values[first]}, "
                                   f"outside {allowed}")
+        sample = sample - self.first
         inside = bins < self.input_steps
         self.events += int(counts.sum())
         self.cropped += int(counts[~inside].sum())
@@ -508,9 +605,9 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
         mapping = f"{mapping}: the data's step of {length:g} {unit} at {float(scale):g} s per {bundle.timing.time_unit}"
     batch = max(1, RASTER_BATCH_BYTES // max(1, steps * channels * 8))
 
-    def batches(count: int):
-        for start in range(0, count, batch):
-            counts = np.asarray(read(start, min(start + batch, count)))
+    def batches(first: int, stop: int):
+        for start in range(first, stop, batch):
+            counts = np.asarray(read(start, min(start + batch, stop)))
             if counts.dtype.kind not in "biuf":
                 raise DeployError(f"{name}: a raster holds spike counts (bool or integers), got {counts.dtype}")
             whole = np.isfinite(counts) & (counts == np.floor(counts)) if counts.dtype.kind == "f" else None
@@ -529,9 +626,9 @@ def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> Ev
     """Input spikes already in chip steps (step 1 is the first)."""
     _no_time_scale(options, "a SpikeEvents")
 
-    def batches(count: int):
-        last = np.searchsorted(events.events[0], count)
-        sample, step, channel = events.events[:, :last]
+    def batches(start: int, stop: int):
+        first, last = np.searchsorted(events.events[0], [start, stop])
+        sample, step, channel = events.events[:, first:last]
         yield sample, step - 1, channel, None
 
     return EventSource("spike events", f"SpikeEvents of {events.num_samples} samples x {events.num_steps} steps x "
@@ -613,8 +710,8 @@ def _stamped_events_source(name: str, sample, channel, times, unit: str, count: 
 def _events_in_memory_source(name: str, description: str, sample, bins, channel, count: int, channels, labels,
                           mapping: str, scale: float | None = None, given: bool = False) -> EventSource:
     """Events held in memory (they are the file's contents): one batch."""
-    def batches(used: int):
-        keep = sample < used
+    def batches(start: int, stop: int):
+        keep = (sample >= start) & (sample < stop)
         yield sample[keep], bins[keep], channel[keep], None
 
     return EventSource(name, description, count, channels, labels, batches, mapping, scale, given)
@@ -639,7 +736,11 @@ def _npz_raster(path: Path, name: str) -> tuple[tuple, Callable[[int, int], np.n
     position = [0]
 
     def read(start: int, stop: int) -> np.ndarray:
-        assert start == position[0], "the raster is read in order"
+        assert start >= position[0], "the raster is read in order"
+        while position[0] < start:  # a later part: the samples before it are skipped, a batch at a time
+            skipped = min(start - position[0], max(1, RASTER_BATCH_BYTES // max(per_sample, 1)))
+            member.read(skipped * per_sample)
+            position[0] += skipped
         chunk = member.read((stop - start) * per_sample)
         if len(chunk) != (stop - start) * per_sample:
             raise DeployError(f"{name}: spikes is truncated (sample {start + len(chunk) // max(per_sample, 1)} of "
@@ -754,11 +855,10 @@ def _nir_observable_source(name: str, observable: _NirObservable, labels, bundle
                           f"{idx.shape} and {time.shape}")
     input_steps = timing.num_steps - timing.latency_steps
 
-    def batches(count: int):
-        for start in range(0, count, SAMPLES_PER_BATCH):
-            rows_idx, rows_time = np.asarray(idx[start:start + SAMPLES_PER_BATCH]), np.asarray(
-                time[start:start + SAMPLES_PER_BATCH])
-            rows_idx, rows_time = rows_idx[:count - start], rows_time[:count - start]
+    def batches(first: int, stop: int):
+        for start in range(first, stop, SAMPLES_PER_BATCH):
+            end = min(start + SAMPLES_PER_BATCH, stop)
+            rows_idx, rows_time = np.asarray(idx[start:end]), np.asarray(time[start:end])
             sample, column = np.nonzero(rows_idx >= 0)
             bins = time_bins(rows_time[sample, column], timing.dt, input_steps, name, sample + start)
             yield sample + start, bins, rows_idx[sample, column], None
@@ -862,14 +962,14 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
         except FloatingPointError:
             raise DeployError(f"{name}: sample {index} has a NaN or infinite spike time") from None
 
-    def batches(count: int):
-        for start in range(0, count, SAMPLES_PER_BATCH):
+    def batches(first: int, stop: int):
+        for start in range(first, stop, SAMPLES_PER_BATCH):
             parts = [_binned(read(index)[0], index, frame_sensor, sensor, downsample, to_frame, window, input_steps,
-                             name) for index in range(start, min(start + SAMPLES_PER_BATCH, count))]
+                             name) for index in range(start, min(start + SAMPLES_PER_BATCH, stop))]
             yield tuple(np.concatenate(column) for column in zip(*parts))
 
-    def labels_of(count: int) -> np.ndarray:
-        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(count)],
+    def labels_of(start: int, stop: int) -> np.ndarray:
+        return np.array([int(_target(dataset, order[index], lambda: read(index))) for index in range(start, stop)],
                         np.int64)
 
     description = (f"{name}: tonic's {kind or type(dataset).__name__}, {len(order)} samples, sensor "
@@ -916,8 +1016,8 @@ def _binned(events, index: int, frame_sensor, sensor, downsample, to_frame, wind
             np.append(counts, cropped))
 
 
-def _selection(source: str, count: int) -> str:
-    return f"{source} samples 0-{count - 1}"
+def _selection(source: str, count: int, first: int = 0) -> str:
+    return f"{source} samples {first}-{first + count - 1}"
 
 
 def encode(bundle, features: np.ndarray) -> tuple[np.ndarray, SpikeEvents]:

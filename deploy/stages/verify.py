@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
 from ..artifacts.robustness import RobustnessLevel, RobustnessSpec
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
-from ..artifacts.stimulus import DataOptions, DataReport, Stimulus
+from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
                                  ErrorBudget, HardwareEvents, Metrics, SpikeCountError, SpikeTimeErrors, StepRange,
@@ -42,7 +43,7 @@ from .latency import decision_timing
 from .load import from_graph, load
 from .robustness import parse_robustness, perturb
 from .run import run_inputs
-from .stimulus import encode
+from .stimulus import encode, joined_reports, load_stimulus_part
 from .tolerances import checks
 
 def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
@@ -177,28 +178,29 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
 
 def compare(net: FloatNetwork, bundle: Bundle, features: np.ndarray, labels: np.ndarray, *,
             backend: str = "bitsim", progress: Callable[[int], None] | None = None,
-            record: SpikeRecord | None = None, engine: str | None = None, workers: int = 1) -> Comparison:
+            record: SpikeRecord | None = None, engine: str | None = None, workers: int = 1,
+            scheduler: str | None = None) -> Comparison:
     """Encode a data set by the graph's encoding, then ``compare_spikes``."""
     times_in, inputs = encode(bundle, features)
     return compare_spikes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
-                          progress=progress, record=record, engine=engine, workers=workers)
+                          progress=progress, record=record, engine=engine, workers=workers, scheduler=scheduler)
 
 
 def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None = None,
                    times_in: np.ndarray | None = None, backend: str = "bitsim",
                    progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
-                   engine: str | None = None, workers: int = 1) -> Comparison:
+                   engine: str | None = None, workers: int = 1, scheduler: str | None = None) -> Comparison:
     """Run ``bundle`` on ``backend`` (with bitsim's ``engine``, None: its default; ``run.run_inputs``), or take an
     existing ``record``, and the float references on the same input spikes. The continuous reference needs the
-    input spike times (``times_in``) too. ``workers`` > 1 splits the samples over as many local processes
-    (``compare_in_processes``): the same comparison."""
+    input spike times (``times_in``) too. ``workers`` > 1 or a Dask ``scheduler`` address splits the samples
+    (``compare_split``): the same comparison."""
     check_pair(net, bundle)
     dt, num_steps = bundle.timing.dt, bundle.timing.num_steps
     if inputs.size != bundle.network.input.size:
         raise DeployError(f"the input has {inputs.size} channels; the network takes {bundle.network.input.size}")
-    if workers != 1:
-        return compare_in_processes(net, bundle, inputs, labels=labels, times_in=times_in, backend=backend,
-                                    progress=progress, record=record, engine=engine, workers=workers)
+    if workers != 1 or scheduler is not None:
+        return compare_split(net, bundle, Stimulus("", inputs, labels, times_in), backend=backend, progress=progress,
+                             record=record, engine=engine, workers=workers, scheduler=scheduler)[0]
     if record is None:
         record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
     discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
@@ -224,31 +226,126 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
                       float_reference="continuous" if continuous is not None else "discrete")
 
 
-def compare_in_processes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, labels: np.ndarray | None,
-                         times_in: np.ndarray | None, backend: str, progress: Callable[[int], None] | None,
-                         record: SpikeRecord | None, engine: str | None, workers: int) -> Comparison:
-    """``compare_spikes`` with the samples split into ``workers`` contiguous parts, each compared in a process of its
-    own, the parts joined in sample order. Samples are independent in the back ends and in both references, so the
-    comparison is the one a single process makes."""
+def compare_stimulus(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus | DataSpec, *, backend: str = "bitsim",
+                     progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
+                     engine: str | None = None, workers: int = 1,
+                     scheduler: str | None = None) -> tuple[Comparison, DataReport | None]:
+    """``compare_spikes`` on what ``stimulus.select_data`` gave: a loaded Stimulus, or a DataSpec whose samples
+    the workers load part by part (``compare_split``). With it, how the user's data were read (the
+    stimulus's report; of a DataSpec, the parts' reports added up)."""
+    if isinstance(stimulus, DataSpec):
+        check_pair(net, bundle)
+        return compare_split(net, bundle, stimulus, backend=backend, progress=progress, record=record, engine=engine,
+                             workers=workers, scheduler=scheduler)
+    return compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
+                          backend=backend, progress=progress, record=record, engine=engine, workers=workers,
+                          scheduler=scheduler), stimulus.report
+
+
+def partitions(num_samples: int, parts: int) -> list[tuple[int, int]]:
+    """The samples [0, num_samples) as at most ``parts`` contiguous ranges [start, stop) of nearly equal size, in
+    order, none empty: how ``--workers`` and ``--scheduler`` split a verification."""
+    bounds = np.linspace(0, num_samples, parts + 1).round().astype(int)
+    return [(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One worker's share of a split verification: samples [start, stop) of ``data``. A DataSpec is loaded by the
+    worker itself (``load_stimulus_part``); in-memory data (a Stimulus) travel as the part's own samples."""
+
+    data: DataSpec | Stimulus
+    start: int
+    stop: int
+
+
+def compare_part(net: FloatNetwork, bundle: Bundle, part: Part, backend: str,
+                 engine: str | None) -> tuple[Comparison, DataReport | None]:
+    """What a worker runs: load (or take) its samples, then ``compare_spikes`` in this process; with how its
+    samples of the user's data were read."""
+    stimulus = (load_stimulus_part(part.data, bundle, part.start, part.stop, references=True)
+                if isinstance(part.data, DataSpec) else part.data)
+    return compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
+                          backend=backend, engine=engine), stimulus.report
+
+
+def compare_split(net: FloatNetwork, bundle: Bundle, data: Stimulus | DataSpec, *, backend: str,
+                  progress: Callable[[int], None] | None, record: SpikeRecord | None, engine: str | None,
+                  workers: int, scheduler: str | None) -> tuple[Comparison, DataReport | None]:
+    """``compare_spikes`` with the samples split into contiguous parts (``partitions``), each compared by a worker
+    of its own (``compare_part``), the parts joined in sample order. Without ``scheduler`` the workers are
+    ``workers`` local processes; with it, the tasks of a Dask distributed scheduler at that address, ``workers``
+    of them (1: one per thread of the cluster's workers). Samples are independent in the back ends and in both
+    references, so the comparison is the one a single process makes; so is the report of how the data were read
+    (returned with it), the parts' counts added up."""
     if workers < 1:
         raise DeployError(f"--workers must be at least 1, not {workers}")
     if record is not None:
-        raise DeployError("--workers splits a run of the back end; a replayed record is verified in one process")
-    bounds = np.linspace(0, inputs.num_samples, workers + 1).round().astype(int)
-    parts = [(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
-    # "spawn": a forked child would inherit the parent's threads (numba's, torch's) in whatever state they are.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
-        futures = [pool.submit(compare_spikes, net, bundle, _sample_range(inputs, start, stop),
-                               labels=None if labels is None else labels[start:stop],
-                               times_in=None if times_in is None else times_in[start:stop], backend=backend,
-                               engine=engine) for start, stop in parts]
+        raise DeployError("--workers and --scheduler split a run of the back end; a replayed record is verified in "
+                          "one process")
+    pool = _dask_pool(scheduler, workers) if scheduler is not None else _process_pool(workers)
+    with pool as (submit, count):
+        parts = [Part(data if isinstance(data, DataSpec) else _stimulus_range(data, start, stop), start, stop)
+                 for start, stop in partitions(data.num_samples, count)]
+        futures = [submit(compare_part, net, bundle, part, backend, engine) for part in parts]
         done = []
-        for (start, stop), future in zip(parts, futures):
+        for part, future in zip(parts, futures):
             done.append(future.result())
             if progress is not None:
-                progress(stop - start)
-    return _joined(done, inputs, labels)
+                progress(part.stop - part.start)
+    reports = [report for _, report in done]
+    return _joined([comparison for comparison, _ in done]), (None if reports[0] is None else joined_reports(reports))
+
+
+@contextmanager
+def _process_pool(workers: int):
+    """``workers`` local processes: yields (submit(function, *arguments) -> a future, the number of parts)."""
+    # "spawn": a forked child would inherit the parent's threads (numba's, torch's) in whatever state they are.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.submit, workers
+
+
+# Seconds to wait for a Dask scheduler to answer before --scheduler is refused as unreachable.
+SCHEDULER_CONNECT_TIMEOUT = 10.0
+DISTRIBUTED_EXTRA = "pip install 'snn-deploy[distributed]'"
+
+
+@contextmanager
+def _dask_pool(address: str, workers: int):
+    """The Dask distributed scheduler at ``address`` (imported here: deploy/ imports without dask)."""
+    try:
+        import distributed
+    except ImportError:
+        raise DeployError(f"--scheduler needs dask.distributed, the extra 'distributed' ({DISTRIBUTED_EXTRA})") from None
+    _reach(address)
+    with distributed.Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT, set_as_default=False) as client:
+        threads = sum(client.nthreads().values())
+        if threads == 0:
+            raise DeployError(f"the Dask scheduler at {address!r} has no workers")
+        # pure=False: every part is run, none taken for another with equal arguments.
+        yield (lambda function, *arguments: client.submit(function, *arguments, pure=False)), \
+            (threads if workers == 1 else workers)
+
+
+def _reach(address: str) -> None:
+    """Refuse a scheduler address that is malformed or does not answer within SCHEDULER_CONNECT_TIMEOUT, in one
+    line. Probed with a bare connection: a Client that failed to connect prints tracebacks when collected."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def probe():
+        comm = await connect(address, timeout=SCHEDULER_CONNECT_TIMEOUT)
+        await comm.close()
+
+    # A thread of its own: asyncio.run cannot run inside an event loop that is already running (a notebook's).
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            thread.submit(asyncio.run, probe()).result()
+        except (OSError, ValueError, TypeError) as exc:  # refused or timed out (OSError), a malformed address
+            raise DeployError(f"cannot reach the Dask scheduler at {address!r}: {' '.join(str(exc).split())}") \
+                from None
 
 
 def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
@@ -257,6 +354,13 @@ def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
     part = events.events[:, first:last].copy()
     part[0] -= start
     return SpikeEvents.from_arrays(*part, num_samples=stop - start, num_steps=events.num_steps, size=events.size)
+
+
+def _stimulus_range(stimulus: Stimulus, start: int, stop: int) -> Stimulus:
+    """Samples [start, stop) of an in-memory stimulus (its input spikes, labels and input times)."""
+    return Stimulus(stimulus.name, _sample_range(stimulus.inputs, start, stop),
+                    None if stimulus.labels is None else stimulus.labels[start:stop],
+                    None if stimulus.times is None else stimulus.times[start:stop])
 
 
 def _joined_events(parts: list[SpikeEvents]) -> SpikeEvents:
@@ -268,9 +372,11 @@ def _joined_events(parts: list[SpikeEvents]) -> SpikeEvents:
                                    size=parts[0].size)
 
 
-def _joined(parts: list[Comparison], inputs: SpikeEvents, labels: np.ndarray | None) -> Comparison:
+def _joined(parts: list[Comparison]) -> Comparison:
     """The comparisons of consecutive sample ranges as one comparison of all of them."""
     first = parts[0]
+    inputs = _joined_events([part.inputs for part in parts])
+    labels = None if first.labels is None else np.concatenate([part.labels for part in parts])
     counters = {name: {key: sum(part.record.counters[name][key] for part in parts) for key in keys}
                 for name, keys in first.record.counters.items()}
     record = replace(first.record, num_samples=inputs.num_samples, counters=counters,
@@ -286,6 +392,7 @@ def _joined(parts: list[Comparison], inputs: SpikeEvents, labels: np.ndarray | N
 
 def robustness_levels(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus, spec: RobustnessSpec, *,
                       backend: str = "bitsim", engine: str | None = None, workers: int = 1,
+                      scheduler: str | None = None,
                       progress: Callable[[int], None] | None = None) -> tuple[RobustnessLevel, ...]:
     """Chip and float decisions on each perturbed copy of the stimulus (``robustness.perturb``): one more
     comparison per level."""
@@ -293,7 +400,8 @@ def robustness_levels(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus, spe
     for perturbation in spec.perturbations:
         noisy = perturb(stimulus, bundle, perturbation, spec.seed)
         comparison = compare_spikes(net, bundle, noisy.inputs, labels=noisy.labels, times_in=noisy.times,
-                                    backend=backend, engine=engine, workers=workers, progress=progress)
+                                    backend=backend, engine=engine, workers=workers, scheduler=scheduler,
+                                    progress=progress)
         chip, float_model = comparison.decisions["chip"], comparison.decisions["float"]
         labels = noisy.labels
         levels.append(RobustnessLevel(
@@ -364,7 +472,8 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
            tolerances: Tolerances | dict[str, Any] | None = None, time_scale: float | None = None,
            data_root=None, downsample: tuple[int, int] | None = None, dataset: str = "",
            progress: Callable[[int], None] | None = None, record: SpikeRecord | None = None,
-           engine: str | None = None, workers: int = 1, robustness: str | RobustnessSpec | None = None) -> Verdict:
+           engine: str | None = None, workers: int = 1, scheduler: str | None = None,
+           robustness: str | RobustnessSpec | None = None) -> Verdict:
     """Does the chip decide as the float model does, on this data? The verdict ``snn-deploy verify`` prints.
 
     ``graph``: the NIR file the bundle was compiled from (read with the bundle's semantics), a nir.NIRGraph,
@@ -374,15 +483,21 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     features) features for the bundle's input encoding. ``labels``: one class per sample (an array or a
     .npy file) for data without their own. ``tolerances``: a Tolerances, or options over the graph's
     tolerance file (as the command line's); ``max_accuracy_drop`` among the options needs labels.
-    ``engine`` and ``workers``: bitsim's engine and the local processes the comparison is split between.
-    ``robustness``: input noise levels to run as well ("jitter=0.5,1;drop=0.1", as ``--robustness``).
+    ``engine``: bitsim's engine. ``workers``: the local processes the comparison is split between; ``scheduler``:
+    the address of a Dask distributed scheduler whose workers it is split between instead (``workers`` then
+    sets the number of parts; 1: one per worker thread). Data named by a spec (a shipped data set split,
+    random spike trains) are loaded by each worker, its own samples only; the verdict is a single process's.
+    ``robustness``: input noise levels to run as well ("jitter=0.5,1;drop=0.1", as ``--robustness``); the samples
+    are then loaded (and perturbed) in this process.
     """
     from ...targets import bundle as bundle_io
-    from .stimulus import load_stimulus, require_labels
+    from .stimulus import require_labels, select_data
     from .tolerances import load_tolerances
 
     if isinstance(robustness, str):
         robustness = parse_robustness(robustness)
+    if robustness is not None and record is not None:
+        raise DeployError("robustness runs the back end on perturbed inputs; it cannot take a replayed record")
     if not isinstance(bundle, Bundle):
         bundle = bundle_io.load(bundle)
     net = graph if isinstance(graph, FloatNetwork) else reference_network(graph, bundle)
@@ -390,12 +505,13 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     if not isinstance(tolerances, Tolerances):
         tolerances = load_tolerances(graph if isinstance(graph, (str, Path)) else None, asked)
     options = DataOptions(labels=labels, data_root=data_root, time_scale=time_scale, downsample=downsample)
-    stimulus = load_stimulus(data, samples, bundle, options=options, references=True)
+    stimulus = select_data(data, samples, bundle, options=options, references=True,
+                           split=record is None and robustness is None and (workers != 1 or scheduler is not None))
     if asked.get("max_accuracy_drop") is not None:
         require_labels(stimulus, "max_accuracy_drop")
-    comparison = compare_spikes(net, bundle, stimulus.inputs, labels=stimulus.labels, times_in=stimulus.times,
-                                backend=backend, progress=progress, record=record, engine=engine, workers=workers)
+    comparison, report = compare_stimulus(net, bundle, stimulus, backend=backend, progress=progress, record=record,
+                                          engine=engine, workers=workers, scheduler=scheduler)
     levels = () if robustness is None else robustness_levels(net, bundle, stimulus, robustness, backend=backend,
-                                                             engine=engine, workers=workers)
-    return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances,
-                 data=stimulus.report, robustness=levels)
+                                                             engine=engine, workers=workers, scheduler=scheduler)
+    return judge(comparison, net, bundle, dataset=dataset or stimulus.name, tolerances=tolerances, data=report,
+                 robustness=levels)
