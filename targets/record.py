@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The bytes a pass over a batch of samples may take in its per-sample tables (first spike steps and counts
+# here, the energy model's (samples, steps, cores) tables, verify's divergence keys): such passes go over
+# the samples in batches of about this size, so that their memory does not grow with the number of samples.
+# The results do not depend on it (tests/test_streaming.py runs verify with one sample per batch).
+BATCH_BYTES = 64 * 2**20
+
+
+def samples_per_batch(bytes_per_sample: int) -> int:
+    """How many samples one batch of a pass holds: BATCH_BYTES over what a sample takes, at least one."""
+    return max(1, BATCH_BYTES // max(1, int(bytes_per_sample)))
+
 
 def sorted_events(sample, step, neuron) -> np.ndarray:
     """Events as a (3, n) int32 array of rows sample, step, neuron, sorted in that order."""
@@ -57,19 +68,41 @@ class SpikeEvents:
     def first_spike_steps(self) -> np.ndarray:
         """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""
         first = np.full((self.num_samples, self.size), -1, dtype=np.int32)
-        sample, step, neuron = self.events
-        # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
-        # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
-        # indices' values an assignment keeps, and for large arrays it is not always the last.)
-        keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
-        first.flat[keys] = step[first_index]
+        for start, events in self._event_batches():
+            sample, step, neuron = events
+            # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
+            # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
+            # indices' values an assignment keeps, and for large arrays it is not always the last.)
+            keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
+            first.flat[keys] = step[first_index]
         return first
 
     def counts(self) -> np.ndarray:
         """(samples, neurons) number of spikes."""
         counts = np.zeros((self.num_samples, self.size), dtype=np.int32)
-        np.add.at(counts, (self.events[0], self.events[2]), 1)
+        for start, events in self._event_batches():
+            found = np.bincount((events[0].astype(np.int64) - start) * self.size + events[2])
+            counts.flat[start * self.size:start * self.size + found.size] = found
         return counts
+
+    def _event_batches(self):
+        """(first sample, its events) of consecutive sample ranges, each within BATCH_BYTES: a (samples,
+        neurons) pass goes over them one at a time (events are sorted by sample). The samples stay numbered
+        as in the whole."""
+        # Per event: its int64 key, unique's sort order and sorted copy (np.unique), about 32 bytes.
+        per_batch = samples_per_batch(32 * self.events.shape[1] // max(self.num_samples, 1) + 8 * self.size)
+        bounds = np.searchsorted(self.events[0], np.arange(0, self.num_samples + per_batch, per_batch))
+        for index, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if last > first:
+                yield index * per_batch, self.events[:, first:last]
+
+    def sample_range(self, start: int, stop: int) -> "SpikeEvents":
+        """Samples [start, stop), renumbered from 0 (events are sorted by sample, so they are one slice)."""
+        first, last = np.searchsorted(self.events[0], [start, stop])
+        part = self.events[:, first:last].copy()
+        part[0] -= start
+        part.setflags(write=False)
+        return SpikeEvents(part, stop - start, self.num_steps, self.size)
 
     def raster(self, samples: slice = slice(None)) -> np.ndarray:
         """Dense boolean (samples, steps, neurons) raster of a slice of samples."""
