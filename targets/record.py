@@ -56,12 +56,21 @@ class SpikeEvents:
     def from_blocks(cls, blocks: list[np.ndarray], num_samples: int, num_steps: int, size: int) -> "SpikeEvents":
         """From sorted (3, n) int32 blocks of events (``sorted_events``), each of later samples than the one
         before (a run's batches): joined without sorting again, so that a large run's events are never held
-        as int64 or through a global sort."""
-        blocks = [block for block in blocks if block.shape[1]]
-        for before, after in zip(blocks, blocks[1:]):
+        as int64 or through a global sort. Empties the list ``blocks``."""
+        filled = [block for block in blocks if block.shape[1]]
+        for before, after in zip(filled, filled[1:]):
             if after[0, 0] <= before[0, -1]:
                 raise ValueError("event blocks must hold ever later samples")
-        events = np.concatenate(blocks, axis=1) if blocks else np.empty((3, 0), np.int32)
+        # Each block is copied into place and let go (``blocks`` is emptied): the blocks and the joined events
+        # are not both held whole, only the joined ones' pages written so far.
+        events = np.empty((3, sum(block.shape[1] for block in filled)), np.int32)
+        blocks.clear()
+        end = 0
+        while filled:
+            block = filled.pop(0)
+            events[:, end:end + block.shape[1]] = block
+            end += block.shape[1]
+            del block
         events.setflags(write=False)
         return cls(events, num_samples, num_steps, size)
 
@@ -91,14 +100,20 @@ class SpikeEvents:
         as in the whole."""
         # Per event: its int64 key, unique's sort order and sorted copy (np.unique), about 32 bytes.
         per_batch = samples_per_batch(32 * self.events.shape[1] // max(self.num_samples, 1) + 8 * self.size)
-        bounds = np.searchsorted(self.events[0], np.arange(0, self.num_samples + per_batch, per_batch))
+        bounds = self.sample_bounds(np.arange(0, self.num_samples + per_batch, per_batch))
         for index, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
             if last > first:
                 yield index * per_batch, self.events[:, first:last]
 
+    def sample_bounds(self, samples) -> np.ndarray:
+        """The index of each of ``samples``' first event (where it would be, for a sample without events)."""
+        # Searched for in the events' own int32 (numpy would search a whole int64 copy of them otherwise);
+        # every event's sample is below num_samples, so a larger one finds the end as num_samples does.
+        return np.searchsorted(self.events[0], np.clip(samples, 0, self.num_samples).astype(np.int32))
+
     def sample_range(self, start: int, stop: int) -> "SpikeEvents":
         """Samples [start, stop), renumbered from 0 (events are sorted by sample, so they are one slice)."""
-        first, last = np.searchsorted(self.events[0], [start, stop])
+        first, last = self.sample_bounds([start, stop])
         part = self.events[:, first:last].copy()
         part[0] -= start
         part.setflags(write=False)
@@ -109,7 +124,7 @@ class SpikeEvents:
         start, stop, _ = samples.indices(self.num_samples)
         out = np.zeros((stop - start, self.num_steps, self.size), dtype=bool)
         # Events are sorted by sample, so this slice of samples is one contiguous run of events.
-        first, last = np.searchsorted(self.events[0], [start, stop])
+        first, last = self.sample_bounds([start, stop])
         sample, step, neuron = self.events[:, first:last]
         out[sample - start, step - 1, neuron] = True
         return out
