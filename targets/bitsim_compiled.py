@@ -319,8 +319,13 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
     def one_batch(start: int):
         stop = min(start + batch_size, num_samples)
         rows = slice(start, stop) if record else slice(0, 0)
-        return stop - start, _run_samples(start, stop, num_steps, input_ptr, input_step, input_channel, *arguments,
-                                          record, u_trace[rows], v_trace[rows])
+        events, counters = _run_samples(start, stop, num_steps, input_ptr, input_step, input_channel, *arguments,
+                                        record, u_trace[rows], v_trace[rows])
+        # Each population's (3, n) rows, copied out of the kernel's buffer (which grows by doubling) and in
+        # SpikeEvents' order: a batch keeps 12 bytes an event, not the buffer's up to 32.
+        blocks = [np.ascontiguousarray(events[events[:, EVENT_POP] == p][:, EVENT_SAMPLE:].T)
+                  for p in range(len(tables.pop_names))]
+        return stop - start, (blocks, counters)
 
     def reported(batches):
         for done, result in batches:
@@ -335,8 +340,9 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
             results = list(reported(pool.map(one_batch, starts)))
     spikes = {}
     for p, name in enumerate(tables.pop_names):
-        # Each population's rows gathered batch by batch (in sample order): no copy of all the events at once.
-        blocks = [np.ascontiguousarray(r[0][r[0][:, EVENT_POP] == p][:, EVENT_SAMPLE:].T) for r in results]
+        blocks = [r[0][p] for r in results]
+        for r in results:
+            r[0][p] = None  # from_blocks lets go of each block as it joins it
         spikes[name] = SpikeEvents.from_blocks(blocks, num_samples, num_steps, int(tables.cells[p, CELL_SIZE]))
     ran = num_samples > 0 and num_steps > 0
     total = sum(r[1] for r in results) if ran else None

@@ -94,6 +94,15 @@ class SpikeEvents:
             counts.flat[start * self.size:start * self.size + found.size] = found
         return counts
 
+    def neuron_counts(self) -> np.ndarray:
+        """(neurons,) int64 spikes of each neuron over all samples."""
+        # In passes: bincount would take an int64 copy of all the neuron numbers at once.
+        total = np.zeros(self.size, np.int64)
+        per_pass = max(1, BATCH_BYTES // 8)
+        for begin in range(0, self.events.shape[1], per_pass):
+            total += np.bincount(self.events[2, begin:begin + per_pass], minlength=self.size)
+        return total
+
     def _event_batches(self):
         """(first sample, its events) of consecutive sample ranges, each within BATCH_BYTES: a (samples,
         neurons) pass goes over them one at a time (events are sorted by sample). The samples stay numbered

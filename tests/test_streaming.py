@@ -99,3 +99,24 @@ def test_first_spike_steps_counts_and_divergence_do_not_depend_on_the_batches(mo
     raster = a.raster()
     assert np.array_equal(whole[0], np.where(raster.any(axis=1), raster.argmax(axis=1) + 1, -1))
     assert np.array_equal(whole[1], raster.sum(axis=1))
+
+
+@pytest.mark.parametrize("repeat", [None, 2, 3, 4])
+def test_the_compiled_engine_checks_its_input_order_across_passes(monkeypatch, repeat):
+    """``_sorted_inputs`` checks the keys in passes of KEY_BATCH events overlapping by one: an event repeated
+    across a pass's edge (events 2 and 3 with passes of 3) is found as within one."""
+    from snn_deploy.targets import bitsim_compiled
+
+    sample, step, channel = [0, 0, 1, 1, 1, 2, 3], [1, 2, 1, 2, 3, 1, 2], [4, 0, 1, 1, 0, 2, 3]
+    if repeat is not None:
+        sample, step, channel = (row[:repeat] + [row[repeat - 1]] + row[repeat:] for row in (sample, step, channel))
+    events = np.array([sample, step, channel], np.int32)
+    events.setflags(write=False)
+    inputs = SpikeEvents(events, 4, 3, 5)
+    once = SpikeEvents.from_raster(inputs.raster()).events  # each spike once, sorted
+    assert once.shape[1] == 7
+    for key_batch in (3, 10**6):
+        monkeypatch.setattr(bitsim_compiled, "KEY_BATCH", key_batch)
+        ptr, steps, channels = bitsim_compiled._sorted_inputs(inputs)
+        assert np.array_equal(steps, once[1]) and np.array_equal(channels, once[2]), key_batch
+        assert np.array_equal(ptr, [0, 2, 5, 6, 7]) and not steps.flags.writeable

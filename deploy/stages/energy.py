@@ -122,7 +122,7 @@ def synaptic_ops(conn: DenseConnection, source: SpikeEvents) -> int:
     fan_out = np.count_nonzero(conn.weights, axis=0)
     # Spikes per source neuron, then times its fan-out: the same integer as summing per spike, without an
     # array per spike (a run's input can hold tens of millions).
-    return int(np.bincount(source.events[2], minlength=source.size) @ fan_out)
+    return int(source.neuron_counts() @ fan_out)
 
 
 def _first_input_step(conn: DenseConnection, source: SpikeEvents, num_steps: int) -> np.ndarray:
@@ -196,7 +196,7 @@ def _layer_traffic(network, spikes: dict[str, SpikeEvents], routes: dict[str, Ro
     layers = {pop.name: dict.fromkeys(TRAFFIC_COUNTS, 0.0) for pop in network.populations}
     for conn in network.connections:
         source = spikes[conn.source]
-        count = np.bincount(source.events[2], minlength=source.size)
+        count = source.neuron_counts()
         # A population with several incoming connections (recurrence, a bias source) sums them.
         layer, route = layers[conn.target], routes[conn.name]
         layer["synaptic_ops"] += synaptic_ops(conn, source)
