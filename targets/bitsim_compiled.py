@@ -267,21 +267,33 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
     return events[:num_events], counters
 
 
+# Events whose int64 keys one pass of ``_sorted_inputs`` holds (32 MiB): a run's input can be tens of millions.
+KEY_BATCH = 1 << 22
+
+
 def _sorted_inputs(inputs: SpikeEvents) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample offsets, steps and channels of the input events, sorted and without duplicates (a raster has
-    each spike once; the numpy engine reads a raster)."""
-    sample, step, channel = (np.asarray(row, np.int64) for row in inputs.events)
+    each spike once; the numpy engine reads a raster). The steps and channels are the events' own int32 rows
+    where they already are so (SpikeEvents keep them sorted), not copies."""
+    sample, step, channel = inputs.events
     if sample.size and (sample.min() < 0 or sample.max() >= inputs.num_samples or step.min() < 1
                         or step.max() > inputs.num_steps or channel.min() < 0 or channel.max() >= inputs.size):
         raise ValueError("input spike events lie outside their samples, steps or channels")
-    key = (sample * inputs.num_steps + (step - 1)) * inputs.size + channel
-    if key.size > 1 and not np.all(key[1:] > key[:-1]):
-        key = np.unique(key)
-        sample, rest = np.divmod(key, inputs.num_steps * inputs.size)
+
+    def key(begin: int, end: int) -> np.ndarray:
+        return ((sample[begin:end].astype(np.int64) * inputs.num_steps + (step[begin:end] - 1)) * inputs.size
+                + channel[begin:end])
+
+    # Strictly increasing keys: sorted, no duplicates (checked in passes overlapping by one event).
+    if not all(np.all(np.diff(key(begin, begin + KEY_BATCH + 1)) > 0) for begin in range(0, sample.size, KEY_BATCH)):
+        unique = np.unique(key(0, sample.size))
+        sample, rest = np.divmod(unique, inputs.num_steps * inputs.size)
         step, channel = np.divmod(rest, inputs.size)
-        step += 1
-    ptr = np.searchsorted(sample, np.arange(inputs.num_samples + 1))
-    return ptr.astype(np.int64), step, channel
+        sample, step, channel = (row.astype(np.int32) for row in (sample, step + 1, channel))
+        for row in (step, channel):
+            row.setflags(write=False)  # as the events' own rows: the kernel is compiled for one array type
+    ptr = np.searchsorted(sample, np.arange(inputs.num_samples + 1, dtype=sample.dtype))
+    return ptr.astype(np.int64), np.ascontiguousarray(step), np.ascontiguousarray(channel)
 
 
 def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -307,8 +319,13 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
     def one_batch(start: int):
         stop = min(start + batch_size, num_samples)
         rows = slice(start, stop) if record else slice(0, 0)
-        return stop - start, _run_samples(start, stop, num_steps, input_ptr, input_step, input_channel, *arguments,
-                                          record, u_trace[rows], v_trace[rows])
+        events, counters = _run_samples(start, stop, num_steps, input_ptr, input_step, input_channel, *arguments,
+                                        record, u_trace[rows], v_trace[rows])
+        # Each population's (3, n) rows, copied out of the kernel's buffer (which grows by doubling) and in
+        # SpikeEvents' order: a batch keeps 12 bytes an event, not the buffer's up to 32.
+        blocks = [np.ascontiguousarray(events[events[:, EVENT_POP] == p][:, EVENT_SAMPLE:].T)
+                  for p in range(len(tables.pop_names))]
+        return stop - start, (blocks, counters)
 
     def reported(batches):
         for done, result in batches:
@@ -321,12 +338,12 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(reported(pool.map(one_batch, starts)))
-    events = np.concatenate([r[0] for r in results]) if results else np.zeros((0, 4), np.int32)
     spikes = {}
     for p, name in enumerate(tables.pop_names):
-        rows = np.ascontiguousarray(events[events[:, EVENT_POP] == p][:, EVENT_SAMPLE:].T)
-        rows.setflags(write=False)
-        spikes[name] = SpikeEvents(rows, num_samples, num_steps, int(tables.cells[p, CELL_SIZE]))
+        blocks = [r[0][p] for r in results]
+        for r in results:
+            r[0][p] = None  # from_blocks lets go of each block as it joins it
+        spikes[name] = SpikeEvents.from_blocks(blocks, num_samples, num_steps, int(tables.cells[p, CELL_SIZE]))
     ran = num_samples > 0 and num_steps > 0
     total = sum(r[1] for r in results) if ran else None
     counters = {name: {"current_wraps": int(total[p, 0]), "voltage_saturations": int(total[p, 1])} if ran else {}

@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The bytes a pass over a batch of samples may take in its per-sample tables (first spike steps and counts
+# here, the energy model's (samples, steps, cores) tables, verify's divergence keys): such passes go over
+# the samples in batches of about this size, so that their memory does not grow with the number of samples.
+# The results do not depend on it (tests/test_streaming.py runs verify with one sample per batch).
+BATCH_BYTES = 64 * 2**20
+
+
+def samples_per_batch(bytes_per_sample: int) -> int:
+    """How many samples one batch of a pass holds: BATCH_BYTES over what a sample takes, at least one."""
+    return max(1, BATCH_BYTES // max(1, int(bytes_per_sample)))
+
 
 def sorted_events(sample, step, neuron) -> np.ndarray:
     """Events as a (3, n) int32 array of rows sample, step, neuron, sorted in that order."""
@@ -45,38 +56,84 @@ class SpikeEvents:
     def from_blocks(cls, blocks: list[np.ndarray], num_samples: int, num_steps: int, size: int) -> "SpikeEvents":
         """From sorted (3, n) int32 blocks of events (``sorted_events``), each of later samples than the one
         before (a run's batches): joined without sorting again, so that a large run's events are never held
-        as int64 or through a global sort."""
-        blocks = [block for block in blocks if block.shape[1]]
-        for before, after in zip(blocks, blocks[1:]):
+        as int64 or through a global sort. Empties the list ``blocks``."""
+        filled = [block for block in blocks if block.shape[1]]
+        for before, after in zip(filled, filled[1:]):
             if after[0, 0] <= before[0, -1]:
                 raise ValueError("event blocks must hold ever later samples")
-        events = np.concatenate(blocks, axis=1) if blocks else np.empty((3, 0), np.int32)
+        # Each block is copied into place and let go (``blocks`` is emptied): the blocks and the joined events
+        # are not both held whole, only the joined ones' pages written so far.
+        events = np.empty((3, sum(block.shape[1] for block in filled)), np.int32)
+        blocks.clear()
+        end = 0
+        while filled:
+            block = filled.pop(0)
+            events[:, end:end + block.shape[1]] = block
+            end += block.shape[1]
+            del block
         events.setflags(write=False)
         return cls(events, num_samples, num_steps, size)
 
     def first_spike_steps(self) -> np.ndarray:
         """(samples, neurons) step of each neuron's first spike; -1 where it never fired."""
         first = np.full((self.num_samples, self.size), -1, dtype=np.int32)
-        sample, step, neuron = self.events
-        # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
-        # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
-        # indices' values an assignment keeps, and for large arrays it is not always the last.)
-        keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
-        first.flat[keys] = step[first_index]
+        for start, events in self._event_batches():
+            sample, step, neuron = events
+            # Events are sorted by step within a sample: each (sample, neuron)'s first occurrence is its earliest
+            # spike. (Assigning all of them, in reverse, is not that: numpy leaves unspecified which of repeated
+            # indices' values an assignment keeps, and for large arrays it is not always the last.)
+            keys, first_index = np.unique(sample.astype(np.int64) * self.size + neuron, return_index=True)
+            first.flat[keys] = step[first_index]
         return first
 
     def counts(self) -> np.ndarray:
         """(samples, neurons) number of spikes."""
         counts = np.zeros((self.num_samples, self.size), dtype=np.int32)
-        np.add.at(counts, (self.events[0], self.events[2]), 1)
+        for start, events in self._event_batches():
+            found = np.bincount((events[0].astype(np.int64) - start) * self.size + events[2])
+            counts.flat[start * self.size:start * self.size + found.size] = found
         return counts
+
+    def neuron_counts(self) -> np.ndarray:
+        """(neurons,) int64 spikes of each neuron over all samples."""
+        # In passes: bincount would take an int64 copy of all the neuron numbers at once.
+        total = np.zeros(self.size, np.int64)
+        per_pass = max(1, BATCH_BYTES // 8)
+        for begin in range(0, self.events.shape[1], per_pass):
+            total += np.bincount(self.events[2, begin:begin + per_pass], minlength=self.size)
+        return total
+
+    def _event_batches(self):
+        """(first sample, its events) of consecutive sample ranges, each within BATCH_BYTES: a (samples,
+        neurons) pass goes over them one at a time (events are sorted by sample). The samples stay numbered
+        as in the whole."""
+        # Per event: its int64 key, unique's sort order and sorted copy (np.unique), about 32 bytes.
+        per_batch = samples_per_batch(32 * self.events.shape[1] // max(self.num_samples, 1) + 8 * self.size)
+        bounds = self.sample_bounds(np.arange(0, self.num_samples + per_batch, per_batch))
+        for index, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if last > first:
+                yield index * per_batch, self.events[:, first:last]
+
+    def sample_bounds(self, samples) -> np.ndarray:
+        """The index of each of ``samples``' first event (where it would be, for a sample without events)."""
+        # Searched for in the events' own int32 (numpy would search a whole int64 copy of them otherwise);
+        # every event's sample is below num_samples, so a larger one finds the end as num_samples does.
+        return np.searchsorted(self.events[0], np.clip(samples, 0, self.num_samples).astype(np.int32))
+
+    def sample_range(self, start: int, stop: int) -> "SpikeEvents":
+        """Samples [start, stop), renumbered from 0 (events are sorted by sample, so they are one slice)."""
+        first, last = self.sample_bounds([start, stop])
+        part = self.events[:, first:last].copy()
+        part[0] -= start
+        part.setflags(write=False)
+        return SpikeEvents(part, stop - start, self.num_steps, self.size)
 
     def raster(self, samples: slice = slice(None)) -> np.ndarray:
         """Dense boolean (samples, steps, neurons) raster of a slice of samples."""
         start, stop, _ = samples.indices(self.num_samples)
         out = np.zeros((stop - start, self.num_steps, self.size), dtype=bool)
         # Events are sorted by sample, so this slice of samples is one contiguous run of events.
-        first, last = np.searchsorted(self.events[0], [start, stop])
+        first, last = self.sample_bounds([start, stop])
         sample, step, neuron = self.events[:, first:last]
         out[sample - start, step - 1, neuron] = True
         return out

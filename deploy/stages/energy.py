@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...targets import record as record_io
 from ...targets.bundle import Bundle, CoreAssignment, DenseConnection
 from ...targets.description import COSTS, Target
 from ...targets.record import SpikeEvents, SpikeRecord
@@ -119,7 +120,9 @@ def synaptic_ops(conn: DenseConnection, source: SpikeEvents) -> int:
     """The synaptic operations of one connection over a run: every source spike times its nonzero fan-out.
     The one count of them (verify's activity and the energy model both use it)."""
     fan_out = np.count_nonzero(conn.weights, axis=0)
-    return int(fan_out[source.events[2]].sum())
+    # Spikes per source neuron, then times its fan-out: the same integer as summing per spike, without an
+    # array per spike (a run's input can hold tens of millions).
+    return int(source.neuron_counts() @ fan_out)
 
 
 def _first_input_step(conn: DenseConnection, source: SpikeEvents, num_steps: int) -> np.ndarray:
@@ -177,54 +180,61 @@ def _per_step(events: SpikeEvents, values: np.ndarray, num_steps: int, delay: in
 
 @dataclass
 class Traffic:
-    """What the spikes of a run did on the chip, summed over samples."""
+    """What the spikes of a batch of samples did on the chip, per sample and step."""
 
-    layers: dict[str, dict[str, float]]  # target population -> synaptic ops, messages, hops, messages between chips
     synaptic_ops: dict[str, np.ndarray]  # population -> (samples, steps, cores) synaptic ops delivered
     messages_out: dict[str, np.ndarray]  # population -> (samples, steps, cores) spike messages sent
     longest_route: dict[str, np.ndarray]  # level -> (samples, steps) longest route latency, seconds
     first_input: dict[str, np.ndarray]  # population -> (samples, neurons) first step an input arrives
 
 
-def _traffic(network, cores: dict[str, Cores], spikes: dict[str, SpikeEvents], samples: int, steps: int,
-             latency: dict) -> Traffic:
+TRAFFIC_COUNTS = ("synaptic_ops", "spike_messages", "hops_east_west", "hops_north_south", "messages_between_chips")
+
+
+def _layer_traffic(network, spikes: dict[str, SpikeEvents], routes: dict[str, Routes]) -> dict[str, dict[str, float]]:
+    """Per target population, summed over the run: synaptic ops, messages, hops, messages between chips."""
+    layers = {pop.name: dict.fromkeys(TRAFFIC_COUNTS, 0.0) for pop in network.populations}
+    for conn in network.connections:
+        source = spikes[conn.source]
+        count = source.neuron_counts()
+        # A population with several incoming connections (recurrence, a bias source) sums them.
+        layer, route = layers[conn.target], routes[conn.name]
+        layer["synaptic_ops"] += synaptic_ops(conn, source)
+        for key, per_neuron in zip(TRAFFIC_COUNTS[1:], (route.messages, route.hops_east_west, route.hops_north_south,
+                                                        route.between_chips)):
+            layer[key] += float(count @ per_neuron)
+    return layers
+
+
+def _traffic(network, cores: dict[str, Cores], spikes: dict[str, SpikeEvents], routes: dict[str, Routes],
+             samples: int, steps: int) -> Traffic:
     per_core = {pop.name: np.zeros((samples, steps, len(cores[pop.name].starts))) for pop in network.populations}
-    counted = ("synaptic_ops", "spike_messages", "hops_east_west", "hops_north_south", "messages_between_chips")
-    traffic = Traffic(layers={pop.name: dict.fromkeys(counted, 0.0) for pop in network.populations},
-                      synaptic_ops=per_core, messages_out={k: v.copy() for k, v in per_core.items()},
+    traffic = Traffic(synaptic_ops=per_core, messages_out={k: v.copy() for k, v in per_core.items()},
                       longest_route={level: np.zeros((samples, steps)) for level in LEVELS},
                       first_input={p.name: np.full((samples, p.size), steps + 1, np.int64)
                                    for p in network.populations})
     for conn in network.connections:
-        source = spikes[conn.source]
-        routes = _routes(conn, cores.get(conn.source), cores[conn.target], latency)
-        count = np.bincount(source.events[2], minlength=source.size)
-        # A population with several incoming connections (recurrence, a bias source) sums them.
-        layer = traffic.layers[conn.target]
-        layer["synaptic_ops"] += synaptic_ops(conn, source)
-        for key, per_neuron in zip(counted[1:], (routes.messages, routes.hops_east_west, routes.hops_north_south,
-                                                 routes.between_chips)):
-            layer[key] += float(count @ per_neuron)
-        traffic.synaptic_ops[conn.target] += _per_step(source, routes.synapses_per_core, steps, delay=1)
+        source, route = spikes[conn.source], routes[conn.name]
+        traffic.synaptic_ops[conn.target] += _per_step(source, route.synapses_per_core, steps, delay=1)
         if conn.source in cores:  # the input is not on a core
             on_core = np.zeros((source.size, len(cores[conn.source].starts)))
-            on_core[np.arange(source.size), cores[conn.source].of_neuron(np.arange(source.size))] = routes.messages
+            on_core[np.arange(source.size), cores[conn.source].of_neuron(np.arange(source.size))] = route.messages
             traffic.messages_out[conn.source] += _per_step(source, on_core, steps, delay=0)
         sample, step, neuron = source.events
         for level in LEVELS:
-            np.maximum.at(traffic.longest_route[level], (sample, step - 1), routes.longest[level][neuron])
+            np.maximum.at(traffic.longest_route[level], (sample, step - 1), route.longest[level][neuron])
         traffic.first_input[conn.target] = np.minimum(traffic.first_input[conn.target],
                                                       _first_input_step(conn, source, steps))
     return traffic
 
 
-def _neuron_activity(network, record: SpikeRecord, cores: dict[str, Cores],
+def _neuron_activity(network, traces: dict[str, dict[str, np.ndarray]], steps: int, cores: dict[str, Cores],
                      first_input: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int, bool]:
     """Active neuron updates per (sample, step, core) of each population, the NeuroBench membrane
-    updates over all samples, and whether both came from recorded traces."""
+    updates over the samples, and whether both came from recorded traces."""
     active, membrane_updates, from_traces = {}, 0, True
     for pop in network.populations:
-        trace = record.traces.get(pop.name, {})
+        trace = traces.get(pop.name, {})
         if "u" in trace and "v" in trace:
             active[pop.name] = _per_core_from_traces(trace, cores[pop.name])
             membrane_updates += _membrane_updates(trace)
@@ -232,9 +242,54 @@ def _neuron_activity(network, record: SpikeRecord, cores: dict[str, Cores],
             from_traces = False
             first = first_input[pop.name].copy()
             first[:, np.asarray(pop.bias_mant) != 0] = 1  # a bias drives v every step
-            active[pop.name] = _active_per_step(first, cores[pop.name], record.num_steps)
+            active[pop.name] = _active_per_step(first, cores[pop.name], steps)
             membrane_updates += int(active[pop.name].sum())
     return active, membrane_updates, from_traces
+
+
+# Bytes per sample, step and core of a batch's tables while ``_activity`` holds them: synaptic ops and
+# messages (float64), the onsets (int32) and active neurons (int64), and ``_step_seconds``' float64 temporaries.
+TABLE_BYTES = 8 * 8
+# Bytes per sample and neuron of a connection's source: its first spike steps (int32) and their arrival (int64).
+SOURCE_BYTES = 4 + 8
+
+
+@dataclass
+class RunActivity:
+    """What the energy model needs of a run, gathered over batches of samples."""
+
+    step_s: dict[str, np.ndarray]  # level -> (samples, steps) seconds each step takes
+    active_updates: dict[str, int]  # population -> active neuron updates over all samples and steps
+    membrane_updates: int
+    from_traces: bool
+
+
+def _activity(network, record: SpikeRecord, spikes: dict[str, SpikeEvents], cores: dict[str, Cores],
+              routes: dict[str, Routes], latency: dict) -> RunActivity:
+    """The (samples, steps, cores) tables of the run, a batch of samples at a time (within
+    ``record.BATCH_BYTES``), reduced to what the estimate uses: each step's duration, and the active neuron
+    and membrane updates. Every entry depends on its own sample alone, so the batches change no figure."""
+    samples, steps = record.num_samples, record.num_steps
+    all_cores = sum(len(c.starts) for c in cores.values())
+    sources = sum(spikes[conn.source].size for conn in network.connections)
+    batch = record_io.samples_per_batch(steps * (TABLE_BYTES * all_cores + 8 * len(LEVELS)) + SOURCE_BYTES * sources)
+    step_s: dict[str, list] = {level: [] for level in LEVELS}
+    active_updates = {pop.name: 0 for pop in network.populations}
+    membrane_updates, from_traces = 0, True
+    for start in range(0, max(samples, 1), batch):
+        stop = min(start + batch, samples)
+        part = {name: events.sample_range(start, stop) for name, events in spikes.items()}
+        traces = {name: {key: value[start:stop] for key, value in per.items()} for name, per in record.traces.items()}
+        traffic = _traffic(network, cores, part, routes, stop - start, steps)
+        active, updates, traced = _neuron_activity(network, traces, steps, cores, traffic.first_input)
+        membrane_updates += updates
+        from_traces &= traced
+        for pop in network.populations:
+            active_updates[pop.name] += int(active[pop.name].sum())
+        for level in LEVELS:
+            step_s[level].append(_step_seconds(network, cores, traffic, active, latency, level))
+    return RunActivity({level: np.concatenate(parts) for level, parts in step_s.items()}, active_updates,
+                    membrane_updates, from_traces)
 
 
 def _latency(step_s: dict[str, np.ndarray], decisions_step: np.ndarray | None) -> dict:
@@ -266,20 +321,22 @@ def estimate(bundle: Bundle, record: SpikeRecord, inputs: SpikeEvents, target: T
     latency = _costs(target, "latency", "ns", 1e-9)
     cores = {pop.name: Cores.of(placement.population_cores(pop.name), target) for pop in network.populations}
     spikes = {network.input.name: inputs, **record.spikes}
-    traffic = _traffic(network, cores, spikes, samples, steps, latency)
-    active, membrane_updates, from_traces = _neuron_activity(network, record, cores, traffic.first_input)
+    routes = {conn.name: _routes(conn, cores.get(conn.source), cores[conn.target], latency)
+              for conn in network.connections}
+    traffic = _layer_traffic(network, spikes, routes)
+    activity = _activity(network, record, spikes, cores, routes, latency)
+    membrane_updates, from_traces = activity.membrane_updates, activity.from_traces
 
     layers = {}
     for pop in network.populations:
-        layer = {key: value * per_sample for key, value in traffic.layers[pop.name].items()}
-        updates_active = float(active[pop.name].sum()) * per_sample
+        layer = {key: value * per_sample for key, value in traffic[pop.name].items()}
+        updates_active = float(activity.active_updates[pop.name]) * per_sample
         layer.update(spikes=spikes[pop.name].events.shape[1] * per_sample, neuron_updates=pop.size * steps,
                      neuron_updates_active=updates_active, neuron_updates_inactive=pop.size * steps - updates_active)
         layer["energy_j"] = {level: sum(layer[_COUNT_OF_COST[key]] * energy[key][level] for key in COSTS)
                              for level in LEVELS}
         layers[pop.name] = layer
-    timing = _latency({level: _step_seconds(network, cores, traffic, active, latency, level) for level in LEVELS},
-                      decisions_step)
+    timing = _latency(activity.step_s, decisions_step)
 
     counted = [key for key in layers[network.populations[0].name] if key != "energy_j"]
     total = {key: sum(layer[key] for layer in layers.values()) for key in counted}

@@ -332,7 +332,8 @@ def _features_stimulus(name: str, features: np.ndarray, labels, bundle, record_s
 
 def _digest(array: np.ndarray) -> str:
     """A short content hash: what names in-memory data in a selection."""
-    return "sha256 " + hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+    # Hashed in place: the bytes tobytes() would copy, as a uint8 view.
+    return "sha256 " + hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()[:16]
 
 
 # --- the user's data: every source gives batches of input events -------------------------------------------
@@ -435,7 +436,7 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
     report = DataReport(source=source.description, time_mapping=source.time_mapping, time_scale=source.time_scale,
                         time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
                         cropped_events=collected.cropped, merged_events=collected.merged,
-                        empty_samples=stop - first - int(np.unique(inputs.events[0]).size),
+                        empty_samples=int(np.count_nonzero(np.diff(inputs.sample_bounds(np.arange(stop - first + 1))) == 0)),
                         downsample=source.downsample)
     return Stimulus(source.name, inputs, labels, report=report,
                     selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))

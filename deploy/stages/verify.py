@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...targets import decision
+from ...targets import record as record_io
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.network import FloatNetwork
@@ -62,17 +63,23 @@ def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> Spike
 
 def first_divergence_steps(chip: SpikeEvents, reference_spikes: SpikeEvents) -> np.ndarray:
     """Per sample, the first step at which the two spike trains differ (a spike in one and not the
-    other), or -1 where they are identical."""
+    other), or -1 where they are identical. In batches of samples (a sample's keys never meet another's),
+    each within ``record.BATCH_BYTES``: about 32 bytes per event of both (the int64 keys, their sorted union)."""
     def keys(events: np.ndarray) -> np.ndarray:
         sample, step, neuron = events.astype(np.int64)
         return (sample * (chip.num_steps + 1) + step) * chip.size + neuron
 
-    differing = np.setxor1d(keys(chip.events), keys(reference_spikes.events), assume_unique=True)
     steps = np.full(chip.num_samples, -1, np.int64)
-    sample, step = np.divmod(differing // chip.size, chip.num_steps + 1)
-    # Keys sort by sample, then step: the first key of each sample holds its first differing step.
-    first = np.unique(sample, return_index=True)[1]
-    steps[sample[first]] = step[first]
+    events = chip.events.shape[1] + reference_spikes.events.shape[1]
+    batch = record_io.samples_per_batch(32 * events // max(chip.num_samples, 1))
+    for start in range(0, chip.num_samples, batch):
+        stop = min(start + batch, chip.num_samples)
+        differing = np.setxor1d(keys(chip.sample_range(start, stop).events),
+                                keys(reference_spikes.sample_range(start, stop).events), assume_unique=True)
+        sample, step = np.divmod(differing // chip.size, chip.num_steps + 1)
+        # Keys sort by sample, then step: the first key of each sample holds its first differing step.
+        first = np.unique(sample, return_index=True)[1]
+        steps[start + sample[first]] = step[first]
     return steps
 
 
@@ -350,10 +357,7 @@ def _reach(address: str) -> None:
 
 def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
     """Samples [start, stop) of ``events``, renumbered from 0 (events are sorted by sample)."""
-    first, last = np.searchsorted(events.events[0], [start, stop])
-    part = events.events[:, first:last].copy()
-    part[0] -= start
-    return SpikeEvents.from_arrays(*part, num_samples=stop - start, num_steps=events.num_steps, size=events.size)
+    return events.sample_range(start, stop)
 
 
 def _stimulus_range(stimulus: Stimulus, start: int, stop: int) -> Stimulus:

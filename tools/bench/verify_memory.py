@@ -100,13 +100,24 @@ def main() -> None:
     peak_gib = int(result.stdout.split()[-1]) / 2**20
     verdict = json.loads((args.folder / "verdict.json").read_text())
     data = verdict["data"]
+    # What verify holds for the whole run, at 12 bytes a spike event (targets.record.SpikeEvents: int32 sample,
+    # step, neuron): the input spikes, and the chip's and the discrete reference's spikes (as many as the
+    # chip's, give or take the quantization error).
+    held_input = data["events"] - data["merged_events"] - data["cropped_events"]
+    held_chip = round(sum(verdict["activity"]["spikes_per_inference"].values()) * args.samples)
     figure = (f"{SECTION}\n\n`tools/bench/verify_memory.py`, {time.strftime('%Y-%m-%d')}: `snn-deploy verify` of "
               f"{args.samples} samples from an N-MNIST folder (tonic's reader; {EVENTS_PER_SAMPLE} random events per "
               f"sample over {RECORDING_US // 1000} ms, sensor 34x34x2), a {int(np.prod(SENSOR))}-{HIDDEN}-10 LIF graph "
               f"over {STEPS} steps of 1 ms (--time-scale 1e-3).\n\n"
               f"Peak resident memory (VmHWM) **{peak_gib:.2f} GiB** (target: below 2 GB); "
               f"{data['events']} input events, {data['merged_events']} merged, {data['cropped_events']} cropped; "
-              f"verify took {ran - written:.0f} s.\n")
+              f"verify took {ran - written:.0f} s.\n\n"
+              f"Held throughout (12 bytes a spike event): the input spikes {held_input * 12 / 2**20:.0f} MiB, the "
+              f"chip's {held_chip * 12 / 2**20:.0f} MiB and about as much of the discrete reference; the "
+              "interpreter and its imports about 0.3 GiB (tonic imports torch). Every pass over the samples (the "
+              "runs, energy tables, first spikes, divergence) goes in batches (`targets.record.BATCH_BYTES`, "
+              "`schedule.BATCH_RASTER_BYTES`), so the rest is one batch's; the held spikes grow with the "
+              f"samples ({(held_input + 2 * held_chip) * 12 / args.samples / 1024:.0f} KiB a sample here).\n")
     print(figure)
     replace_section(SECTION, figure)
     print(f"data written in {written - start:.0f} s; wrote its section of {RESULTS}")
