@@ -355,14 +355,9 @@ def _reach(address: str) -> None:
                 from None
 
 
-def _sample_range(events: SpikeEvents, start: int, stop: int) -> SpikeEvents:
-    """Samples [start, stop) of ``events``, renumbered from 0 (events are sorted by sample)."""
-    return events.sample_range(start, stop)
-
-
 def _stimulus_range(stimulus: Stimulus, start: int, stop: int) -> Stimulus:
     """Samples [start, stop) of an in-memory stimulus (its input spikes, labels and input times)."""
-    return Stimulus(stimulus.name, _sample_range(stimulus.inputs, start, stop),
+    return Stimulus(stimulus.name, stimulus.inputs.sample_range(start, stop),
                     None if stimulus.labels is None else stimulus.labels[start:stop],
                     None if stimulus.times is None else stimulus.times[start:stop])
 
