@@ -145,10 +145,11 @@ def _first_input_step(conn: DenseConnection, source: SpikeEvents, num_steps: int
 def _active_per_step(first_input: np.ndarray, cores: Cores, num_steps: int) -> np.ndarray:
     """(samples, steps, cores): neurons active from their first input step on."""
     samples, size = first_input.shape
-    onsets = np.zeros((samples, num_steps + 2, len(cores.starts)), np.int32)
+    shape = (samples, num_steps + 2, len(cores.starts))
     sample = np.repeat(np.arange(samples), size)
     core = np.tile(cores.of_neuron(np.arange(size)), samples)
-    np.add.at(onsets, (sample, np.clip(first_input, 1, num_steps + 1).ravel(), core), 1)
+    index = np.ravel_multi_index((sample, np.clip(first_input, 1, num_steps + 1).ravel(), core), shape)
+    onsets = np.bincount(index, minlength=int(np.prod(shape))).astype(np.int32).reshape(shape)
     return np.cumsum(onsets, axis=1)[:, 1:num_steps + 1]
 
 
@@ -173,8 +174,12 @@ def _per_step(events: SpikeEvents, values: np.ndarray, num_steps: int, delay: in
     sample, step, neuron = events.events
     step = step - 1 + delay
     keep = step < num_steps
-    out = np.zeros((events.num_samples * num_steps, values.shape[1]))
-    np.add.at(out, sample[keep] * num_steps + step[keep], values[neuron[keep]])
+    index = sample[keep].astype(np.int64) * num_steps + step[keep]
+    rows = values[neuron[keep]]
+    # bincount adds its weights in the order given, as add.at does: the same sums, without add.at's slow path.
+    out = np.stack([np.bincount(index, weights=rows[:, column], minlength=events.num_samples * num_steps)
+                    for column in range(values.shape[1])], axis=1) if values.shape[1] else \
+        np.zeros((events.num_samples * num_steps, 0))
     return out.reshape(events.num_samples, num_steps, values.shape[1])
 
 
