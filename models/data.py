@@ -104,11 +104,22 @@ def digits(split: str) -> Dataset:
     return Dataset(f"digits:{split}", split_features, split_labels, 10)
 
 
+def eventdigits(split: str):
+    """eventdigits (``models.eventdigits``): the digits splits as DVS events, a tonic-like data set."""
+    from .eventdigits import eventdigits as event_split
+
+    return event_split(split)
+
+
+# Data sets of features in [0, 1] (``load``), and of input events (``load_events``: tonic-like data sets whose
+# samples are structured events x, y, t (µs), p, read as tonic's data sets are).
 LOADERS = {"yinyang": yinyang, "digits": digits}
+EVENT_LOADERS = {"eventdigits": eventdigits}
 
 
 def _unknown_message(spec: str) -> str:
-    return f"unknown data set {spec!r}: known data sets are {', '.join(LOADERS)} with splits {', '.join(SPLITS)}"
+    return (f"unknown data set {spec!r}: known data sets are {', '.join([*LOADERS, *EVENT_LOADERS])} with splits "
+            f"{', '.join(SPLITS)}")
 
 
 def load(spec: str) -> Dataset:
@@ -117,3 +128,11 @@ def load(spec: str) -> Dataset:
     if name not in LOADERS or split not in SPLITS:
         raise ValueError(_unknown_message(spec))
     return LOADERS[name](split)
+
+
+def load_events(spec: str):
+    """Load an event data set "<name>:<split>", e.g. "eventdigits:test"."""
+    name, _, split = spec.partition(":")
+    if name not in EVENT_LOADERS or split not in SPLITS:
+        raise ValueError(_unknown_message(spec))
+    return EVENT_LOADERS[name](split)
