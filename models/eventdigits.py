@@ -116,8 +116,9 @@ def _threshold_factors() -> tuple[np.ndarray, np.ndarray]:
     return up, down
 
 
-def dvs_events(image: np.ndarray, rng: np.random.Generator, thresholds=None) -> np.ndarray:
-    """The events of one 8x8 image (values in [0, 1]) moved along the saccades, with noise, sorted by time."""
+def dvs_events(image: np.ndarray, rng: np.random.Generator, thresholds=None, noise: float = NOISE_EVENTS) -> np.ndarray:
+    """The events of one 8x8 image (values in [0, 1]) moved along the saccades, with a Poisson number of mean
+    ``noise`` noise events, sorted by time (stable: the pixel circuit's order within a time stamp)."""
     up, down = _threshold_factors() if thresholds is None else thresholds
     canvas = upsample(np.asarray(image, dtype=np.float64))
     frames = NUM_STEPS * SAMPLES_PER_STEP
@@ -146,7 +147,7 @@ def dvs_events(image: np.ndarray, rng: np.random.Generator, thresholds=None) -> 
                 parts.append((x, y, np.minimum(t, DURATION_US - 1), np.full(x.size, polarity)))
                 reference[y, x] = level[y, x]
         previous = current
-    count = rng.poisson(NOISE_EVENTS)
+    count = rng.poisson(noise)
     width, height = SENSOR[:2]
     parts.append((rng.integers(0, width, count), rng.integers(0, height, count),
                   rng.integers(0, DURATION_US, count), rng.integers(0, 2, count)))
