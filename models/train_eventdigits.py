@@ -14,10 +14,15 @@ graph would lose the layer) and a pool is linear, so it composes with the Linear
 matrix on the chip. The Leaky neurons follow NIR's LIF as the pipeline runs snnTorch graphs (README,
 "Verify your own network"): per-neuron beta and threshold tensors, reset_mechanism="zero", reset_delay=False.
 
-Training: BPTT with snnTorch's default surrogate gradient (arctan), Adam with a cosine-annealed learning
-rate, snnTorch's mse_count_loss (the label's neuron spiking in 80 % of the steps, the others 20 %: count
-margins the chip's rounding does not easily flip), seeded (torch and numpy); the epoch with the best
-validation accuracy is kept. Run as
+Training: BPTT with snnTorch's default surrogate gradient (arctan), Adam (3e-3, cosine-annealed over 20
+epochs, batches of 32), snnTorch's ce_count_loss (cross-entropy of the output spike counts), seeded (torch
+and numpy); the epoch with the best validation accuracy is kept (the later of equals).
+
+Chosen on the validation split (180 images; best epoch of 20): ce_count_loss 97.2 % against 95.0 % for
+mse_count_loss (80 % / 20 % target rates), and 91.7 % for mse_count_loss with random +-2 pixel shifts of
+the training batches (``SELECTION``; on the test split, which chose nothing: 96.4 %, 89.2 %, 89.7 %). A
+single convolution (Conv2d(2, 12, 5, stride 2) -> Leaky -> AvgPool2d(3) -> Linear; mse_count_loss, a
+constant 2e-3, 25 epochs, the last kept) validated at 94.4 % in an earlier version of this trainer. Run as
 
   python -m snn_deploy.models.train_eventdigits --out models/zoo      (the committed model)
   python -m snn_deploy.models.train_eventdigits --select             (the validation runs)
@@ -57,16 +62,16 @@ class EventCNNConfig:
     epochs: int = 20
     learning_rate: float = 3e-3  # Adam's, annealed to 0 over the epochs by a cosine
     batch_size: int = 32
-    loss: str = "mse_count"  # snnTorch's mse_count_loss (correct_rate, incorrect_rate) or ce_count_loss
+    loss: str = "ce_count"  # snnTorch's ce_count_loss, or mse_count_loss (correct_rate, incorrect_rate)
     correct_rate: float = 0.8
     incorrect_rate: float = 0.2
-    shift: int = 2  # training batches moved by a random whole-pixel shift of up to this many pixels in x and y
+    shift: int = 0  # training batches moved by a random whole-pixel shift of up to this many pixels in x and y
     seed: int = 0
 
 
 DEFAULT_CONFIG = EventCNNConfig()
 # The configurations compared on the validation split (--select), as changes to DEFAULT_CONFIG.
-SELECTION = ({"channels2": 0, "learning_rate": 2e-3, "epochs": 25}, {}, {"beta": 0.95})
+SELECTION = ({"loss": "mse_count"}, {"loss": "mse_count", "shift": 2}, {})
 KERNEL, STRIDE, POOL = 5, 2, 3  # the first convolution, and the pool after the last one (2 after a second)
 
 
