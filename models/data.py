@@ -105,10 +105,15 @@ def digits(split: str) -> Dataset:
 
 
 def eventdigits(split: str):
-    """eventdigits (``models.eventdigits``): the digits splits as DVS events, a tonic-like data set."""
-    from .eventdigits import eventdigits as event_split
+    """eventdigits (``models.eventdigits``): a digits split's images as DVS events, a tonic-like data set whose
+    events are generated when read."""
+    from .eventdigits import EventDigits
 
-    return event_split(split)
+    if split not in SPLITS:
+        raise ValueError(_unknown_message(f"eventdigits:{split}"))
+    dataset = digits(split)
+    return EventDigits(f"eventdigits:{split}", dataset.features.reshape(-1, 8, 8), dataset.labels,
+                       SPLITS.index(split))
 
 
 # Data sets of features in [0, 1] (``load``), and of input events (``load_events``: tonic-like data sets whose

@@ -25,8 +25,8 @@ the same in simulation, deterministically:
 - Noise: background-activity events, a seeded Poisson count of mean 200 per sample (about 1.6 % of a
   sample's events, which average 12,000), uniform over pixels, polarities and time.
 
-Splits are the digits splits (``data.digits``: 1257 train, 180 validation, 360 test images, in that
-order). Sample i of a split is generated from its own seeded generator (seed, split, i), so any sample
+Splits are the digits splits (``data.eventdigits``: the 1257 train, 180 validation and 360 test images of
+``data.digits``, in that order). Sample i of a split is generated from its own seeded generator (seed, split, i), so any sample
 can be made alone. A split behaves like a tonic data set (``sensor_size``, ``len``, ``[i]`` -> (events,
 label), ``targets``), and ``write_nmnist`` writes it in N-MNIST's on-disk format.
 """
@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from .data import SPLITS, digits
 
 SENSOR = (34, 34, 2)  # (width, height, polarities): N-MNIST's ATIS crop (Orchard et al. 2015)
 UPSAMPLE = 3  # 8x8 -> 24x24
@@ -56,7 +54,6 @@ CONTRAST_MISMATCH = 0.021  # relative, per pixel (Lichtsteiner et al. 2008)
 BLACK_LEVEL = 0.05  # the screen's black, as a fraction of its white
 NOISE_EVENTS = 200.0  # mean background-activity events per sample
 SEED = 2015
-SPLIT_INDEX = {split: index for index, split in enumerate(SPLITS)}
 # tonic's NMNIST dtype: structured events (x, y, t, p), t in µs.
 EVENT_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
 
@@ -165,7 +162,7 @@ class EventDigits:
     name: str
     images: np.ndarray  # (samples, 8, 8) in [0, 1]
     targets: np.ndarray
-    split_index: int
+    split_index: int  # its position in data.SPLITS: part of each sample's seed
     sensor_size: tuple = SENSOR
     n_classes: int = 10
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -197,15 +194,6 @@ class EventDigits:
             keep = step < steps
             out[index, step[keep], events["p"][keep], events["y"][keep], events["x"][keep]] = True
         return out
-
-
-def eventdigits(split: str) -> EventDigits:
-    """A split of eventdigits: the digits split's images, as events (generated when read)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown data set 'eventdigits:{split}': its splits are {', '.join(SPLITS)}")
-    dataset = digits(split)
-    return EventDigits(f"eventdigits:{split}", dataset.features.reshape(-1, 8, 8), dataset.labels,
-                       SPLIT_INDEX[split])
 
 
 def nmnist_bytes(events: np.ndarray) -> bytes:

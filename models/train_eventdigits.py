@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..targets import decision
-from . import eventdigits
+from . import data, eventdigits
 
 NAME = "eventdigits-cnn"
 SNNTORCH_DT = 1e-4  # hard-coded in snnTorch's exporter (beta = 1 - dt / tau)
@@ -98,7 +98,7 @@ def build_net(config: EventCNNConfig):
 
 def frames_of(split: str) -> tuple[np.ndarray, np.ndarray]:
     """A split's (samples, steps, 2, 34, 34) bool input frames (as the chip is fed) and labels."""
-    dataset = eventdigits.eventdigits(split)
+    dataset = data.eventdigits(split)
     return dataset.frames(), dataset.targets
 
 

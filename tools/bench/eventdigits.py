@@ -26,7 +26,7 @@ import nir  # noqa: E402
 import torch  # noqa: E402
 
 from snn_deploy.deploy import compare_spikes, compile_network, load_graph, load_stimulus, verify  # noqa: E402
-from snn_deploy.models import eventdigits, train_eventdigits, zoo  # noqa: E402
+from snn_deploy.models import data, eventdigits, train_eventdigits, zoo  # noqa: E402
 from snn_deploy.targets import description  # noqa: E402
 
 NAME = train_eventdigits.NAME
@@ -35,7 +35,7 @@ NAME = train_eventdigits.NAME
 def measure() -> dict:
     torch.set_num_threads(1)
     sidecar = zoo.graph_description(NAME)
-    split = eventdigits.eventdigits("test")
+    split = data.eventdigits("test")
     began = time.perf_counter()
     frames = split.frames()
     with warnings.catch_warnings():
