@@ -104,11 +104,27 @@ def digits(split: str) -> Dataset:
     return Dataset(f"digits:{split}", split_features, split_labels, 10)
 
 
+def eventdigits(split: str):
+    """eventdigits (``models.eventdigits``): a digits split's images as DVS events, a tonic-like data set whose
+    events are generated when read."""
+    from .eventdigits import EventDigits
+
+    if split not in SPLITS:
+        raise ValueError(_unknown_message(f"eventdigits:{split}"))
+    dataset = digits(split)
+    return EventDigits(f"eventdigits:{split}", dataset.features.reshape(-1, 8, 8), dataset.labels,
+                       SPLITS.index(split))
+
+
+# Data sets of features in [0, 1] (``load``), and of input events (``load_events``: tonic-like data sets whose
+# samples are structured events x, y, t (µs), p, read as tonic's data sets are).
 LOADERS = {"yinyang": yinyang, "digits": digits}
+EVENT_LOADERS = {"eventdigits": eventdigits}
 
 
 def _unknown_message(spec: str) -> str:
-    return f"unknown data set {spec!r}: known data sets are {', '.join(LOADERS)} with splits {', '.join(SPLITS)}"
+    return (f"unknown data set {spec!r}: known data sets are {', '.join([*LOADERS, *EVENT_LOADERS])} with splits "
+            f"{', '.join(SPLITS)}")
 
 
 def load(spec: str) -> Dataset:
@@ -117,3 +133,11 @@ def load(spec: str) -> Dataset:
     if name not in LOADERS or split not in SPLITS:
         raise ValueError(_unknown_message(spec))
     return LOADERS[name](split)
+
+
+def load_events(spec: str):
+    """Load an event data set "<name>:<split>", e.g. "eventdigits:test"."""
+    name, _, split = spec.partition(":")
+    if name not in EVENT_LOADERS or split not in SPLITS:
+        raise ValueError(_unknown_message(spec))
+    return EVENT_LOADERS[name](split)

@@ -2,6 +2,9 @@
 
 Two kinds: TTFSModel (Fast & Deep, models/ttfs.py) and MultiSpikeModel (Bacho & Chu, models/multispike.py); the
 sidecar's "kind" tells them apart (absent = "ttfs", the format of the first checkpoints).
+
+Models trained in another library are kept as the NIR graph that library exported (``graph_names``): the
+user's path, which this project's exporter does not take (eventdigits-cnn, snnTorch's export).
 """
 
 from __future__ import annotations
@@ -58,6 +61,24 @@ def zoo_dir() -> pathlib.Path:
 def names() -> list[str]:
     """Names of the committed checkpoints."""
     return sorted(path.stem for path in zoo_dir().glob("*.npz"))
+
+
+def graph_names() -> list[str]:
+    """Names of the zoo models kept as the NIR graph their own library exported (<name>.nir with a JSON sidecar
+    <name>.json: kind "nir", the data set, the compile options that state what NIR does not record, and meta)."""
+    return sorted(path.stem for path in zoo_dir().glob("*.nir"))
+
+
+def graph_path(name: str) -> pathlib.Path:
+    """The .nir of a zoo graph."""
+    if name not in graph_names():
+        raise ValueError(f"unknown zoo graph {name!r}: zoo graphs are {', '.join(graph_names()) or '(none)'}")
+    return zoo_dir() / f"{name}.nir"
+
+
+def graph_description(name: str) -> dict:
+    """The JSON sidecar of a zoo graph."""
+    return json.loads(graph_path(name).with_suffix(".json").read_text())
 
 
 def sidecar_path(npz_path) -> pathlib.Path:

@@ -321,5 +321,5 @@ def test_zoo_lists_every_model_with_its_accuracy_and_no_caveat(capsys):
     assert main(["zoo"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["digits-multispike", "digits-ttfs", "yinyang-multispike",
-                                                   "yinyang-ttfs"]
+                                                   "yinyang-ttfs", "eventdigits-cnn"]
     assert all("test accuracy" in line and "not supported" not in line for line in lines)

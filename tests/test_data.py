@@ -61,5 +61,5 @@ def test_digits_splits_partition_the_data_stratified():
 
 @pytest.mark.parametrize("spec", ["mnist:train", "yinyang:dev", "yinyang", "digits:"])
 def test_unknown_spec_lists_known_sets(spec):
-    with pytest.raises(ValueError, match="yinyang, digits with splits train, validation, test"):
+    with pytest.raises(ValueError, match="yinyang, digits, eventdigits with splits train, validation, test"):
         data.load(spec)

@@ -125,6 +125,10 @@ def cmd_zoo(args, outputs: OutputSet) -> int:
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
         print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
+    for name in zoo.graph_names():  # trained elsewhere, kept as the NIR graph its library exported
+        graph = zoo.graph_description(name)
+        print(f"{name:24s} {graph['dataset']:10s} test accuracy {graph['meta']['accuracy']['test']:.4f} "
+              f"(NIR graph {zoo.graph_path(name)})")
     return ExitCode.PASSED
 
 

@@ -174,6 +174,7 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
     """The input spikes a run of ``bundle`` is fed, from any data source (``data``):
 
       "yinyang:test", "digits:test"        a shipped data set, encoded by the bundle's input encoding;
+      "eventdigits:test"                   a shipped event data set, read as a tonic data set is;
       "random[:rate=0.05,seed=0]"          seeded random spike trains;
       "nmnist:test", "shd:test", "ssc:test", "dvsgesture:test"
                                            a tonic event data set in the folder ``options.data_root``;
@@ -372,12 +373,19 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
         name, _, split = spec.partition(":")
         if name in TONIC_DATA_SETS:
             return tonic_folder_source(name, split, bundle, options)
+        if name in data_sets.EVENT_LOADERS:  # a shipped event data set: read as a tonic data set is
+            try:
+                dataset = data_sets.load_events(spec)
+            except ValueError as exc:
+                raise DeployError(str(exc).splitlines()[0]) from None
+            return tonic_source(dataset, spec, range(len(dataset)), bundle, options, kind=name)
         path = Path(spec)
         if path.suffix == ".npz":
             return npz_source(path, bundle, options)
         if path.suffix in NIR_DATA_SUFFIXES:
             return nir_data_source(path, bundle, options)
-        raise DeployError(f"unknown data set {spec!r}: give a data set split ({', '.join(data_sets.LOADERS)}:"
+        raise DeployError(f"unknown data set {spec!r}: give a data set split ("
+                          f"{', '.join([*data_sets.LOADERS, *data_sets.EVENT_LOADERS])}:"
                           f"{'|'.join(data_sets.SPLITS)}), a tonic data set in a folder ("
                           f"{', '.join(f'{n}:test' for n in TONIC_DATA_SETS)} with --data-root DIR), a .npz file, "
                           f"NIR data ({', '.join(NIR_DATA_SUFFIXES)}), or random[:rate=0.05,seed=0]")
