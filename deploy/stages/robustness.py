@@ -31,12 +31,9 @@ def parse_robustness(spec: str) -> RobustnessSpec:
         kind, equals, levels = part.partition("=")
         kind = kind.strip()
         if kind == "seed" and equals:
-            try:
-                seed = int(levels)
-            except ValueError:
-                seed = -1
-            if seed < 0:
+            if not levels.strip().isdigit():  # digits only: a whole number >= 0
                 raise DeployError(f"--robustness seed must be a whole number >= 0, got {levels.strip()!r}")
+            seed = int(levels)
             continue
         if kind not in PERTURBATIONS or not equals:
             raise DeployError(f"--robustness takes {', '.join(f'{k}=LEVELS' for k in PERTURBATIONS)} and seed=N "
