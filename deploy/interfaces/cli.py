@@ -29,6 +29,7 @@ from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
+from ..stages.compile import AUTO_CALIBRATION
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
@@ -212,7 +213,8 @@ def cmd_compile(args, outputs: OutputSet) -> int:
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
                                stock=args.stock, threshold_spread=args.threshold_spread,
-                               calibrate=args.calibrate, calibrate_samples=args.calibrate_samples)
+                               calibrate=None if args.calibrate == NO_CALIBRATION else args.calibrate,
+                               calibrate_samples=args.calibrate_samples)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     sem = net.semantics
@@ -247,6 +249,9 @@ def format_calibration(report) -> list[str]:
                      f"{r.spike_agreement_before:9.1%} -> {r.spike_agreement_after:<9.1%} {r.rounded_other_way:17d}  "
                      f"{r.blocks_added:12d}")
     return lines
+
+
+NO_CALIBRATION = "none"
 
 
 ENGINE_HELP = (f"bitsim's engine: compiled (numba, the extra 'compiled') or reference (numpy); the same records "
@@ -491,10 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-spread", type=float,
                    help="--stock: neurons whose own thresholds lie within this ratio share one process's vth "
                         "(1: one process per distinct threshold, exact; default 2)")
-    p.add_argument("--calibrate", metavar="DATA",
+    p.add_argument("--calibrate", metavar="DATA", default=AUTO_CALIBRATION,
                    help="choose each layer's block exponents, weight rounding and bias correction on these data "
                         "(any --data source of run/verify, e.g. yinyang:train or random:rate=0.05,seed=1), against the "
-                        "float model; kept only if it decides them at least as often like the float model")
+                        "float model; kept only if it decides them at least as often like the float model. Default "
+                        f"{AUTO_CALIBRATION}: the training split of the data set the graph names (a zoo model's "
+                        f"export), else none; '{NO_CALIBRATION}': no calibration")
     p.add_argument("--calibrate-samples", type=int, metavar="N",
                    help=f"calibrate on the first N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
