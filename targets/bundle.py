@@ -335,6 +335,40 @@ class StockReport:
 
 
 @dataclass(frozen=True)
+class LayerCalibration:
+    """What calibration (``deploy.stages.calibrate``) did to one layer, measured on its calibration data against
+    the float discrete model: the RMS membrane error its weights add (in thresholds) and the fraction of
+    (sample, neuron) spike counts equal, before and after; weights rounded away from nearest; blocks added by
+    regrouping rows by exponent."""
+
+    membrane_error_before: float
+    membrane_error_after: float
+    spike_agreement_before: float
+    spike_agreement_after: float
+    rounded_other_way: int
+    blocks_added: int
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The data a bundle was calibrated on (its spec, sample count and the sha256 of its input spikes), the
+    fraction of its decisions equal to the float model's before and after, whether the calibrated network was
+    kept (``applied``: it decided at least as often like the float model), and per layer what changed."""
+
+    data: str
+    samples: int
+    inputs_sha256: str
+    decision_agreement_before: float
+    decision_agreement_after: float
+    applied: bool
+    layers: dict[str, LayerCalibration]
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "CalibrationReport":
+        return cls(**{**body, "layers": {name: LayerCalibration(**row) for name, row in body["layers"].items()}})
+
+
+@dataclass(frozen=True)
 class CompileReport:
     """What the compiler reported: per layer what rounding cost, the placement, how dt was chosen, and a copy of
     the target description (so that verify can estimate energy and latency without the file)."""
@@ -346,14 +380,16 @@ class CompileReport:
     requested_steps_per_tau: float
     target_spec: dict[str, Any]
     stock: StockReport | None = None  # a stock bundle's constructions (left out of the manifest otherwise)
+    calibration: CalibrationReport | None = None  # ``compile --calibrate``'s record (left out otherwise)
 
     @classmethod
     def from_dict(cls, body: dict) -> "CompileReport":
-        stock = body.get("stock")
+        stock, calibration = body.get("stock"), body.get("calibration")
         return cls(**{**body, "quantization": {name: LayerQuantization(**row)
                                                for name, row in body["quantization"].items()},
                       "placement": PlacementReport.from_dict(body["placement"]),
-                      "stock": StockReport.from_dict(stock) if stock is not None else None})
+                      "stock": StockReport.from_dict(stock) if stock is not None else None,
+                      "calibration": CalibrationReport.from_dict(calibration) if calibration is not None else None})
 
 
 @dataclass(frozen=True)
@@ -460,7 +496,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
-        "report": _without_defaults(bundle.report, ("stock",)) if bundle.report is not None else None,
+        "report": _without_defaults(bundle.report, ("stock", "calibration")) if bundle.report is not None else None,
     }
     return manifest, arrays
 

@@ -28,6 +28,8 @@ from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
+from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
+from ..stages.compile import AUTO_CALIBRATION
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
@@ -210,7 +212,9 @@ def cmd_compile(args, outputs: OutputSet) -> int:
     net = _load_graph(args.graph, args)
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
-                               stock=args.stock, threshold_spread=args.threshold_spread)
+                               stock=args.stock, threshold_spread=args.threshold_spread,
+                               calibrate=None if args.calibrate == NO_CALIBRATION else args.calibrate,
+                               calibrate_samples=args.calibrate_samples)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     sem = net.semantics
@@ -227,8 +231,27 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
+         *format_calibration(compiled.report.calibration),
          f"wrote {out}")
     return ExitCode.PASSED
+
+
+def format_calibration(report) -> list[str]:
+    """What ``compile --calibrate`` measured on its data, a row per layer (no calibration: no lines)."""
+    if report is None:
+        return []
+    lines = [f"calibrated on {report.data} ({report.samples} samples): decisions equal to the float model's "
+             f"{report.decision_agreement_before:.1%} -> {report.decision_agreement_after:.1%}, "
+             + ("calibrated integers kept" if report.applied else "default integers kept (calibration decided worse)"),
+             "layer   membrane err (thresholds)  spike-count agreement  rounded other way  blocks added"]
+    for name, r in report.layers.items():
+        lines.append(f"{name:7s} {r.membrane_error_before:9.3g} -> {r.membrane_error_after:<9.3g}  "
+                     f"{r.spike_agreement_before:9.1%} -> {r.spike_agreement_after:<9.1%} {r.rounded_other_way:17d}  "
+                     f"{r.blocks_added:12d}")
+    return lines
+
+
+NO_CALIBRATION = "none"
 
 
 ENGINE_HELP = (f"bitsim's engine: compiled (numba, the extra 'compiled') or reference (numpy); the same records "
@@ -473,6 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-spread", type=float,
                    help="--stock: neurons whose own thresholds lie within this ratio share one process's vth "
                         "(1: one process per distinct threshold, exact; default 2)")
+    p.add_argument("--calibrate", metavar="DATA", default=AUTO_CALIBRATION,
+                   help="choose each layer's block exponents, weight rounding and bias correction on these data "
+                        "(any --data source of run/verify, e.g. yinyang:train or random:rate=0.05,seed=1), against the "
+                        "float model; kept only if it decides them at least as often like the float model. Default "
+                        f"{AUTO_CALIBRATION}: the training split of the data set the graph names (a zoo model's "
+                        f"export), else none; '{NO_CALIBRATION}': no calibration")
+    p.add_argument("--calibrate-samples", type=int, metavar="N",
+                   help=f"calibrate on the first N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata)")
 

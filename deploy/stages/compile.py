@@ -66,12 +66,30 @@ def check_steps(net: FloatNetwork, timing: Timing) -> None:
                           "a larger --dt")
 
 
+# compile's calibration default: a graph that names its shipped data set (a zoo model's export) is calibrated on its
+# training split. Measured (tools/bench/calibration.py, RESULTS): yinyang-multispike 95.7% -> 97.1% on chip
+# (float 97.5%) at about 8 s more compile time; with no data named, nothing is calibrated.
+AUTO_CALIBRATION = "auto"
+
+
+def default_calibration(net: FloatNetwork) -> str | None:
+    """The training split of the shipped data set ``net``'s encoding names, or None."""
+    from ...models.data import LOADERS
+
+    dataset = (net.semantics.encoding or {}).get("dataset")
+    return f"{dataset}:train" if dataset in LOADERS else None
+
+
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False, stock: bool = False,
-                    threshold_spread: float | None = None) -> Bundle:
+                    threshold_spread: float | None = None, calibrate: str | None = None,
+                    calibrate_samples: int | None = None) -> Bundle:
     """``stock``: a bundle of Loihi 2's stock processes only (``stages.stock``), its neurons sharing thresholds
-    within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``)."""
+    within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``). ``calibrate``: a data spec (any
+    ``stimulus.load_stimulus`` takes) whose first ``calibrate_samples`` samples (default
+    ``calibrate.DEFAULT_CALIBRATION_SAMPLES``) choose the integers (``stages.calibrate``); ``AUTO_CALIBRATION``:
+    the training split of the data set the graph names (``default_calibration``), none if it names none."""
     from . import stock as stock_stage
 
     timing = choose_timing(net, steps_per_tau, snap_decay, dt, decay_bits=target.widths.decay_bits)
@@ -79,6 +97,14 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     if threshold_spread is not None and not stock:
         raise DeployError("--threshold-spread applies to --stock bundles only")
     spread = (stock_stage.DEFAULT_THRESHOLD_SPREAD if threshold_spread is None else threshold_spread) if stock else None
+    if calibrate == AUTO_CALIBRATION:
+        calibrate = None if stock else default_calibration(net)
+    if calibrate is not None and stock:
+        raise DeployError("--calibrate applies to bundles of programmable neurons, not --stock ones")
+    if calibrate is None and calibrate_samples is not None:
+        raise DeployError("--calibrate-samples needs --calibrate DATA")
+    if calibrate_samples is not None and calibrate_samples < 1:
+        raise DeployError(f"--calibrate-samples must be at least 1, got {calibrate_samples}")
     if spread is not None and not spread >= 1:
         raise DeployError(f"--threshold-spread must be at least 1 (1: one process per distinct threshold), got {spread}")
     discrete = discretize(net, timing.dt)
@@ -106,10 +132,26 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     nodes={layer.name: {"neuron": layer.name,
                                         "projections": [{"source": p.source, "synapses": list(p.nodes)}
                                                         for p in layer.projections]} for layer in net.layers})
-    return Bundle(target=target.name, network=network, placement=placement, timing=timing,
-                  widths=target.widths, backends=target.backends,
-                  encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
-                  report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
-                                       snapped_dt=snap_decay and dt is None, split_weights=split_weights,
-                                       requested_steps_per_tau=steps_per_tau, target_spec=target.spec,
-                                       stock=stock_report))
+    bundle = Bundle(target=target.name, network=network, placement=placement, timing=timing,
+                    widths=target.widths, backends=target.backends,
+                    encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
+                    report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
+                                         snapped_dt=snap_decay and dt is None, split_weights=split_weights,
+                                         requested_steps_per_tau=steps_per_tau, target_spec=target.spec,
+                                         stock=stock_report))
+    if calibrate is None:
+        return bundle
+    return _calibrated(bundle, discrete, target, max_chips, calibrate, calibrate_samples)
+
+
+def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, data: str,
+                samples: int | None) -> Bundle:
+    """``bundle`` calibrated on ``data``'s first ``samples`` samples, placed again, with the calibration's record."""
+    from .calibrate import DEFAULT_CALIBRATION_SAMPLES, calibrate
+    from .stimulus import load_stimulus
+
+    stimulus = load_stimulus(data, DEFAULT_CALIBRATION_SAMPLES if samples is None else samples, bundle)
+    calibrated, record = calibrate(bundle, discrete, stimulus.inputs, stimulus.selection or stimulus.name)
+    placement = place(calibrated.network, target, max_chips=max_chips)
+    report = dataclasses.replace(bundle.report, placement=placement_report(placement, target), calibration=record)
+    return dataclasses.replace(calibrated, placement=placement, report=report)

@@ -73,13 +73,13 @@ def _block_weights(at_unity: np.ndarray, widths: fx.Widths, exp_min: int, exp_ma
     mantissas, mantissas as stored). Mixed-sign blocks hold even mantissas (Lava drops the lowest bit)."""
     mixed = fx.sign_mode(at_unity) == fx.MIXED
     w_max = (1 << widths.weight_bits) - 2 if mixed else (1 << widths.weight_bits) - 1
-    exponent = _weight_exponent(float(np.abs(at_unity).max()), w_max, exp_min, exp_max, fit=True)
+    exponent = weight_exponent(float(np.abs(at_unity).max()), w_max, exp_min, exp_max, fit=True)
     step = 2 if mixed else 1
     w_int = (step * np.rint(at_unity / 2.0 ** exponent / step)).astype(np.int64)
     return exponent, w_int, fx.stored_weights(widths, w_int, widths.weight_bits)
 
 
-def _weight_exponent(room: float, w_max: int, exp_min: int, exp_max: int, fit: bool = False) -> int:
+def weight_exponent(room: float, w_max: int, exp_min: int, exp_max: int, fit: bool = False) -> int:
     """The weight exponent for weights that reach ``room`` mantissa units at exponent 0: the one at which
     the largest mantissa is w_max (rounded down: the scale is then set from it), or, with ``fit``, the
     smallest at which it fits w_max. A negative exponent floors every dendritic sum (a bias against the
@@ -93,7 +93,7 @@ def _weight_exponent(room: float, w_max: int, exp_min: int, exp_max: int, fit: b
     return min(max(exponent, exp_min), exp_max)
 
 
-def _bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[np.ndarray, int]:
+def bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[np.ndarray, int]:
     """Split a chip bias into a signed mantissa of bias_mantissa_bits and one exponent."""
     limit = widths.bias_mantissa_range[1]
     largest = float(np.max(np.abs(bias))) if bias.size else 0.0
@@ -180,7 +180,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
 
     # The largest shared weight exponent at which every neuron's full-precision scale is within its cap.
     tightest = np.argmin(np.where(live, scale_cap * row_max, np.inf))
-    weight_exp = _weight_exponent(scale_cap[tightest] * row_max[tightest] / unit, w_max, exp_min, exp_max)
+    weight_exp = weight_exponent(scale_cap[tightest] * row_max[tightest] / unit, w_max, exp_min, exp_max)
     if split_weights:
         weight_exp = exp_max
     with np.errstate(divide="ignore"):
@@ -226,7 +226,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     # resting level (v_leak) stays exact even where the chip's decay is not.
     with np.errstate(divide="ignore", invalid="ignore"):
         settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
-    bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name, widths)
+    bias_mant, bias_exp = bias_fields(scale * disc.drive * settled, disc.name, widths)
 
     realized = np.concatenate([sum(stored * unit * 2.0 ** exponent for src, _, exponent, _, stored in blocks
                                    if src == source) for source, _ in disc.inputs], axis=1) / scale[:, None]
