@@ -83,7 +83,7 @@ def default_calibration(net: FloatNetwork) -> str | None:
 def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DEFAULT_STEPS_PER_TAU,
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False, stock: bool = False,
-                    threshold_spread: float | None = None, calibrate: str | None = None,
+                    threshold_spread: float | None = None, calibrate: str | None = AUTO_CALIBRATION,
                     calibrate_samples: int | None = None) -> Bundle:
     """``stock``: a bundle of Loihi 2's stock processes only (``stages.stock``), its neurons sharing thresholds
     within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``). ``calibrate``: a data spec (any
