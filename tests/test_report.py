@@ -43,9 +43,9 @@ from helpers import random_ttfs_model
 
 INF = np.inf
 SECTIONS = ("header", "verdict", "accuracy", "decision-timing", "robustness", "raster", "spike-time-error", "error-budget",
-            "quantization", "energy", "placement", "divergence")
-SECTIONS_WITH_PLOTS = ("accuracy", "decision-timing", "robustness", "raster", "spike-time-error", "error-budget", "energy",
-                       "placement")
+            "firing", "quantization", "energy", "placement", "divergence")
+SECTIONS_WITH_PLOTS = ("accuracy", "decision-timing", "robustness", "raster", "spike-time-error", "error-budget", "firing",
+                       "energy", "placement")
 # Text that reaches the page (here a target file's energy basis) is escaped, never markup.
 MARKUP = "<script>estimate</script> & co"
 
@@ -218,6 +218,21 @@ def test_rasters_draw_every_spike_of_chip_and_float(report):
         assert (comparison.record.spikes[layers[-1]].counts()[sample] > 1).any()  # the case that needs it
 
 
+def test_firing_plot_draws_each_layers_count_distributions_of_chip_and_reference(report):
+    _, comparison, verdict, _, _ = report
+    firing = verdict.metrics.firing
+    figure = html.firing_plot(firing)
+    assert [ax.get_title() for ax in figure.axes] == [f"{layer}: EMD {stats.emd_spikes:.4g} spikes"
+                                                       for layer, stats in firing.layers.items()]
+    for ax, (layer, stats) in zip(figure.axes, firing.layers.items()):
+        reference_bars, chip_bars = ax.containers
+        for bars, events in ((reference_bars, comparison.discrete[layer]), (chip_bars, comparison.record.spikes[layer])):
+            # The bars' heights are the fractions of neurons x samples with each count, from the spikes themselves.
+            counts = events.counts().ravel()
+            assert np.array_equal([bar.get_height() for bar in bars],
+                                  np.trim_zeros(np.bincount(counts), "b") / counts.size)
+
+
 def _scatters_of(ax):
     return [c for c in ax.collections if isinstance(c, PathCollection)]
 
@@ -307,6 +322,10 @@ def test_report_is_self_contained_and_written_atomically(report):
     assert all(joules(value) in page for value in (total.low, total.nominal, total.high))
     assert "total.low" not in page and "step_s" not in page and "run_s" not in page
     assert "{&#39;" not in page and "{'" not in page
+    # Firing statistics: a row per layer with its EMD, as the verdict states it.
+    for layer, firing in verdict.metrics.firing.layers.items():
+        assert f'<td class="text">{layer}</td><td>{firing.chip_mean_count:.4g}</td>' in page
+        assert f"<td>{firing.emd_spikes:.4g}</td>" in page
 
 
 def _chromium() -> str:

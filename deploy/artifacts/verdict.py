@@ -9,12 +9,14 @@ import numpy as np
 
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
+from .firing import FiringStatistics
 from .latency import AccuracyByStep, Difficulty, EarlyDecision, LatencyStats
 from .robustness import RobustnessLevel
 from .stimulus import DataReport
 from .tolerances import Tolerances
 
-SCHEMA_VERSION = 2  # 2: decision latency, accuracy by step, early decision, difficulty, robustness
+# 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class Metrics:
     error_budget_steps: dict[str, ErrorBudget]
     output_spike_count_error: SpikeCountError
     divergence: Divergence
+    firing: FiringStatistics  # per layer, the chip's spike-count distribution against the float reference's
     activity: Activity
     hardware_events: dict[str, HardwareEvents]
     float_reference: str  # "continuous" or "discrete"

@@ -13,6 +13,8 @@ forbids any network access. Sections, each with an id:
   spike-time-error  per layer, the histogram of the first-spike-time error chip - float, in steps
   error-budget      how much of that error and of the decision flips is time discretization
                     (discrete - float) and how much quantization (chip - discrete)
+  firing            per layer, the distribution of spike counts per neuron and sample, chip against the
+                    discrete float reference, its Earth Mover's Distance and the spike-count error
   quantization      the compile report's quantization table
   energy            energy per inference as ranges (low, nominal, high) per layer, dynamic and static,
                     and latency, with unit prefixes as the command line prints them
@@ -45,6 +47,7 @@ from ...targets.bundle import Bundle, Placement, Timing
 from ...targets.description import Target
 from ...targets.files import write_atomic
 from ..artifacts.energy import EnergyEstimate, Range
+from ..artifacts.firing import FiringStatistics
 from ..artifacts.latency import DecisionTiming
 from ..artifacts.network import FloatNetwork
 from ..artifacts.robustness import PERTURBATIONS
@@ -451,6 +454,29 @@ def budget_plot(metrics: Metrics, layer_order):
     return figure
 
 
+def firing_plot(firing: FiringStatistics):
+    """Per layer, the distribution of spike counts per neuron and sample, float reference and chip side by side."""
+    from matplotlib.ticker import MaxNLocator
+
+    layers = list(firing.layers.items())
+    figure = _figure(11, 3.0)
+    for index, (layer, stats) in enumerate(layers):
+        ax = figure.add_subplot(1, len(layers), index + 1)
+        tally = stats.tally
+        for offset, frequencies, color, label in ((-0.2, tally.reference_histogram, FLOAT_COLOR,
+                                                   f"{firing.reference} float reference"),
+                                                  (0.2, tally.chip_histogram, CHIP_COLOR, "chip")):
+            ax.bar(np.arange(len(frequencies)) + offset, np.asarray(frequencies) / max(tally.pairs, 1), width=0.4,
+                   color=color, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{layer}: EMD {stats.emd_spikes:.4g} spikes")
+        ax.set_xlabel("spikes per neuron and sample")
+        if index == 0:
+            ax.set_ylabel("fraction of neurons x samples")
+    _legend(figure, below=True)
+    return figure
+
+
 def accuracy_by_step_plot(timing: DecisionTiming, num_steps: int):
     """Accuracy if the run were stopped after each step, chip and float, with the early-decision step."""
     by_step, early = timing.accuracy_by_step, timing.early_decision
@@ -799,6 +825,18 @@ def budget_section(verdict: Verdict, layer_order) -> Section:
                                     "flips": table(["cause", "between", "samples whose decision changed"], flip_rows)})
 
 
+def firing_section(verdict: Verdict) -> Section:
+    firing = verdict.metrics.firing
+    rows = [[layer, f.chip_mean_count, f.reference_mean_count, f.emd_spikes, f.count_error_mean_abs,
+             f.count_error_max_abs, None if f.total_relative_difference is None else
+             quantity(f"{100 * f.total_relative_difference:+.2f}%"),
+             quantity(_percent(f.tally.identical_samples, f.tally.samples))] for layer, f in firing.layers.items()]
+    return Section("firing", {"plot": firing_plot(firing), "reference": firing.reference,
+                              "table": table(["layer", "chip mean count", "reference mean count", "EMD (spikes)",
+                                              "mean |count error|", "max |count error|", "total spikes, chip vs reference",
+                                              "samples with every count equal"], rows)})
+
+
 def _range_cells(values: Range, unit: Callable[[float], str]) -> list[Cell]:
     return [quantity(unit(values.nominal)), quantity(unit(values.low)), quantity(unit(values.high))]
 
@@ -923,6 +961,7 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         raster_section(comparison, layer_order, num_steps),
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
+        firing_section(verdict),
         Section("quantization", {"groups": data_tables(
             {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
             if bundle.report is not None else {})}),

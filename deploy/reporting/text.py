@@ -8,6 +8,7 @@ from typing import Callable
 from ...targets.bundle import CoreAssignment, LayerQuantization, Placement, StockReport
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
+from ..artifacts.firing import FiringStatistics
 from ..artifacts.verdict import Verdict
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import checks
@@ -120,6 +121,7 @@ def format_summary(verdict: Verdict) -> list[str]:
              f"  spike trains identical to the discrete reference in {_pct(parted.samples_identical)} of samples"
              + (f"; first divergence by layer: {first_layers}; at step {steps.min} at the earliest, "
                 f"median {steps.median:.0f}" if steps else ""),
+             *format_firing(m.firing),
              "  first-spike-time error, steps (|chip - float|; mean signed; p95 by cause)",
              "    layer     count    median   p95    max     mean   | discretization p95  quantization p95"]
     for layer, e in m.spike_time_error_steps.items():
@@ -139,6 +141,18 @@ def format_summary(verdict: Verdict) -> list[str]:
     lines.extend(f"  {line}" for line in format_energy(m.energy))
     lines.extend(format_decision_timing(verdict))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
+    return lines
+
+
+def format_firing(firing: FiringStatistics) -> list[str]:
+    """Per layer, the chip's spike counts against the float reference's: means, the EMD of their distributions,
+    the count error and the total's relative difference."""
+    lines = [f"  firing, chip vs {firing.reference} reference, spikes per neuron and sample",
+             "    layer     chip mean  ref mean     EMD    |error| mean  max   total"]
+    for layer, f in firing.layers.items():
+        total = "-" if f.total_relative_difference is None else f"{100 * f.total_relative_difference:+.2f}%"
+        lines.append(f"    {layer:8s} {f.chip_mean_count:9.3f} {f.reference_mean_count:9.3f}  {f.emd_spikes:7.4f}  "
+                     f"{f.count_error_mean_abs:12.4f}  {f.count_error_max_abs:4d}  {total:>7s}")
     return lines
 
 

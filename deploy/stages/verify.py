@@ -27,6 +27,7 @@ from ...targets import decision
 from ...targets import record as record_io
 from ...targets.bundle import Bundle
 from ...targets.record import SpikeEvents, SpikeRecord
+from ..artifacts.firing import CountTally
 from ..artifacts.network import FloatNetwork
 from ..artifacts.robustness import RobustnessLevel, RobustnessSpec
 from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
@@ -40,6 +41,7 @@ from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
 from .energy import decision_steps, estimate, synaptic_ops
+from .firing import firing_statistics
 from .latency import decision_timing
 from .load import from_graph, load
 from .robustness import parse_robustness, perturb
@@ -52,13 +54,13 @@ def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
     return decision.decide(_steps(spikes), spikes.counts(), decoding)
 
 
-def spike_count_error(chip: SpikeEvents, reference_spikes: SpikeEvents) -> SpikeCountError:
-    """Per output neuron and sample, |chip count - reference count|: its mean, its maximum, and the
-    reference's mean count for scale."""
-    difference = np.abs(chip.counts().astype(np.int64) - reference_spikes.counts())
-    return SpikeCountError(mean_abs=float(difference.mean()), max_abs=int(difference.max(initial=0)),
-                           reference_mean=float(reference_spikes.counts().mean()),
-                           samples_identical=float(np.mean(~difference.any(axis=1))))
+def spike_count_error(tally: CountTally) -> SpikeCountError:
+    """Per neuron and sample of a layer's firing tally, |chip count - reference count|: its mean, its maximum,
+    and the reference's mean count for scale."""
+    pairs = max(tally.pairs, 1)
+    return SpikeCountError(mean_abs=tally.abs_difference / pairs, max_abs=tally.max_abs_difference,
+                           reference_mean=tally.reference_total / pairs,
+                           samples_identical=tally.identical_samples / max(tally.samples, 1))
 
 
 def first_divergence_steps(chip: SpikeEvents, reference_spikes: SpikeEvents) -> np.ndarray:
@@ -441,6 +443,7 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         errors[layer.name] = _spike_time_errors(chip_t, float_t)
         budget[layer.name] = ErrorBudget(discretization=_spike_time_errors(disc_t, float_t),
                                          quantization=_spike_time_errors(chip_t, disc_t))
+    firing = firing_statistics(c.record.spikes, c.discrete, [layer.name for layer in net.layers])
     metrics = Metrics(
         samples=int(c.inputs.num_samples), dataset=dataset, backend=c.record.backend, target=bundle.target,
         bundle_checksum=bundle.checksum, nir_file=net.source_file,
@@ -452,9 +455,9 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
             discrete_to_chip=int(np.sum(c.decisions["discrete"] != c.decisions["chip"]))),
         spike_time_error_steps=errors,
         error_budget_steps=budget,
-        output_spike_count_error=spike_count_error(c.record.spikes[bundle.network.output],
-                                                   c.discrete[bundle.network.output]),
+        output_spike_count_error=spike_count_error(firing.layers[bundle.network.output].tally),
         divergence=divergence(c.record.spikes, c.discrete, [layer.name for layer in net.layers]),
+        firing=firing,
         activity=_activity(bundle, c.inputs, c.record),
         hardware_events={name: HardwareEvents(**counters) for name, counters in c.record.counters.items()},
         float_reference=c.float_reference,
