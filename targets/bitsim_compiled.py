@@ -35,7 +35,7 @@ import numpy as np
 from . import fixed_point as fx
 from .bundle import Bundle
 from .record import SpikeEvents
-from .schedule import DEFAULT_BATCH_SIZE, check_inputs
+from .schedule import DEFAULT_BATCH_SIZE, check_inputs, recorded
 
 # A thread pays off once it has this many samples: below that, starting it costs more than its share of the
 # work (a Yin-Yang sample takes ~70 us on one thread; tools/bench/RESULTS.md).
@@ -179,12 +179,13 @@ def _accumulate(source_neuron, source, source_ptr, source_conns, conn_cells, wei
 @numba.njit(cache=True, nogil=True)
 def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, input_channel, cells, fire_once,
                  subtract, biased, params, conn_target, conn_exp, conn_cells, weights, source_ptr, source_conns,
-                 num_accumulators, widths, record, u_trace, v_trace):
+                 num_accumulators, widths, trace_start, u_trace, v_trace):
     """Samples [first_sample, last_sample) through every step of the schedule.
 
     Returns (events, counters): an (n, 4) int32 array of rows (population, sample, step, neuron) in the order
-    sample, step, population, neuron; and (populations, 2) wraps and saturations. With ``record``, writes u and v
-    to ``u_trace``/``v_trace`` (samples of this range, steps, neurons), which must come zeroed.
+    sample, step, population, neuron; and (populations, 2) wraps and saturations. Writes the u and v of each
+    population p with ``trace_start[p]`` >= 0 to ``u_trace``/``v_trace`` (samples of this range, steps, recorded
+    neurons) from that column on; they must come zeroed.
     """
     num_pops, num_conns, num_neurons = cells.shape[0], conn_target.size, params[0].size
     state = (np.zeros(num_neurons, np.int64), np.zeros(num_neurons, np.int64), np.zeros(num_neurons, np.bool_),
@@ -233,9 +234,10 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
                     result = _neuron_stage(False, True, stage) if subtract[p] else _neuron_stage(False, False, stage)
                 num_spikes, moving = result
                 resting[p] = not (moving or biased[p])
-                if record:
-                    u_trace[sample - first_sample, t, first:first + size] = u[first:first + size]
-                    v_trace[sample - first_sample, t, first:first + size] = v[first:first + size]
+                column = trace_start[p]
+                if column >= 0:
+                    u_trace[sample - first_sample, t, column:column + size] = u[first:first + size]
+                    v_trace[sample - first_sample, t, column:column + size] = v[first:first + size]
                 neuron = 0
                 for _ in range(num_spikes):
                     while not spiked[neuron]:
@@ -308,9 +310,16 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
     tables = _Tables(bundle)
     num_samples, num_steps = inputs.num_samples, bundle.timing.num_steps
     input_ptr, input_step, input_channel = _sorted_inputs(inputs)
-    record = record_state and num_samples > 0 and num_steps > 0
-    trace_shape = (num_samples, num_steps, tables.params[0].size) if record else (0, 0, 0)
+    # The recorded populations' neurons side by side in the traces (schedule.recorded: all, or the readouts).
+    traced = [p for p, pop in enumerate(bundle.network.populations) if recorded(pop, record_state)]
+    traced_sizes = [int(tables.cells[p, CELL_SIZE]) for p in traced]
+    trace_start = np.full(len(tables.pop_names), -1, np.int64)
+    trace_start[traced] = np.cumsum([0] + traced_sizes)[:-1]
+    record = bool(traced) and num_samples > 0 and num_steps > 0
+    trace_shape = (num_samples, num_steps, sum(traced_sizes)) if record else (0, 0, 0)
     u_trace, v_trace = np.zeros(trace_shape, np.int32), np.zeros(trace_shape, np.int32)
+    if not record:
+        trace_start[:] = -1
     workers = workers or max(1, min(os.cpu_count() or 1, num_samples // MIN_SAMPLES_PER_THREAD))
     batch_size = max(1, min(batch_size, -(-num_samples // workers)))
     starts = range(0, num_samples, batch_size)
@@ -320,7 +329,7 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
         stop = min(start + batch_size, num_samples)
         rows = slice(start, stop) if record else slice(0, 0)
         events, counters = _run_samples(start, stop, num_steps, input_ptr, input_step, input_channel, *arguments,
-                                        record, u_trace[rows], v_trace[rows])
+                                        trace_start, u_trace[rows], v_trace[rows])
         # Each population's (3, n) rows, copied out of the kernel's buffer (which grows by doubling) and in
         # SpikeEvents' order: a batch keeps 12 bytes an event, not the buffer's up to 32.
         blocks = [np.ascontiguousarray(events[events[:, EVENT_POP] == p][:, EVENT_SAMPLE:].T)
@@ -350,8 +359,8 @@ def run(bundle: Bundle, inputs: SpikeEvents, *, record_state: bool = False, batc
                 for p, name in enumerate(tables.pop_names)}
     traces = {}
     if record:
-        for p, name in enumerate(tables.pop_names):
-            start, size = (int(x) for x in tables.cells[p])
-            traces[name] = {"u": np.ascontiguousarray(u_trace[:, :, start:start + size]),
-                            "v": np.ascontiguousarray(v_trace[:, :, start:start + size])}
+        for p, size in zip(traced, traced_sizes):
+            start = int(trace_start[p])
+            traces[tables.pop_names[p]] = {"u": np.ascontiguousarray(u_trace[:, :, start:start + size]),
+                                           "v": np.ascontiguousarray(v_trace[:, :, start:start + size])}
     return spikes, counters, traces

@@ -56,6 +56,9 @@ class LifPopulation:
     a Loihi 2 programmable neuron).
     ``fire_once``: after its first spike the neuron holds v = 0 and stays silent (a refractory
     period longer than the run), which is how a time-to-first-spike neuron runs on the chip.
+    ``readout``: a readout (NIR LI, CubaLI, I): its vth is the largest the target holds and the compiler bounds
+    its v below it, so it never fires; its membrane v is the output, recorded on every step by every back end
+    (``record.SpikeRecord.membrane``).
     ``sample_reset``: a stock population (``--stock``): Lava's ``LIFReset`` with reset_interval = the run's
     steps plus ``Timing.padding_steps`` and reset_offset 1, which zeroes u and v on each sample's first step
     when many samples share one run. bitsim starts every sample from rest anyway; the Lava back end runs
@@ -72,6 +75,7 @@ class LifPopulation:
     fire_once: bool = False
     reset: str = RESET_ZERO  # one of fixed_point.RESET_MODES
     sample_reset: bool = False
+    readout: bool = False
 
     def __post_init__(self):
         if self.reset not in RESET_MODES:
@@ -245,6 +249,9 @@ class LayerQuantization:
     threshold_error: float
     u_headroom: float
     v_headroom: float
+    # A readout (``LifPopulation.readout``): v_headroom is then the threshold (vth << threshold_shift, within the
+    # state) over the worst case of |v|; at 1 or above it never fires.
+    readout: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "synapses", tuple(self.synapses))
@@ -471,6 +478,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
             entry["reset"] = pop.reset
         if pop.sample_reset:  # likewise
             entry["sample_reset"] = True
+        if pop.readout:  # likewise
+            entry["readout"] = True
         for key in ("du", "dv", "vth", "bias_mant"):
             arrays[f"population/{pop.name}/{key}"] = pop.__dict__[key]
         pops.append(entry)
@@ -557,6 +566,7 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     pops = tuple(
         LifPopulation(name=p["name"], size=p["size"], bias_exp=p["bias_exp"], fire_once=p["fire_once"],
                       reset=p.get("reset", RESET_ZERO), sample_reset=p.get("sample_reset", False),
+                      readout=p.get("readout", False),
                       **{key: arrays[f"population/{p['name']}/{key}"] for key in ("du", "dv", "vth", "bias_mant")})
         for p in manifest["populations"])
     conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"], **c)

@@ -61,6 +61,7 @@ from .lava_wire import (DEFAULT_BATCH_SIZE, PROGRESS_PREFIX, REPORTED_ERRORS, ch
                         hardware_unavailable_message, read_events)
 from .record import SpikeEvents, SpikeRecord
 from .record import save as save_record
+from .schedule import recorded
 
 # Steps per Lava run() call: between calls the worker reports progress (a call costs ~1 ms).
 STEPS_PER_CALL = 2000
@@ -408,7 +409,7 @@ def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, re
     for index, pop in enumerate(bundle.network.populations):
         record_paths[pop.name] = record_dir / f"population{index}.npz"
         populations[pop.name] = make_population(pop, bundle.widths, num_steps, total_steps, record_paths[pop.name],
-                                                record_state)
+                                                recorded(pop, record_state))
     senders = {bundle.network.input.name: source.s_out}
     senders.update({name: proc.s_out for name, proc in populations.items()})
     for conn in bundle.network.connections:
@@ -629,7 +630,7 @@ def assemble_record(bundle: Bundle, num_samples: int, batches: list[dict], backe
         for part in parts:
             for key, count in part["counters"].items():
                 counters[pop.name][key] = counters[pop.name].get(key, 0) + count
-        if record_state:
+        if recorded(pop, record_state):
             traces[pop.name] = {key: np.concatenate([part["traces"][key] for part in parts]
                                                     or [np.zeros((0, num_steps, pop.size), np.int32)])
                                 for key in ("u", "v")}

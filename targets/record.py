@@ -145,7 +145,8 @@ class SpikeRecord:
 
     ``spikes`` maps each population name to its events; ``counters`` maps it to the hardware
     events counted during the run (24-bit current wraps, voltage saturations), never silent.
-    ``traces`` optionally holds the (samples, steps, neurons) u and v of each population.
+    ``traces`` holds the (samples, steps, neurons) u and v of each population when a run is asked to record its
+    state, and always the v of a readout population (``bundle.LifPopulation.readout``): its membrane, the output.
     ``selection`` names the data selection the inputs came from (``deploy.artifacts.stimulus.Stimulus``).
     """
 
@@ -157,6 +158,15 @@ class SpikeRecord:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     traces: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     selection: str = ""
+
+    def membrane(self, name: str) -> np.ndarray:
+        """The (samples, steps, neurons) int32 membrane v of population ``name`` on every step (a readout's is
+        always recorded); KeyError naming it when the record has none."""
+        try:
+            return self.traces[name]["v"]
+        except KeyError:
+            raise KeyError(f"the record holds no membrane trace of {name!r} (a readout's, or a run with its state "
+                           "recorded)") from None
 
 
 RECORD_FORMAT = "snn-deploy-record"
@@ -187,9 +197,7 @@ def save(record: SpikeRecord, path) -> None:
         f.attrs["header"] = json.dumps(header)
         for name, events in record.spikes.items():
             f.create_dataset(f"spikes/{name}", data=events.events, compression="gzip")
-        for name, per in record.traces.items():
-            for key, value in per.items():
-                f.create_dataset(f"traces/{name}/{key}", data=value, compression="gzip")
+        _save_traces(f, "traces", record.traces)
 
 
 # The record in NIR's data format: the root's attribute holding the header, the observable holding a node's
@@ -197,6 +205,9 @@ def save(record: SpikeRecord, path) -> None:
 NIR_DATA_HEADER = "snn_deploy_record"
 NIR_DATA_OBSERVABLE = "spikes"
 NIR_DATA_EXTRA = "snn_deploy_populations"
+# The group of the state traces (a readout's membrane, or everything a run recorded): NIR data has no observable
+# for them that nir.read_data would read back as the integers they are.
+NIR_DATA_TRACES = "snn_deploy_traces"
 
 
 def _event_data(events: SpikeEvents, dt: float):
@@ -221,8 +232,9 @@ def save_nir_data(record: SpikeRecord, inputs: SpikeEvents, bundle, path) -> Non
     every NIR node's spikes as EventData (observable "spikes"), keyed by NIR node name, times in the graph's
     time unit. The header (bundle checksum, data selection, counters, dt) is the root's attribute
     ``snn_deploy_record``, and the compiler's own populations (the bias relays) are EventData groups under
-    ``snn_deploy_populations``: nir.read_data reads neither, ``load`` both, so that ``--replay`` checks the
-    record as it checks the HDF5 one. State traces have no place here (the HDF5 record keeps them)."""
+    ``snn_deploy_populations``, and the state traces (a readout's membrane) under ``snn_deploy_traces``, as the
+    HDF5 record's: nir.read_data reads none of them, ``load`` all, so that ``--replay`` checks the record as it
+    checks the HDF5 one."""
     import json
 
     import h5py
@@ -249,6 +261,13 @@ def save_nir_data(record: SpikeRecord, inputs: SpikeEvents, bundle, path) -> Non
                     extra = _event_data(events, dt)
                     f.create_dataset(f"{NIR_DATA_EXTRA}/{name}/idx", data=extra.idx, compression="gzip")
                     f.create_dataset(f"{NIR_DATA_EXTRA}/{name}/time", data=extra.time, compression="gzip")
+            _save_traces(f, NIR_DATA_TRACES, record.traces)
+
+
+def _save_traces(f, group: str, traces: dict[str, dict[str, np.ndarray]]) -> None:
+    for name, per in traces.items():
+        for key, value in per.items():
+            f.create_dataset(f"{group}/{name}/{key}", data=value, compression="gzip")
 
 
 def _nir_data_events(group, dt: float) -> np.ndarray:
@@ -331,8 +350,9 @@ def load(path) -> SpikeRecord:
                     stored = {name: np.array(f[f"spikes/{name}"]) for name in sizes}
                 spikes = {name: _checked_events(name, stored[name], num_samples, num_steps, size)
                           for name, size in sizes.items()}
+                trace_group = NIR_DATA_TRACES if nir_data else "traces"
                 traces = {name: _checked_traces(name, group, num_samples, num_steps, sizes[name])
-                          for name, group in f["traces"].items()} if "traces" in f else {}
+                          for name, group in f[trace_group].items()} if trace_group in f else {}
             except RecordError as exc:
                 raise RecordError(f"{path}: {exc}") from None
             return SpikeRecord(backend=header["backend"], bundle_checksum=header["bundle_checksum"],

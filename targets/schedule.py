@@ -30,6 +30,12 @@ DENSE_DELAY_STEPS = 1
 class Population(Protocol):
     name: str
     size: int
+    readout: bool  # its state is recorded on every step whether or not the run records state
+
+
+def recorded(pop: Population, record_state: bool) -> bool:
+    """Whether a run records ``pop``'s state traces: every population's when asked, a readout's always."""
+    return record_state or pop.readout
 
 
 class Connection(Protocol):
@@ -104,7 +110,7 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
                 spike_parts[p.name].append((sample, np.full(fired.size, t + 1), neuron))
             for key, count in step.events.items():
                 events[p.name][key] = events[p.name].get(key, 0) + count
-            if record_state:
+            if recorded(p, record_state):
                 for key, value in arithmetic.trace(step.state).items():
                     traces[p.name].setdefault(key, np.zeros((num_samples, num_steps, p.size), value.dtype))
                     traces[p.name][key][:, t] = value

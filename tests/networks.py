@@ -92,6 +92,31 @@ def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, g
                 "; ".join(labels))
 
 
+# The chip form of each readout (LifPopulation.readout, vth at the 17-bit maximum): LI holds one step's input in
+# u (du = 4095) and leaks v; CubaLI leaks both; I holds one step's input and never leaks v (dv = 0).
+READOUT_DECAYS = {"LI": (st.just(4095), st.integers(1, 4095)), "CubaLI": (st.integers(0, 4095), st.integers(1, 4095)),
+                  "I": (st.just(4095), st.just(0))}
+
+
+@st.composite
+def readout_networks(draw, dynamics: str) -> Case:
+    """A random spiking network (``networks``) whose output feeds a readout of ``dynamics`` (READOUT_DECAYS), which
+    becomes the output; its weights are drawn as any block's, so it may well fire: bitsim and Lava must agree on
+    that too."""
+    base = draw(networks(fire_once=False))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    net = base.bundle.network
+    last = net.populations[-1]
+    size = draw(st.integers(1, 5))
+    du, dv = READOUT_DECAYS[dynamics]
+    readout = LifPopulation("readout", size, du=draw(du), dv=draw(dv), vth=LOIHI2.threshold_max,
+                            bias_mant=draw(st.one_of(st.just(0), st.integers(-300, 300))),
+                            bias_exp=draw(st.integers(0, 7)), readout=True)
+    conn = draw(dense_connections(rng, "to_readout", last.name, "readout", (size, last.size)))
+    bundle = make_bundle(net.input.size, [*net.populations, readout], [*net.connections, conn])
+    return Case(bundle, base.inputs, f"{dynamics} readout (du={readout.du[0]} dv={readout.dv[0]}) after {base.label}")
+
+
 def signed_exponent(forced_sign, low: int, high: int):
     """An exponent in [low, high]; with forced_sign -1 or 1 only negative or only positive ones."""
     if forced_sign is None:

@@ -106,7 +106,7 @@ def test_decisions_by_step_equal_the_rule_on_each_prefix_of_the_run(data):
     raster = np.array(data.draw(st.lists(st.booleans(), min_size=samples * steps * size,
                                          max_size=samples * steps * size))).reshape(samples, steps, size)
     spikes = SpikeEvents.from_raster(raster)
-    for decoding in decision.DECODINGS:
+    for decoding in decision.SPIKE_DECODINGS:  # of spikes; a readout's membrane: tests/test_readouts.py
         fast = latency.decisions_by_step(spikes, decoding)
         for k in range(1, steps + 1):
             prefix = raster[:, :k]

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from snn_deploy.targets import bitsim, lava
+from snn_deploy.targets import bitsim, decision, lava
 from snn_deploy.targets import fixed_point as fx
 from snn_deploy.targets.bundle import Bundle, DenseConnection, InputLayer, IntNetwork, LifPopulation, Placement
 from snn_deploy.targets.record import SpikeEvents, SpikeRecord
 
 from helpers import assert_lava_matches_bitsim, assert_records_equal, target_fields
-from networks import (FORCED, LOIHI2, NUM_STEPS, UNFORCED, Case, current_wrap_cases, make_bundle, networks,
-                      random_inputs, sample_boundary_case, voltage_saturation_cases)
+from networks import (FORCED, LOIHI2, NUM_STEPS, READOUT_DECAYS, UNFORCED, Case, current_wrap_cases, make_bundle,
+                      networks, random_inputs, readout_networks, sample_boundary_case, voltage_saturation_cases)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -89,6 +89,23 @@ def test_random_networks_match_bitsim_bit_for_bit(cases):
         assert_records_equal(_only(expected, names), _only(actual, names), context=f"in case {index}: {case.label}")
     assert_records_equal(expected, actual)
     assert sum(len(events.events[0]) for events in actual.spikes.values()) > 0
+
+
+@settings(max_examples=3, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(cases=st.tuples(*(readout_networks(dynamics) for dynamics in READOUT_DECAYS for _ in range(2))))
+def test_random_networks_with_readouts_match_bitsim_bit_for_bit(cases):
+    """Two random networks per readout kind (LI, CubaLI, I), each ending in a readout, in one Lava run: spikes,
+    counters, the readouts' u and v on every step (recorded without asking) and the membrane decisions."""
+    bundle, inputs = combine(list(cases))
+    expected, actual = bitsim.run(bundle, inputs), lava.run(bundle, inputs)
+    readouts = [pop.name for pop in bundle.network.populations if pop.readout]
+    assert sorted(actual.traces) == sorted(expected.traces) == sorted(readouts)
+    assert_records_equal(expected, actual)
+    for name in readouts:
+        for decoding in decision.MEMBRANE_DECODINGS:
+            np.testing.assert_array_equal(decision.decide_membrane(actual.membrane(name), decoding),
+                                          decision.decide_membrane(expected.membrane(name), decoding))
+    assert any(np.any(actual.membrane(name)) for name in readouts)
 
 
 def _only(record: SpikeRecord, names: list[str]) -> SpikeRecord:

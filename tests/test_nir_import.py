@@ -100,8 +100,8 @@ def test_rockpool_graph_that_fails_nirs_type_check_is_refused_naming_the_file(re
 def test_a_node_type_the_chip_cannot_run_is_refused_by_name_and_type(tmp_path):
     graph = nir.NIRGraph(
         nodes={"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.eye(2)),
-               "li": nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)), "output": nir.Output(np.array([2]))},
-        edges=[("input", "fc"), ("fc", "li"), ("li", "output")])
-    nir.write(tmp_path / "li.nir", graph)
-    with pytest.raises(DeployError, match="node li is a LI, which the target cannot run"):
-        load_graph(tmp_path / "li.nir", _semantics("pulse"))
+               "step": nir.Threshold(threshold=np.ones(2)), "output": nir.Output(np.array([2]))},
+        edges=[("input", "fc"), ("fc", "step"), ("step", "output")])
+    nir.write(tmp_path / "threshold.nir", graph)
+    with pytest.raises(DeployError, match="node step is a Threshold, which the target cannot run"):
+        load_graph(tmp_path / "threshold.nir", _semantics("pulse"))

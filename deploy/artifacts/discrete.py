@@ -29,6 +29,7 @@ class Discretization:
     reset: str
     fire_once: bool
     bias_source: bool = False  # a constant source the compiler adds for Affine biases (no NIR node)
+    readout: bool = False  # a readout (LI, CubaLI, I): threshold +inf, never fires; its membrane is the output
 
     @property
     def size(self) -> int:

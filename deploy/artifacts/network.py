@@ -10,6 +10,10 @@ from ..errors import DeployError
 from .semantics import Semantics
 
 
+# NIR's non-spiking neurons, by the spiking neuron whose equations they follow without its threshold.
+READOUT_DYNAMICS = {"CubaLI": "CubaLIF", "LI": "LIF", "I": "IF"}
+
+
 @dataclass(frozen=True)
 class Projection:
     """One synapse path into a neuron group: it adds W s + b to the group's input, s being the
@@ -32,6 +36,9 @@ class FloatLayer:
     LIF:     tau_mem dv/dt = (v_leak - v) + r x   (stored with tau_syn = 0, w_in = 1);
     IF:      dv/dt = r x                          (tau_syn = 0, tau_mem = inf, v_leak = 0);
     spike when v > v_threshold, then reset (see Semantics.reset).
+    The readouts (NIR's non-spiking neurons) have their spiking counterpart's dynamics and never fire
+    (v_threshold = +inf): their membrane v is the output.
+    CubaLI:  as CubaLIF;   LI: as LIF;   I: as IF (dv/dt = r x, no leak).
     """
 
     name: str  # the neuron node
@@ -48,6 +55,16 @@ class FloatLayer:
     @property
     def size(self) -> int:
         return self.v_threshold.shape[0]
+
+    @property
+    def readout(self) -> bool:
+        """A readout: non-spiking, its membrane the output (READOUT_DYNAMICS)."""
+        return self.kind in READOUT_DYNAMICS
+
+    @property
+    def dynamics(self) -> str:
+        """The spiking neuron whose equations this layer follows: its own kind, or a readout's counterpart."""
+        return READOUT_DYNAMICS.get(self.kind, self.kind)
 
     @property
     def feed_forward(self) -> Projection:

@@ -110,6 +110,32 @@ class HardwareEvents:
 
 
 @dataclass(frozen=True)
+class MembraneError:
+    """|chip v - S float v| per output neuron over every sample and step, in chip units of v (S: the readout's
+    one scale, chip units per float v unit; one chip unit is 1 / S float v units)."""
+
+    median: tuple[float, ...]
+    p95: tuple[float, ...]
+    max: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ReadoutMetrics:
+    """A readout output (LI, CubaLI, I): its membrane on the chip against the discrete float reference's.
+
+    ``float_range``: S max |float v|, in chip units, for scale; ``readout_spikes``: spikes of the readout on the
+    chip, which its compiled worst case should rule out (``headroom``, the compile report's v headroom: at 1 or
+    above the bound holds); each one is a membrane the chip reset, counted against max_hardware_events."""
+
+    layer: str
+    scale: float
+    error: MembraneError
+    float_range: float
+    readout_spikes: int
+    headroom: float
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Everything verify concluded from a comparison, JSON's keys as the field names."""
 
@@ -140,6 +166,7 @@ class Metrics:
     difficulty: Difficulty
     robustness: tuple[RobustnessLevel, ...] = ()  # one per perturbation asked for (verify --robustness)
     data: DataReport | None = None  # how the user's data were read (None: a shipped data set or random trains)
+    readout: ReadoutMetrics | None = None  # a readout output's membrane error (None: a spiking output)
 
 
 @dataclass(frozen=True)
@@ -166,8 +193,9 @@ class Comparison:
 
     ``times[model][layer]`` are first-spike times in chip steps (time / dt), +inf
     where silent, for model in "float", "discrete", "chip"; ``decisions[model]`` the decisions;
-    ``discrete`` every layer's spikes in the discrete reference. ``labels`` is None for unlabelled
-    input spike trains.
+    ``discrete`` every layer's spikes in the discrete reference; ``discrete_membrane`` a readout output's
+    (samples, steps, neurons) float v in the discrete reference (None: a spiking output; the chip's is the
+    record's ``membrane``). ``labels`` is None for unlabelled input spike trains.
     """
 
     labels: np.ndarray | None
@@ -177,3 +205,4 @@ class Comparison:
     record: SpikeRecord
     float_reference: str  # "continuous" or "discrete"
     discrete: dict[str, SpikeEvents] = field(default_factory=dict)
+    discrete_membrane: np.ndarray | None = None

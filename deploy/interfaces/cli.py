@@ -20,6 +20,7 @@ from ...targets import backends, bitsim
 from ...targets import bundle as bundle_io
 from ...targets import description
 from ...targets import record as record_io
+from ...targets.decision import MEMBRANE_DECODINGS, SPIKE_DECODINGS
 from ...targets.files import OutputSet
 from ...targets.lava import LavaRunError
 from ..artifacts.robustness import PERTURBATIONS
@@ -381,7 +382,10 @@ def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
     g = p.add_argument_group(title)
     g.add_argument("--time-unit", choices=FIELDS["time_unit"].choices, help="unit of time constants and spike times")
     g.add_argument("--reset", choices=FIELDS["reset"].choices, help="reset after a spike")
-    g.add_argument("--decoding", choices=FIELDS["decoding"].choices, help="how outputs give a decision")
+    g.add_argument("--decoding", choices=FIELDS["decoding"].choices,
+                   help=f"how outputs give a decision: {', '.join(SPIKE_DECODINGS)} for a spiking output, "
+                        f"{', '.join(MEMBRANE_DECODINGS)} for a readout's membrane (LI, CubaLI, I); ties go to "
+                        "the lowest index")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
     g.add_argument("--spike", choices=FIELDS["spike"].choices,
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "

@@ -24,6 +24,11 @@ class FloatPopulation:
     size: int
     disc: Discretization
 
+    @property
+    def readout(self) -> bool:
+        """A readout's state is recorded on every step (``schedule.recorded``): its membrane is the output."""
+        return self.disc.readout
+
 
 @dataclass(frozen=True)
 class FloatConnection:
@@ -113,5 +118,6 @@ def simulate(discrete: DiscreteNetwork, inputs: SpikeEvents, num_steps: int,
 
 def run(discrete: DiscreteNetwork, inputs: SpikeEvents, num_steps: int, *, record_state: bool = False,
         engine: str | None = None) -> tuple[dict, dict, dict]:
-    """(spikes, counters, traces) of the float discrete-time simulation, as ``schedule.run`` returns them."""
+    """(spikes, counters, traces) of the float discrete-time simulation, as ``schedule.run`` returns them: the
+    traces hold every population's u and v with ``record_state``, and always a readout's, in float64."""
     return schedule.run(chip_network(discrete), arithmetic(engine), inputs, num_steps, record_state=record_state)

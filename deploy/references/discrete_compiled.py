@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ...targets.schedule import BatchResult
+from ...targets.schedule import BatchResult, recorded
 from ...targets.spikes import SPARSE_ACTIVITY, spike_product
 
 # numpy's PW_BLOCKSIZE (numpy/_core/src/umath/loops_utils.h.src): pairwise summation splits sums longer than this.
@@ -206,8 +206,9 @@ def run_batch(network, arithmetic, input_raster: np.ndarray, num_steps: int, rec
     products = np.zeros((samples, layout.num_products))  # the dense blocks' products, side by side
     parts = {name: [] for name in layout.names}
     traces = {name: {} for name in layout.names}
-    if record_state:
-        for p, name in enumerate(layout.names):
+    traced = [recorded(pop, record_state) for pop in network.populations]
+    for p, name in enumerate(layout.names):
+        if traced[p]:
             traces[name] = {key: np.zeros((samples, num_steps, int(layout.cell_size[p]))) for key in ("u", "v")}
     for t in range(num_steps):
         for c in range(num_conns):
@@ -231,7 +232,7 @@ def run_batch(network, arithmetic, input_raster: np.ndarray, num_steps: int, rec
                 sample, neuron = np.divmod(fired_at[written:written + count], size)
                 parts[name].append((sample, np.full(count, t + 1), neuron))
                 written += count
-            if record_state:
+            if traced[p]:
                 cells = slice(layout.cell_start[p], layout.cell_start[p] + size)
                 traces[name]["u"][:, t] = u[:, cells]
                 traces[name]["v"][:, t] = v[:, cells]

@@ -23,7 +23,9 @@ def format_quantization(report: dict[str, LayerQuantization]) -> list[str]:
             f"{name:7s} {r.sign_mode:10s} {r.scale:10.4g} {r.weight_exp:5d}  {r.max_weight_mantissa:6d}  "
             f"{r.fraction_clipped:7.2%}  {r.weight_error_max:.2e}/{r.weight_error_rms:.1e}  "
             f"{r.du:4d} {r.dv:4d}  {max(r.decay_u_error, r.decay_v_error):.1e}    {r.vth:6d}  "
-            f"{r.threshold_error:.1e}   {r.u_headroom:.1f}x/{r.v_headroom:.1f}x")
+            f"{r.threshold_error:.1e}   {r.u_headroom:.1f}x/{r.v_headroom:.1f}x"
+            + ("  readout: never fires" if r.readout and r.v_headroom >= 1 else
+               "  readout: CAN FIRE in the worst case (counted as readout spikes)" if r.readout else ""))
     return lines
 
 
@@ -132,6 +134,14 @@ def format_summary(verdict: Verdict) -> list[str]:
         lines.append(f"    {layer:8s} {e.count:6d}  {e.median:7.2f} {e.p95:6.2f} {e.max:6.2f} "
                      f"{e.mean:+7.2f}   | {_steps(budget.discretization.p95):>18s}  "
                      f"{_steps(budget.quantization.p95):>16s}")
+    if m.readout is not None:
+        r = m.readout
+        lines.append(f"  readout {r.layer} membrane |chip - S float| in chip units (S = {r.scale:.4g} per float v "
+                     f"unit; float range {r.float_range:.4g}), per neuron median / p95 / max:")
+        lines.extend(f"    neuron {index:3d}  {median:10.1f} {p95:10.1f} {largest:10.1f}"
+                     for index, (median, p95, largest) in enumerate(zip(r.error.median, r.error.p95, r.error.max)))
+        lines.append(f"    readout spikes on the chip: {r.readout_spikes} (compiled worst-case headroom "
+                     f"{r.headroom:.3g}x{'' if r.headroom >= 1 else ': the bound does not hold'})")
     act = m.activity
     wraps = sum(events.current_wraps for events in m.hardware_events.values())
     saturations = sum(events.voltage_saturations for events in m.hardware_events.values())

@@ -72,24 +72,24 @@ def constant_relay(depth: int) -> Discretization:
 def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a_u, a_v, jump of v units of u per unit input area) of one layer."""
     if integration == "euler":
-        too_long = [tau for tau in (layer.tau_syn if layer.kind == "CubaLIF" else None, layer.tau_mem)
+        too_long = [tau for tau in (layer.tau_syn if layer.dynamics == "CubaLIF" else None, layer.tau_mem)
                     if tau is not None and np.any(dt > tau)]
         if too_long:
             raise DeployError(f"node {layer.name}: the Euler step dt = {dt:g} exceeds a time constant "
                               f"({float(np.min(too_long[0])):g}); it would flip the decay's sign")
         alpha_v = 1 - dt / layer.tau_mem
-        if layer.kind == "CubaLIF":
+        if layer.dynamics == "CubaLIF":
             return 1 - dt / layer.tau_syn, alpha_v, dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn
-        return np.zeros(layer.size), alpha_v, layer.r / (layer.tau_mem if layer.kind == "LIF" else 1.0)
+        return np.zeros(layer.size), alpha_v, layer.r / (layer.tau_mem if layer.dynamics == "LIF" else 1.0)
     alpha_v = np.exp(-dt / layer.tau_mem)
-    if layer.kind == "CubaLIF":
+    if layer.dynamics == "CubaLIF":
         alpha_u = np.exp(-dt / layer.tau_syn)
         equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             distinct = (alpha_u - alpha_v) / (1 / layer.tau_mem - 1 / layer.tau_syn)
         current_to_voltage = layer.r / layer.tau_mem * np.where(equal, dt * alpha_v, distinct)
         return alpha_u, alpha_v, current_to_voltage * layer.w_in / layer.tau_syn
-    return np.zeros(layer.size), alpha_v, layer.r * alpha_v / (layer.tau_mem if layer.kind == "LIF" else 1.0)
+    return np.zeros(layer.size), alpha_v, layer.r * alpha_v / (layer.tau_mem if layer.dynamics == "LIF" else 1.0)
 
 
 def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
@@ -100,7 +100,8 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     and then decays until the next step: the chip's u holds one step's input (du = 4095).
     A "pulse" spike carries area dt instead of 1.
     """
-    fire_once, reset = semantics.fire_once, semantics.reset
+    # A readout never fires: whether it would fire once is moot, and it runs as a neuron that may fire many times.
+    fire_once, reset = semantics.fire_once and not layer.readout, semantics.reset
     if reset == "zero" and np.any(layer.v_reset != 0):
         raise DeployError(f"node {layer.name}: v_reset must be 0 on Loihi (got {float(layer.v_reset.max()):g})")
     alpha_u, alpha_v, jump = _decay_and_jump(layer, dt, semantics.integration)
@@ -109,14 +110,15 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     bias = np.sum([p.bias for p in layer.projections], axis=0)
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
-        if layer.kind == "CubaLIF" or semantics.integration == "euler":
+        if layer.dynamics == "CubaLIF" or semantics.integration == "euler":
             inputs.append((constant_source, (jump * dt * bias)[:, None]))
-        elif layer.kind == "LIF":
+        elif layer.dynamics == "LIF":
             drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
         else:
             drive = drive + jump * dt * bias
     return Discretization(name=layer.name, inputs=tuple(inputs), alpha_u=alpha_u, alpha_v=alpha_v, drive=drive,
-                          threshold=layer.v_threshold, reset="zero" if fire_once else reset, fire_once=fire_once)
+                          threshold=layer.v_threshold, reset="zero" if fire_once else reset, fire_once=fire_once,
+                          readout=layer.readout)
 
 
 def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> float:

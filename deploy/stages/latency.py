@@ -9,7 +9,8 @@ ceil(t), the step whose interval (n - 1, n] holds it.
 
 Difficulty follows "Investigating the Effect of Sample Difficulty in Time-to-First-Spike Coded SNNs" (TU
 Delft): the float model's margin between its first and second choice (first_spike: second - first output spike
-time; spike_count: first - second count). Harder samples (small margin) should decide later and flip more.
+time; spike_count: first - second count; a membrane decoding: first - second final score). Harder samples
+(small margin) should decide later and flip more.
 """
 
 from __future__ import annotations
@@ -71,6 +72,24 @@ def decisions_by_step_of_times(times: np.ndarray, decoding: str, num_steps: int)
     (samples, num_steps) decisions if stopped after each step (each finite time is the neuron's one spike)."""
     times = np.asarray(times, dtype=np.float64)
     return _decisions_by_step(times, lambda k: (times <= k).astype(np.int64), decoding, num_steps)
+
+
+def membrane_decisions_by_step(membrane: np.ndarray, decoding: str, latency_steps: int) -> np.ndarray:
+    """A readout's (samples, num_steps, outputs) membrane -> (samples, num_steps) decisions if stopped after each
+    step: no decision in the pipeline's ``latency_steps``, then the membrane decoding of the window so far."""
+    scores = decision.membrane_scores_by_step(np.asarray(membrane)[:, latency_steps:], decoding)
+    out = np.full(membrane.shape[:2], decision.NO_DECISION, np.int32)
+    out[:, latency_steps:] = np.argmax(scores, axis=2)
+    return out
+
+
+def membrane_margins(membrane: np.ndarray, decoding: str, latency_steps: int) -> np.ndarray:
+    """(samples,) gap between the first and second choice's final membrane score (+inf: one output)."""
+    final = decision.membrane_scores_by_step(np.asarray(membrane)[:, latency_steps:], decoding)[:, -1]
+    if final.shape[1] < 2:
+        return np.full(final.shape[0], np.inf)
+    ordered = -np.sort(-final, axis=1)
+    return ordered[:, 0] - ordered[:, 1]
 
 
 def final_steps(by_step: np.ndarray) -> np.ndarray:
@@ -182,8 +201,15 @@ class SampleTiming(NamedTuple):
     margins: np.ndarray
 
 
-def sample_timing(comparison: Comparison, output: str, decoding: str, num_steps: int) -> SampleTiming:
-    """A verify comparison -> the per-sample figures ``decision_timing`` summarizes (the report draws them)."""
+def sample_timing(comparison: Comparison, output: str, decoding: str, num_steps: int,
+                  latency_steps: int = 0) -> SampleTiming:
+    """A verify comparison -> the per-sample figures ``decision_timing`` summarizes (the report draws them);
+    ``latency_steps`` (``bundle.Timing``'s) start a membrane decoding's window."""
+    if decoding in decision.MEMBRANE_DECODINGS:
+        chip = membrane_decisions_by_step(comparison.record.membrane(output), decoding, latency_steps)
+        float_model = membrane_decisions_by_step(comparison.discrete_membrane, decoding, latency_steps)
+        return SampleTiming(chip, float_model, final_steps(chip), final_steps(float_model),
+                            membrane_margins(comparison.discrete_membrane, decoding, latency_steps))
     chip = decisions_by_step(comparison.record.spikes[output], decoding)
     times = comparison.times["float"][output]
     if comparison.float_reference == "continuous":
@@ -211,5 +237,6 @@ def summarize(per_sample: SampleTiming, comparison: Comparison, bundle: Bundle, 
 
 def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
     """A verify comparison -> the chip's and the float model's decision timing and the samples' difficulty."""
-    per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, bundle.timing.num_steps)
+    per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, bundle.timing.num_steps,
+                               bundle.timing.latency_steps)
     return summarize(per_sample, comparison, bundle, target)

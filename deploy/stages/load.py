@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts.network import FloatLayer, FloatNetwork, Projection
+from ...targets.decision import MEMBRANE_DECODINGS, SPIKE_DECODINGS
+from ..artifacts.network import READOUT_DYNAMICS, FloatLayer, FloatNetwork, Projection
 from ..artifacts.semantics import semantics_from_metadata
 from ..errors import DeployError
 from .connectivity import SYNAPSE_TYPES, LinearMap, linear_map
@@ -51,12 +52,13 @@ def _check_positive(node_name: str, field_name: str, array: np.ndarray) -> None:
         raise DeployError(f"node {node_name}: {field_name} must be > 0, got {bad:g}")
 
 
-NEURON_TYPES = ("CubaLIF", "LIF", "IF")
+NEURON_TYPES = ("CubaLIF", "LIF", "IF", *READOUT_DYNAMICS)
 
 
 def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str = "",
                source_sha256: str = "") -> FloatNetwork:
-    """Read a graph of neuron nodes (CubaLIF, LIF, IF) joined by paths of synapse nodes into a FloatNetwork.
+    """Read a graph of neuron nodes (CubaLIF, LIF, IF; the readouts CubaLI, LI, I) joined by paths of synapse
+    nodes into a FloatNetwork.
 
     Every neuron node becomes a layer whose projections are the synapse paths ending at it, each
     composed into one matrix (``connectivity``). Paths may start at the Input, at an earlier layer,
@@ -121,7 +123,7 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
         layers[name] = FloatLayer(name=name, projections=tuple(projections), kind=type(nodes[name]).__name__,
                                   **params)
     if not layers:
-        raise DeployError("the graph has no neuron node (CubaLIF, LIF or IF)")
+        raise DeployError(f"the graph has no neuron node ({', '.join(NEURON_TYPES)})")
     feeding = predecessors[outputs[0]]
     if len(feeding) != 1 or feeding[0] not in layers:
         raise DeployError(f"the Output node must be fed by one neuron node, it is fed by {', '.join(feeding) or 'nothing'}")
@@ -129,9 +131,27 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
     if unused:
         raise DeployError(f"synapse nodes that feed no neuron: {', '.join(unused)} (a dead end, or a loop of "
                           "synapses alone); the graph would run without them")
+    _check_readouts(layers, feeding[0], semantics.decoding)
     return FloatNetwork(input_name=input_name, input_size=int(np.prod(input_shape)), input_shape=input_shape,
                         layers=_by_depth(input_name, layers), output=feeding[0], semantics=semantics,
                         source_file=source_file, source_sha256=source_sha256)
+
+
+def _check_readouts(layers: dict[str, FloatLayer], output: str, decoding: str) -> None:
+    """A readout never spikes: it must be the output, decoded from its membrane; a spiking output needs a spike
+    decoding."""
+    for layer in layers.values():
+        fed = [target.name for target in layers.values() if any(p.source == layer.name for p in target.projections)]
+        if layer.readout and fed:
+            raise DeployError(f"node {layer.name} is a {layer.kind} readout, which never spikes, yet it feeds "
+                              f"{', '.join(fed)}; a readout can only be the output")
+    readout = layers[output]
+    if readout.readout and decoding not in MEMBRANE_DECODINGS:
+        raise DeployError(f"the output node {output} is a {readout.kind} readout, which never spikes: decode its "
+                          f"membrane (--decoding {'|'.join(MEMBRANE_DECODINGS)}), not {decoding}")
+    if not readout.readout and decoding not in SPIKE_DECODINGS:
+        raise DeployError(f"the output node {output} is a spiking {readout.kind}: decode its spikes (--decoding "
+                          f"{'|'.join(SPIKE_DECODINGS)}), not {decoding}, which reads a readout's membrane")
 
 
 def _node_shape(name: str, node) -> tuple[int, ...]:
@@ -188,7 +208,7 @@ def _by_depth(input_name: str, layers: dict[str, FloatLayer]) -> tuple[FloatLaye
 
 
 def _neuron_parameters(name: str, neuron, size: int) -> dict[str, np.ndarray]:
-    """The CubaLIF-shaped parameters of a CubaLIF, LIF or IF node (see FloatLayer)."""
+    """The CubaLIF-shaped parameters of a neuron node (see FloatLayer)."""
     import nir
 
     def get(key: str, default=None) -> np.ndarray:
@@ -196,17 +216,21 @@ def _neuron_parameters(name: str, neuron, size: int) -> dict[str, np.ndarray]:
         return _vector(name, key, default if value is None else value, size)
 
     zeros, ones = np.zeros(size), np.ones(size)
-    if isinstance(neuron, nir.CubaLIF):
-        params = {key: get(key) for key in ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold", "v_reset")}
+    # A readout's threshold is never crossed, and it never resets.
+    readout = type(neuron).__name__ in READOUT_DYNAMICS
+    threshold = {"v_threshold": np.full(size, np.inf), "v_reset": zeros} if readout else {
+        "v_threshold": get("v_threshold"), "v_reset": get("v_reset", 0.0)}
+    if isinstance(neuron, (nir.CubaLIF, nir.CubaLI)):
+        params = {key: get(key) for key in ("tau_syn", "tau_mem", "r", "w_in", "v_leak")}
         _check_positive(name, "tau_syn", params["tau_syn"])
-    elif isinstance(neuron, nir.LIF):
-        params = {"tau_syn": zeros, "tau_mem": get("tau"), "r": get("r"), "w_in": ones, "v_leak": get("v_leak"),
-                  "v_threshold": get("v_threshold"), "v_reset": get("v_reset", 0.0)}
-    else:  # IF: no leak at all
-        params = {"tau_syn": zeros, "tau_mem": np.full(size, np.inf), "r": get("r"), "w_in": ones, "v_leak": zeros,
-                  "v_threshold": get("v_threshold"), "v_reset": get("v_reset", 0.0)}
-    if not isinstance(neuron, nir.IF):
-        _check_positive(name, "tau_mem" if isinstance(neuron, nir.CubaLIF) else "tau", params["tau_mem"])
+    elif isinstance(neuron, (nir.LIF, nir.LI)):
+        params = {"tau_syn": zeros, "tau_mem": get("tau"), "r": get("r"), "w_in": ones, "v_leak": get("v_leak")}
+    else:  # IF, I: no leak at all
+        params = {"tau_syn": zeros, "tau_mem": np.full(size, np.inf), "r": get("r"), "w_in": ones, "v_leak": zeros}
+    params.update(threshold)
+    if not isinstance(neuron, (nir.IF, nir.I)):
+        _check_positive(name, "tau_mem" if isinstance(neuron, (nir.CubaLIF, nir.CubaLI)) else "tau",
+                        params["tau_mem"])
     _check_positive(name, "v_threshold", params["v_threshold"])
     return params
 

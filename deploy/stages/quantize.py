@@ -253,6 +253,118 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     return pop, conns, report
 
 
+def worst_case_state(alpha_u: np.ndarray, alpha_v: np.ndarray, once: np.ndarray, sustained: np.ndarray,
+                     drive: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The largest |u| and |v| per neuron over ``steps`` steps of u' = a_u u + a, v' = a_v v + u' + drive, when
+    inputs of amplitude ``once`` (the sum of |weights| of sources that spike at most once) arrive at the worst
+    moment and inputs of amplitude ``sustained`` arrive on every step. The chip's decays truncate toward zero,
+    so with the chip's factors this bounds the chip's integers too."""
+    impulse_u, impulse_v, impulse_peak = np.ones_like(alpha_u), np.zeros_like(alpha_v), np.zeros_like(alpha_v)
+    step_u, step_v, settled = np.zeros_like(alpha_u), np.zeros_like(alpha_v), np.zeros_like(alpha_v)
+    for step in range(steps):
+        if step:
+            impulse_u = alpha_u * impulse_u
+        impulse_v = alpha_v * impulse_v + impulse_u
+        impulse_peak = np.maximum(impulse_peak, impulse_v)
+        step_u = alpha_u * step_u + 1
+        step_v = alpha_v * step_v + step_u
+        settled = alpha_v * settled + 1
+    # Step responses only grow (every term is positive): their peak is the last step's.
+    return once + sustained * step_u, once * impulse_peak + sustained * step_v + np.abs(drive) * settled
+
+
+def _amplitudes(blocks, fires_once: dict[str, bool], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(once, sustained): per neuron, the sum over sources that spike at most once, and over the others, of
+    max(excitation, inhibition), from (source, weights) pairs."""
+    once, sustained = np.zeros(size), np.zeros(size)
+    for source, weights in blocks:
+        amplitude = np.maximum(np.clip(weights, 0, None).sum(axis=1), np.clip(-weights, 0, None).sum(axis=1))
+        if fires_once[source]:
+            once += amplitude
+        else:
+            sustained += amplitude
+    return once, sustained
+
+
+def quantize_readout(disc: Discretization, target: Target, fires_once: dict[str, bool], horizon_steps: int,
+                     synapses: tuple[str, ...] = ()) -> tuple[LifPopulation, tuple[DenseConnection, ...],
+                                                              LayerQuantization]:
+    """A readout (LI, CubaLI, I) as a LIF that never fires: vth at the largest value the target's threshold field
+    holds, and one scale S for the whole layer (so that its neurons' membranes compare, as a membrane decoding
+    compares them), chosen so that in the worst case (``worst_case_state``: every source spiking on every step it
+    can, through the realized integer weights and bias) |v| stays at or below vth << threshold_shift and within
+    the state, and u never wraps. Where that leaves the layer's largest weight fewer than MIN_WEIGHT_LEVELS
+    mantissa levels, S stays at that floor instead and the report's v_headroom is below 1: the readout can fire,
+    and verify counts each spike of it (``Metrics.readout``)."""
+    widths = target.widths
+    unit = 1 << widths.activation_shift
+    vth = widths.threshold_max
+    v_limit = min(vth << widths.threshold_shift, widths.state_limit - 1)
+    u_limit = widths.state_limit - 1
+    du, dv = _decays(disc, widths)
+    chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
+    chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
+    with np.errstate(divide="ignore", invalid="ignore"):
+        settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
+    gain = np.concatenate([g for _, g in disc.inputs], axis=1)
+    row_max = float(np.abs(gain).max())
+    if row_max == 0 and not np.any(disc.drive):
+        raise DeployError(f"node {disc.name}: all weights are zero and it has no bias or v_leak: nothing drives it")
+    w_max = (1 << widths.weight_bits) - (2 if fx.sign_mode(gain) == fx.MIXED else 1)
+    u_unit, v_unit = worst_case_state(chip_alpha_u, chip_alpha_v, *_amplitudes(disc.inputs, fires_once, disc.size),
+                                      disc.drive * settled, horizon_steps)
+    with np.errstate(divide="ignore"):
+        scale = float(np.min(np.minimum(v_limit / v_unit, u_limit / u_unit)))
+        fits = w_max * unit * 2.0 ** widths.weight_exp_max / row_max  # the largest weight at the largest exponent
+        floor = MIN_WEIGHT_LEVELS * unit / row_max
+    scale = max(min(scale, fits), floor) if row_max > 0 else scale
+    for _ in range(MAX_READOUT_ROUNDS):
+        blocks = [(source,) + _block_weights(scale * g / unit, widths, widths.weight_exp_min, widths.weight_exp_max)
+                  for source, g in disc.inputs]
+        bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name, widths)
+        # The bound in the chip's integers: a negative exponent floors a sum, by at most one unit more.
+        chip_blocks = [(source, stored * 2.0 ** exponent * unit + (exponent < 0) * unit * np.sign(stored))
+                       for source, exponent, _, stored in blocks]
+        u_worst, v_worst = worst_case_state(chip_alpha_u, chip_alpha_v, *_amplitudes(chip_blocks, fires_once, disc.size),
+                                            fx.effective_bias(bias_mant, bias_exp), horizon_steps)
+        over = float(max(np.max(v_worst) / v_limit, np.max(u_worst) / u_limit))
+        if over <= 1 or scale <= floor:
+            break
+        scale = max(scale / over * (1 - READOUT_MARGIN), floor)  # rounding up of the weights broke the bound
+    stored_all = np.concatenate([stored for _, _, _, stored in blocks], axis=1)
+    realized = np.concatenate([stored * unit * 2.0 ** exponent for _, exponent, _, stored in blocks], axis=1) / scale
+    live = np.abs(gain).max(axis=1) > 0
+    rows = live if live.any() else np.full(disc.size, True)
+    weight_error = (np.abs(realized - gain) / np.where(live, np.abs(gain).max(axis=1), 1)[:, None])[rows]
+    levels = np.abs(stored_all).max(axis=1)
+    exponents = {source: exponent for source, exponent, _, _ in blocks}
+    report = LayerQuantization(
+        synapses=synapses, scale=scale, scale_max=scale, weight_exp=max(exponents.values(), default=0),
+        weight_exp_by_source=exponents, split_weights=False,
+        sign_mode={1: "excitatory", 2: "inhibitory", 3: "mixed"}[fx.sign_mode(gain)],
+        max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[rows].min()),
+        fraction_clipped=float(np.mean(np.concatenate([(stored != w_int).ravel() for _, _, w_int, stored in blocks]))),
+        weight_error_max=float(weight_error.max()), weight_error_rms=float(np.sqrt(np.mean(weight_error ** 2))),
+        du=int(du.max()), dv=int(dv.max()),
+        decay_u_error=float(np.max(np.abs(chip_alpha_u - disc.alpha_u))),
+        decay_v_error=float(np.max(np.abs(chip_alpha_v - disc.alpha_v))),
+        vth=vth, threshold_error=0.0,
+        u_headroom=float(u_limit / np.max(u_worst)) if np.any(u_worst > 0) else float("inf"),
+        v_headroom=float(v_limit / np.max(v_worst)) if np.any(v_worst > 0) else float("inf"), readout=True)
+    pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
+                        readout=True)
+    conns = tuple(DenseConnection(name=f"{source}->{disc.name}", source=source, target=disc.name, weights=stored,
+                                  weight_exp=exponent, num_weight_bits=widths.weight_bits)
+                  for source, exponent, _, stored in blocks)
+    return pop, conns, report
+
+
+# Rounds of lowering a readout's scale when its rounded weights exceed the worst-case bound, and the margin below
+# the bound each takes (rounding moves a weight by at most half a mantissa step: one round settles it).
+MAX_READOUT_ROUNDS = 4
+READOUT_MARGIN = 1 / 256
+
+
 def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = False,
              stock_spread: float | None = None) -> QuantizedNetwork:
     """The discrete network in the target's integer formats, with a report row per layer; ``stock_spread``: for
@@ -271,6 +383,12 @@ def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = Fa
     for disc in discrete.populations:
         if disc.bias_source:
             pop, conns = constant_population(disc, target.widths)
+        elif disc.readout:
+            if stock_spread is not None:
+                raise DeployError(f"--stock: node {disc.name} is a readout, which a stock bundle does not hold yet; "
+                                  "compile without --stock")
+            pop, conns, report[disc.name] = quantize_readout(disc, target, fires_once, discrete.num_steps,
+                                                             discrete.synapses[disc.name])
         else:
             pop, conns, report[disc.name] = quantize_layer(disc, target, fires_once, discrete.num_steps,
                                                            split_weights, discrete.synapses[disc.name], stock_spread)

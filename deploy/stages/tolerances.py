@@ -205,4 +205,10 @@ def checks(metrics: Metrics, tolerances: Tolerances) -> list[Check]:
     wraps = sum(events.current_wraps for events in metrics.hardware_events.values())
     result.append(Check("max_hardware_events", "current wraps", wraps, tol.max_hardware_events, False,
                         f"{wraps} current wraps > max_hardware_events {tol.max_hardware_events}"))
+    if metrics.readout is not None:  # a readout that fired: its membrane was reset, past its compiled bound
+        fired = metrics.readout.readout_spikes
+        result.append(Check("max_hardware_events", f"readout {metrics.readout.layer}: spikes", fired,
+                            tol.max_hardware_events, False,
+                            f"readout {metrics.readout.layer} fired {fired} times on the chip > max_hardware_events "
+                            f"{tol.max_hardware_events}"))
     return result

@@ -34,8 +34,8 @@ from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
 from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
-                                 ErrorBudget, HardwareEvents, Metrics, SpikeCountError, SpikeTimeErrors, StepRange,
-                                 Verdict)
+                                 ErrorBudget, HardwareEvents, MembraneError, Metrics, ReadoutMetrics, SpikeCountError,
+                                 SpikeTimeErrors, StepRange, Verdict)
 from ..errors import DeployError
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
@@ -49,9 +49,33 @@ from .run import run_inputs
 from .stimulus import encode, joined_reports, load_stimulus_part
 from .tolerances import checks
 
-def decide(spikes: SpikeEvents, decoding: str) -> np.ndarray:
-    """Decision per sample by the one decision rule (``targets.decision``)."""
+def decide(spikes: SpikeEvents, decoding: str, membrane: np.ndarray | None = None, latency_steps: int = 0
+           ) -> np.ndarray:
+    """Decision per sample by the one decision rule (``targets.decision``): of the output's spikes, or, for a
+    membrane decoding, of its (samples, steps, neurons) ``membrane`` after the ``latency_steps`` of the pipeline
+    (``bundle.Timing.latency_steps``: the steps before the output's first input, which the model does not have)."""
+    if decoding in decision.MEMBRANE_DECODINGS:
+        return decision.decide_membrane(membrane[:, latency_steps:], decoding)
     return decision.decide(_steps(spikes), spikes.counts(), decoding)
+
+
+def readout_metrics(comparison: Comparison, bundle: Bundle) -> ReadoutMetrics | None:
+    """The readout output's membrane error, chip against the discrete reference, in chip units (None: a spiking
+    output)."""
+    out = bundle.network.output
+    if comparison.discrete_membrane is None:
+        return None
+    quantization = bundle.report.quantization[out]
+    chip = comparison.record.membrane(out).astype(np.float64)
+    scaled = quantization.scale * comparison.discrete_membrane
+    error = np.abs(chip - scaled).reshape(-1, chip.shape[2])
+    stats = (np.median(error, axis=0), np.percentile(error, 95, axis=0), error.max(axis=0)) if error.size else (
+        np.zeros(chip.shape[2]),) * 3
+    return ReadoutMetrics(layer=out, scale=quantization.scale,
+                          error=MembraneError(*(tuple(float(x) for x in values) for values in stats)),
+                          float_range=float(np.abs(scaled).max(initial=0.0)),
+                          readout_spikes=int(comparison.record.spikes[out].events.shape[1]),
+                          headroom=quantization.v_headroom)
 
 
 def spike_count_error(tally: CountTally) -> SpikeCountError:
@@ -212,12 +236,17 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
                              record=record, engine=engine, workers=workers, scheduler=scheduler)[0]
     if record is None:
         record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
-    discrete = discrete_reference.simulate(discretize(net, dt), inputs, num_steps)
+    discrete, _, discrete_traces = discrete_reference.run(discretize(net, dt), inputs, num_steps)
     continuous = (continuous_reference.first_spike_times(net, times_in)
                   if times_in is not None and continuous_reference.supports(net) else None)
 
     out = bundle.network.output
-    decisions = {"discrete": decide(discrete[out], bundle.decoding), "chip": decide(record.spikes[out], bundle.decoding)}
+    readout = bundle.network.population(out).readout
+    discrete_membrane = discrete_traces[out]["v"] if readout else None
+    latency = bundle.timing.latency_steps
+    decisions = {"discrete": decide(discrete[out], bundle.decoding, discrete_membrane, latency),
+                 "chip": decide(record.spikes[out], bundle.decoding,
+                                record.membrane(out) if readout else None, latency)}
     times = {"chip": {}, "discrete": {}, "float": {}}
     for index, layer in enumerate(net.layers):
         times["chip"][layer.name] = _steps(record.spikes[layer.name])
@@ -231,7 +260,7 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
     else:
         decisions["float"] = decisions["discrete"]
     return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
-                      inputs=inputs, record=record, discrete=discrete,
+                      inputs=inputs, record=record, discrete=discrete, discrete_membrane=discrete_membrane,
                       float_reference="continuous" if continuous is not None else "discrete")
 
 
@@ -382,13 +411,18 @@ def _joined(parts: list[Comparison]) -> Comparison:
                 for name, keys in first.record.counters.items()}
     record = replace(first.record, num_samples=inputs.num_samples, counters=counters,
                      spikes={name: _joined_events([part.record.spikes[name] for part in parts])
-                             for name in first.record.spikes})
+                             for name in first.record.spikes},
+                     traces={name: {key: np.concatenate([part.record.traces[name][key] for part in parts])
+                                    for key in per} for name, per in first.record.traces.items()})
     decisions = {key: np.concatenate([part.decisions[key] for part in parts]) for key in first.decisions}
     times = {model: {layer: np.concatenate([part.times[model][layer] for part in parts]) for layer in per_layer}
              for model, per_layer in first.times.items()}
     discrete = {name: _joined_events([part.discrete[name] for part in parts]) for name in first.discrete}
+    membrane = (None if first.discrete_membrane is None
+                else np.concatenate([part.discrete_membrane for part in parts]))
     return Comparison(labels=None if labels is None else np.asarray(labels), decisions=decisions, times=times,
-                      inputs=inputs, record=record, float_reference=first.float_reference, discrete=discrete)
+                      inputs=inputs, record=record, float_reference=first.float_reference, discrete=discrete,
+                      discrete_membrane=membrane)
 
 
 def robustness_levels(net: FloatNetwork, bundle: Bundle, stimulus: Stimulus, spec: RobustnessSpec, *,
@@ -465,7 +499,7 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
                         decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
         decision_latency_steps=timing.decision_latency_steps, accuracy_by_step=timing.accuracy_by_step,
         early_decision=timing.early_decision, difficulty=timing.difficulty, robustness=tuple(robustness),
-        data=data)
+        data=data, readout=readout_metrics(c, bundle))
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
