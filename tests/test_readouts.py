@@ -15,7 +15,8 @@ import nir
 import numpy as np
 import pytest
 
-from snn_deploy.deploy import compile_network, verify
+from snn_deploy.deploy import compare_spikes, compile_network, judge, verify
+from snn_deploy.deploy.reporting.html import render
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.interfaces.cli import main
 from snn_deploy.deploy.references import discrete as reference
@@ -217,6 +218,24 @@ def test_verify_measures_the_readout_membrane_error_in_chip_units(kind):
     assert json.loads(verdict.to_json())["readout"]["error"]["p95"] == list(readout.error.p95)
     assert any(line.strip().startswith(f"readout {net.output} membrane") for line in format_summary(verdict))
     assert verdict.metrics.decision_latency_steps["chip"].undecided == 0
+
+
+@pytest.mark.parametrize("can_fire", [False, True])
+def test_the_html_report_shows_the_readout_error_and_marks_its_spikes(can_fire):
+    """The report's readout section: a row per output neuron, and the readout-spikes row marked as exceeded
+    exactly when the chip's readout fired (its bound failed); the membrane decoding's timing plots render."""
+    n_in = 200 if can_fire else 6
+    graph = input_readout_graph("I", np.full((2, n_in), 1.0), np.zeros(2)) if can_fire else \
+        input_readout_graph("LI", np.random.default_rng(5).uniform(-1, 1, (2, n_in)), np.zeros(2))
+    net, bundle = compiled(graph, decoding=decision.FINAL_MEMBRANE, horizon=(2000 if can_fire else STEPS) * DT)
+    inputs = np.ones((2, bundle.timing.num_steps, n_in), bool) if can_fire else raster(7, 4, bundle.timing.num_steps, n_in)
+    comparison = compare_spikes(net, bundle, SpikeEvents.from_raster(inputs))
+    verdict = judge(comparison, net, bundle)
+    page = render(comparison, verdict, net, bundle)
+    section = page[page.index('id="readout"'):]
+    section = section[:section.index("</section>")]
+    assert all(f"{net.output}[{index}]" in section for index in range(2))
+    assert ('class="exceeded"' in section) == can_fire == (verdict.metrics.readout.readout_spikes > 0)
 
 
 # --- against norse ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ forbids any network access. Sections, each with an id:
                     (discrete - float) and how much quantization (chip - discrete)
   firing            per layer, the distribution of spike counts per neuron and sample, chip against the
                     discrete float reference, its Earth Mover's Distance and the spike-count error
+  readout           a readout output's (LI, CubaLI, I) membrane error per neuron, chip against the discrete
+                    float reference, in chip units, and its spikes on the chip (marked: its bound failed)
   quantization      the compile report's quantization table
   energy            energy per inference as ranges (low, nominal, high) per layer, dynamic and static,
                     and latency, with unit prefixes as the command line prints them
@@ -529,10 +531,14 @@ def robustness_section(verdict: Verdict) -> Section:
 
 # What "within one step (spike) of a tie" means, per decoding.
 TIE_PHRASE = {decision.FIRST_SPIKE: "the trained model's first two output spikes at most one step apart",
-              decision.SPIKE_COUNT: "the trained model's two largest output spike counts differ by at most one"}
+              decision.SPIKE_COUNT: "the trained model's two largest output spike counts differ by at most one",
+              **{decoding: "the trained model's two highest readout scores at most one chip unit of membrane apart"
+                 for decoding in decision.MEMBRANE_DECODINGS}}
 
 
 def margin_label(decoding: str) -> str:
+    if decoding in decision.MEMBRANE_DECODINGS:
+        return "float margin: its two highest readout scores' difference, in chip units of membrane"
     return ("float margin: steps between its first two output spikes" if decoding == decision.FIRST_SPIKE
             else "float margin: its two largest output spike counts' difference")
 
@@ -694,7 +700,7 @@ def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: Samp
     flips = int(flipped.sum())
     trained = "the trained model" + ("" if comparison.float_reference == "continuous" else
                                      " (here its discrete float reference: the chip's step schedule in float64, unquantized)")
-    unit = "step" if decoding == decision.FIRST_SPIKE else "spike"
+    unit = {decision.FIRST_SPIKE: "step", decision.SPIKE_COUNT: "spike"}.get(decoding, "chip unit")
     if not flips:
         agreement = f"The chip decides as {trained} on all {samples} samples."
     else:
@@ -837,6 +843,21 @@ def firing_section(verdict: Verdict) -> Section:
                                               "samples with every count equal"], rows)})
 
 
+def readout_section(verdict: Verdict) -> Section:
+    """A readout output's membrane error per neuron, chip against the discrete float reference, in chip units; the
+    readout's spikes (which its compiled bound should rule out) marked as a failure."""
+    readout = verdict.metrics.readout
+    error = readout.error
+    rows = [[f"{readout.layer}[{index}]", *(quantity(f"{value:.3g}") for value in values)]
+            for index, values in enumerate(zip(error.median, error.p95, error.max))]
+    facts = [["readout layer", readout.layer], ["scale S (chip units per float unit of v)", quantity(f"{readout.scale:.6g}")],
+             ["float membrane range S max |v| (chip units)", quantity(f"{readout.float_range:,.1f}")],
+             ["v headroom of the compiled worst case (>= 1: it never fires)", quantity(f"{readout.headroom:.3g}")],
+             ["readout spikes on the chip", quantity(f"{readout.readout_spikes:,}")]]
+    return Section("readout", {"facts": table(None, facts, ["", "", "", "", "exceeded" if readout.readout_spikes else ""]),
+                               "table": table(["neuron", "median |error|", "p95 |error|", "max |error|"], rows)})
+
+
 def _range_cells(values: Range, unit: Callable[[float], str]) -> list[Cell]:
     return [quantity(unit(values.nominal)), quantity(unit(values.low)), quantity(unit(values.high))]
 
@@ -951,7 +972,11 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
     if labelled:
         num_classes = max(int(comparison.labels.max(initial=0)) + 1, num_classes)
     # The verdict's decision timing, and the per-sample figures behind it (stages.latency) for the plots.
-    per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, num_steps)
+    per_sample = sample_timing(comparison, bundle.network.output, bundle.decoding, num_steps,
+                               bundle.timing.latency_steps)
+    if bundle.decoding in decision.MEMBRANE_DECODINGS:  # margins in the readout's chip units, as ties are judged
+        scale = bundle.report.quantization[bundle.network.output].scale
+        per_sample = per_sample._replace(margins=per_sample.margins * scale)
     m = verdict.metrics
     timing = DecisionTiming(m.decision_latency_steps, m.accuracy_by_step, m.early_decision, m.difficulty)
     sections = [
@@ -962,6 +987,7 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         error_section(comparison, verdict, layer_order),
         budget_section(verdict, layer_order),
         firing_section(verdict),
+        *([readout_section(verdict)] if verdict.metrics.readout is not None else []),
         Section("quantization", {"groups": data_tables(
             {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
             if bundle.report is not None else {})}),

@@ -321,7 +321,7 @@ def quantize_readout(disc: Discretization, target: Target, fires_once: dict[str,
     for _ in range(MAX_READOUT_ROUNDS):
         blocks = [(source,) + _block_weights(scale * g / unit, widths, widths.weight_exp_min, widths.weight_exp_max)
                   for source, g in disc.inputs]
-        bias_mant, bias_exp = _bias_fields(scale * disc.drive * settled, disc.name, widths)
+        bias_mant, bias_exp = bias_fields(scale * disc.drive * settled, disc.name, widths)
         # The bound in the chip's integers: a negative exponent floors a sum, by at most one unit more.
         chip_blocks = [(source, stored * 2.0 ** exponent * unit + (exponent < 0) * unit * np.sign(stored))
                        for source, exponent, _, stored in blocks]
