@@ -94,7 +94,7 @@ def _metrics(float_acc, chip_acc, agreement, p95s, wraps, samples=100):
     return SimpleNamespace(
         samples=samples, accuracy=Accuracy(float=float_acc, discrete=float_acc, chip=chip_acc), agreement=agreement,
         spike_time_error_steps={f"lif{i}": SimpleNamespace(p95=p) for i, p in enumerate(p95s, start=1)},
-        hardware_events={"lif1": HardwareEvents(current_wraps=wraps), "lif2": HardwareEvents()})
+        hardware_events={"lif1": HardwareEvents(current_wraps=wraps), "lif2": HardwareEvents()}, readout=None)
 
 
 @pytest.mark.parametrize("metrics, tolerances, exceeded", [

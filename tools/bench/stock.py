@@ -34,7 +34,7 @@ def measure(name: str, split: str, folder: Path) -> None:
     graph = folder / f"{name}.nir"
     export(zoo.load(name), graph)
     net, test, target = load_graph(graph), data.load(split), description.load("loihi2")
-    default = compile_network(net, target)
+    default = compile_network(net, target, calibrate=None)  # the same integers as the stock bundle's, with the latch
     plain = compare(net, default, test.features, test.labels)
     metrics = judge(plain, net, default).metrics
     print(name, "default: accuracy", metrics.accuracy, "agreement", metrics.agreement)
