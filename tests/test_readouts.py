@@ -247,10 +247,11 @@ def test_the_float_reference_equals_norses_li_readout_membrane(tmp_path):
     """norse 1.1.0: Linear -> LIFBoxCell -> Linear (with bias) -> LIBoxCell, exported by norse.to_nir. Its
     exporter writes tau as dt * tau (the bug tests/test_interop.py documents): undone here. norse steps the chain
     within one step; the chip's readout at depth 2 shows norse's step t at index t + 2 (latency_steps)."""
-    torch = pytest.importorskip("torch")
+    # Imported, not skipped: tools/test installs torch and norse, and a missing one must fail this test.
+    import torch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # norse still calls torch.jit.script
-        norse = pytest.importorskip("norse.torch")
+        import norse.torch as norse
     torch.manual_seed(3)
     fc1, fc2 = torch.nn.Linear(3, 5), torch.nn.Linear(5, 4)
     with torch.no_grad():
