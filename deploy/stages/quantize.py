@@ -105,6 +105,21 @@ def bias_fields(bias: np.ndarray, layer_name: str, widths: fx.Widths) -> tuple[n
     return mant, exponent
 
 
+def _chip_decays(disc: Discretization, widths: fx.Widths, du: np.ndarray, dv: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray]:
+    """The chip's current and voltage decay factors for ``du``, ``dv``, and the factor that scales a constant drive
+    to them: a drive c settles v at c / (1 - a_v), so scaled to the chip's own decay the resting level (v_leak)
+    stays exact even where the chip's decay is not."""
+    chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
+    chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
+    with np.errstate(divide="ignore", invalid="ignore"):
+        settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
+    return chip_alpha_u, chip_alpha_v, settled
+
+
+SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.MIXED: "mixed"}
+
+
 def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, bool], horizon_steps: int,
                    split_weights: bool = False, synapses: tuple[str, ...] = (), stock_spread: float | None = None
                    ) -> tuple[LifPopulation, tuple[DenseConnection, ...], LayerQuantization]:
@@ -220,12 +235,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
             f"(up to {row_max[worst]:g} per step): with vth at most {vth_max} its largest weight mantissa would be "
             f"{int(levels[worst])}, below {MIN_WEIGHT_LEVELS}")
     clipped = float(np.mean(np.concatenate([(stored != w_int).ravel() for _, _, _, w_int, stored in blocks])))
-    chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
-    chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
-    # A constant drive c settles v at c / (1 - a_v): scale it to the chip's own decay, so that the
-    # resting level (v_leak) stays exact even where the chip's decay is not.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
+    chip_alpha_u, chip_alpha_v, settled = _chip_decays(disc, widths, du, dv)
     bias_mant, bias_exp = bias_fields(scale * disc.drive * settled, disc.name, widths)
 
     realized = np.concatenate([sum(stored * unit * 2.0 ** exponent for src, _, exponent, _, stored in blocks
@@ -235,7 +245,7 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     report = LayerQuantization(
         synapses=synapses, scale=float(scale[rows].min()), scale_max=float(scale[rows].max()), weight_exp=weight_exp,
         weight_exp_by_source={source + part: exponent for source, part, exponent, _, _ in blocks},
-        split_weights=split_weights, sign_mode={1: "excitatory", 2: "inhibitory", 3: "mixed"}[mode],
+        split_weights=split_weights, sign_mode=SIGN_MODE_NAMES[mode],
         max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[rows].min()), fraction_clipped=clipped,
         weight_error_max=float(weight_error.max()), weight_error_rms=float(np.sqrt(np.mean(weight_error ** 2))),
         du=int(du.max()), dv=int(dv.max()),
@@ -302,10 +312,7 @@ def quantize_readout(disc: Discretization, target: Target, fires_once: dict[str,
     v_limit = min(vth << widths.threshold_shift, widths.state_limit - 1)
     u_limit = widths.state_limit - 1
     du, dv = _decays(disc, widths)
-    chip_alpha_u = (widths.decay_unity - (du + widths.current_decay_offset)) / widths.decay_unity
-    chip_alpha_v = (widths.decay_unity - (dv + widths.voltage_decay_offset)) / widths.decay_unity
-    with np.errstate(divide="ignore", invalid="ignore"):
-        settled = np.where(disc.alpha_v < 1, (1 - chip_alpha_v) / (1 - disc.alpha_v), 1.0)
+    chip_alpha_u, chip_alpha_v, settled = _chip_decays(disc, widths, du, dv)
     gain = np.concatenate([g for _, g in disc.inputs], axis=1)
     row_max = float(np.abs(gain).max())
     if row_max == 0 and not np.any(disc.drive):
@@ -341,7 +348,7 @@ def quantize_readout(disc: Discretization, target: Target, fires_once: dict[str,
     report = LayerQuantization(
         synapses=synapses, scale=scale, scale_max=scale, weight_exp=max(exponents.values(), default=0),
         weight_exp_by_source=exponents, split_weights=False,
-        sign_mode={1: "excitatory", 2: "inhibitory", 3: "mixed"}[fx.sign_mode(gain)],
+        sign_mode=SIGN_MODE_NAMES[fx.sign_mode(gain)],
         max_weight_mantissa=int(levels.max()), min_row_mantissa=int(levels[rows].min()),
         fraction_clipped=float(np.mean(np.concatenate([(stored != w_int).ravel() for _, _, w_int, stored in blocks]))),
         weight_error_max=float(weight_error.max()), weight_error_rms=float(np.sqrt(np.mean(weight_error ** 2))),
