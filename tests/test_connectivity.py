@@ -47,5 +47,5 @@ def test_flatten_is_the_c_order_identity_and_affine_takes_its_output():
 
 
 def test_a_node_the_chip_cannot_run_is_named_with_its_type():
-    with pytest.raises(DeployError, match="node d is a Delay, which the target cannot run"):
-        linear_map(nir.Delay(delay=np.ones(3)), (3,), "d")
+    with pytest.raises(DeployError, match="node t is a Threshold, which the target cannot run"):
+        linear_map(nir.Threshold(threshold=np.ones(3)), (3,), "t")

@@ -27,7 +27,7 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
-from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
+from ..reporting.text import format_delays, format_placement, format_quantization, format_stock, format_summary
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
@@ -210,7 +210,8 @@ def cmd_compile(args, outputs: OutputSet) -> int:
     net = _load_graph(args.graph, args)
     compiled = compile_network(net, target, args.steps_per_tau, snap_decay=not args.no_snap,
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
-                               stock=args.stock, threshold_spread=args.threshold_spread)
+                               stock=args.stock, threshold_spread=args.threshold_spread,
+                               round_delays=args.round_delays)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     sem = net.semantics
@@ -227,6 +228,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
+         *format_delays(compiled.report.delays, sem.time_unit),
          f"wrote {out}")
     return ExitCode.PASSED
 
@@ -466,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-weights", action="store_true",
                    help="store each weight as two 8-bit synapses, a high and a low part (about 14-bit weights, "
                         "twice the synapse memory): for networks trained without 8-bit weights in mind")
+    p.add_argument("--round-delays", action="store_true",
+                   help="round each Delay node's delay to the nearest whole step of dt (the largest error is in "
+                        "the compile report); without it a delay that is not whole steps is an error")
     p.add_argument("--stock", action="store_true",
                    help="build the bundle from Loihi 2's stock processes only (LIF/LIFReset with one du, dv, vth "
                         "each, Dense): fire-once by helper neurons, per-sample reset by LIFReset with a clock and "
