@@ -53,11 +53,14 @@ def combine(cases: list[Case]) -> tuple[Bundle, SpikeEvents]:
         net = case.bundle.network
         populations += [replace(pop, name=prefixed(index, pop.name)) for pop in net.populations]
         for conn in net.connections:
-            weights = conn.weights
+            weights, delays = conn.weights, conn.delays
             if conn.source == net.input.name:
                 weights = np.zeros((weights.shape[0], num_inputs), np.int32)
                 weights[:, offsets[index]:offsets[index + 1]] = conn.weights
-            connections.append(replace(conn, name=prefixed(index, conn.name), weights=weights,
+                if conn.delays is not None:
+                    delays = np.zeros(weights.shape, np.int32)
+                    delays[:, offsets[index]:offsets[index + 1]] = conn.delays
+            connections.append(replace(conn, name=prefixed(index, conn.name), weights=weights, delays=delays,
                                        source=conn.source if conn.source == net.input.name
                                        else prefixed(index, conn.source),
                                        target=prefixed(index, conn.target)))
