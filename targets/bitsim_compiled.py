@@ -17,6 +17,9 @@ counter or a trace:
   itself, with no spike, wrap or saturation;
 - the remaining steps of a sample once every population is at rest, no spike is in flight in a Dense block
   and no input spike is left.
+A delayed block runs as one block per delay (``DenseConnection.delay_groups``), its accumulators a ring of
+1 + (the longest delay) slots: a spike of step n with delay d goes to the slot delivered in step n + 1 + d, and
+each (block, slot) sum is shifted by the exponent on its own, as Lava's DelayDense shifts each delay's sum.
 
 Needs numba (the extra "compiled"); ``bitsim`` imports this module only when asked for this engine, so
 targets/ runs with numpy and nir alone (the Lava worker's environment). Kernels are cached on disk
@@ -58,7 +61,11 @@ class _Tables:
 
     def __init__(self, bundle: Bundle):
         widths, net = bundle.widths, bundle.network
-        pops, conns = net.populations, net.connections
+        pops = net.populations
+        groups = [group for conn in net.connections for group in conn.delay_groups()]
+        conns = [part for _, part in groups]
+        self.conn_delay = np.array([delay for delay, _ in groups], np.int64)
+        self.ring_slots = 1 + int(self.conn_delay.max(initial=0))
         index = {pop.name: p for p, pop in enumerate(pops)}
         starts = np.cumsum([0] + [pop.size for pop in pops])
         self.pop_names = [pop.name for pop in pops]
@@ -94,7 +101,8 @@ class _Tables:
     def kernel_arguments(self) -> tuple:
         """The arguments of ``_run_samples`` after the inputs."""
         return (self.cells, self.fire_once, self.subtract, self.biased, self.params, self.conn_target, self.conn_exp,
-                self.conn_cells, self.weights, self.source_ptr, self.source_conns, self.num_accumulators, self.widths)
+                self.conn_cells, self.weights, self.source_ptr, self.source_conns, self.num_accumulators, self.widths,
+                self.conn_delay, self.ring_slots)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -164,22 +172,25 @@ def _neuron_stage(fire_once, subtract, stage):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _accumulate(source_neuron, source, source_ptr, source_conns, conn_cells, weights, accumulators, pending):
-    """Stage 3 for one spike: add the weight row of ``source_neuron`` to every Dense block its source feeds."""
+def _accumulate(source_neuron, source, source_ptr, source_conns, conn_cells, weights, accumulators, pending, step,
+                conn_delay, ring_slots):
+    """Stage 3 for one spike of step ``step`` (0-based): add the weight row of ``source_neuron`` to every Dense
+    block its source feeds, in the ring slot delivered ``conn_delay`` steps after the next step."""
     for k in range(source_ptr[source], source_ptr[source + 1]):
         c = source_conns[k]
+        slot = (step + conn_delay[c]) % ring_slots
         width = conn_cells[c, CONN_WIDTH]
         row = conn_cells[c, CONN_WEIGHTS] + numba.uint64(source_neuron) * width
         acc = conn_cells[c, CONN_ACC]
         for o in range(width):
-            accumulators[acc + o] += weights[row + o]
-        pending[c] = True
+            accumulators[slot, acc + o] += weights[row + o]
+        pending[slot, c] = True
 
 
 @numba.njit(cache=True, nogil=True)
 def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, input_channel, cells, fire_once,
                  subtract, biased, params, conn_target, conn_exp, conn_cells, weights, source_ptr, source_conns,
-                 num_accumulators, widths, trace_start, u_trace, v_trace):
+                 num_accumulators, widths, conn_delay, ring_slots, trace_start, u_trace, v_trace):
     """Samples [first_sample, last_sample) through every step of the schedule.
 
     Returns (events, counters): an (n, 4) int32 array of rows (population, sample, step, neuron) in the order
@@ -191,8 +202,8 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
     state = (np.zeros(num_neurons, np.int64), np.zeros(num_neurons, np.int64), np.zeros(num_neurons, np.bool_),
              np.zeros(num_neurons, np.int64))
     u, v, fired, activation = state
-    accumulators = np.zeros(num_accumulators, np.int64)
-    pending = np.zeros(num_conns, np.bool_)
+    accumulators = np.zeros((ring_slots, num_accumulators), np.int64)
+    pending = np.zeros((ring_slots, num_conns), np.bool_)
     receiving = np.zeros(num_pops, np.bool_)
     resting = np.zeros(num_pops, np.bool_)
     spiked = np.zeros(num_neurons, np.bool_)
@@ -207,18 +218,19 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
         resting[:] = ~biased
         next_input = input_ptr[sample]
         for t in range(num_steps):
-            # Stage 1: the Dense blocks that received spikes deliver them, each sum shifted by its exponent.
+            # Stage 1: the Dense blocks that received spikes due now deliver them, each sum shifted by its exponent.
+            slot = (t + ring_slots - 1) % ring_slots  # where the spikes of step t - 1 with delay 0 went
             for c in range(num_conns):
-                if not pending[c]:
+                if not pending[slot, c]:
                     continue
                 target = conn_target[c]
                 first, acc, width = cells[target, CELL_START], conn_cells[c, CONN_ACC], conn_cells[c, CONN_WIDTH]
                 left, right = max(conn_exp[c], 0), max(-conn_exp[c], 0)
                 for o in range(width):
                     # (x >> right) << left: a left shift, or an arithmetic right shift (a floor; fixed_point.shift).
-                    activation[first + o] += (accumulators[acc + o] >> right) << left
-                    accumulators[acc + o] = 0
-                pending[c] = False
+                    activation[first + o] += (accumulators[slot, acc + o] >> right) << left
+                    accumulators[slot, acc + o] = 0
+                pending[slot, c] = False
                 receiving[target] = True
             # Stage 2: neurons integrate and fire; stage 3: their spikes go into the Dense blocks they feed.
             for p in range(num_pops):
@@ -251,21 +263,23 @@ def _run_samples(first_sample, last_sample, num_steps, input_ptr, input_step, in
                     events[num_events, EVENT_STEP] = t + 1
                     events[num_events, EVENT_NEURON] = neuron
                     num_events += 1
-                    _accumulate(neuron, p + 1, source_ptr, source_conns, conn_cells, weights, accumulators, pending)
+                    _accumulate(neuron, p + 1, source_ptr, source_conns, conn_cells, weights, accumulators, pending, t,
+                                conn_delay, ring_slots)
                     neuron += 1
             # Stage 3 for the input layer: this step's input spikes.
             while next_input < input_ptr[sample + 1] and input_step[next_input] == t + 1:
                 _accumulate(input_channel[next_input], INPUT_SOURCE, source_ptr, source_conns, conn_cells, weights,
-                            accumulators, pending)
+                            accumulators, pending, t, conn_delay, ring_slots)
                 next_input += 1
             if next_input == input_ptr[sample + 1] and not np.any(pending) and np.all(resting):
                 break  # nothing can change in this sample's remaining steps
-        # The spikes of the sample's last step never reach the next sample (the per-sample reset).
-        for c in range(num_conns):
-            if pending[c]:
-                acc, width = conn_cells[c, CONN_ACC], conn_cells[c, CONN_WIDTH]
-                accumulators[acc:acc + width] = 0
-                pending[c] = False
+        # The spikes still in flight never reach the next sample (the per-sample reset).
+        for slot in range(ring_slots):
+            for c in range(num_conns):
+                if pending[slot, c]:
+                    acc, width = conn_cells[c, CONN_ACC], conn_cells[c, CONN_WIDTH]
+                    accumulators[slot, acc:acc + width] = 0
+                    pending[slot, c] = False
     return events[:num_events], counters
 
 

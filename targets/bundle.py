@@ -32,6 +32,14 @@ class BundleError(ValueError):
     """A bundle file that is missing, corrupt or of an unknown format."""
 
 
+def split_by_delay(matrix: np.ndarray, delays: np.ndarray | None) -> list[tuple[int, np.ndarray]]:
+    """(delay, ``matrix`` where ``delays`` is that delay, 0 elsewhere) for each delay of a nonzero entry, shortest
+    first: a delayed block as one undelayed block per delay (Lava's DelayDense keeps one such matrix per delay)."""
+    if delays is None:
+        return [(0, matrix)]
+    return [(int(d), np.where(delays == d, matrix, 0).astype(matrix.dtype)) for d in np.unique(delays[matrix != 0])]
+
+
 def _frozen(array, dtype) -> np.ndarray:
     out = np.array(array, dtype=dtype)
     out.setflags(write=False)
@@ -91,7 +99,8 @@ class DenseConnection:
     """A Lava ``Dense`` block: a = (W s) << weight_exp, delivered one step later.
 
     ``weights`` has shape (target size, source size) and holds the stored integers (already
-    clipped and truncated as the hardware keeps them).
+    clipped and truncated as the hardware keeps them). ``delays`` (same shape, None: all 0) are
+    per-synapse delays in steps, Lava's ``DelayDense``: a spike of step n reaches u in step n + 1 + delay.
     """
 
     name: str
@@ -101,9 +110,23 @@ class DenseConnection:
     weight_exp: int = 0
     num_weight_bits: int = 8
     num_message_bits: int = 0  # 0: binary spikes
+    delays: np.ndarray | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "weights", _frozen(self.weights, np.int32))
+        if self.delays is not None:
+            delays = _frozen(np.where(self.weights != 0, self.delays, 0), np.int32)
+            object.__setattr__(self, "delays", delays if delays.any() else None)
+
+    @property
+    def max_delay(self) -> int:
+        """The longest delay of any synapse, in steps (0: none delayed)."""
+        return 0 if self.delays is None else int(self.delays.max())
+
+    def delay_groups(self) -> list[tuple[int, "DenseConnection"]]:
+        """(delay, this block restricted to the synapses of that delay, undelayed) per delay, shortest first."""
+        return [(delay, dataclasses.replace(self, weights=weights, delays=None))
+                for delay, weights in split_by_delay(self.weights, self.delays)]
 
 
 @dataclass(frozen=True)
@@ -376,6 +399,21 @@ class CalibrationReport:
 
 
 @dataclass(frozen=True)
+class DelayReport:
+    """The per-synapse delays of a bundle (NIR Delay nodes): how many synapses are delayed, the longest delay and
+    the target's limit, in steps; whether they were rounded to whole steps (``--round-delays``) and the largest
+    rounding error (time units); the synapse memory the delay fields take (``delay_bits`` per delayed synapse,
+    included in the placement's memory)."""
+
+    delayed_synapses: int
+    max_steps: int
+    limit_steps: int
+    rounded: bool
+    rounding_error: float
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
 class CompileReport:
     """What the compiler reported: per layer what rounding cost, the placement, how dt was chosen, and a copy of
     the target description (so that verify can estimate energy and latency without the file)."""
@@ -388,15 +426,17 @@ class CompileReport:
     target_spec: dict[str, Any]
     stock: StockReport | None = None  # a stock bundle's constructions (left out of the manifest otherwise)
     calibration: CalibrationReport | None = None  # ``compile --calibrate``'s record (left out otherwise)
+    delays: DelayReport | None = None  # a bundle with delayed synapses (left out of the manifest otherwise)
 
     @classmethod
     def from_dict(cls, body: dict) -> "CompileReport":
-        stock, calibration = body.get("stock"), body.get("calibration")
+        stock, calibration, delays = body.get("stock"), body.get("calibration"), body.get("delays")
         return cls(**{**body, "quantization": {name: LayerQuantization(**row)
                                                for name, row in body["quantization"].items()},
                       "placement": PlacementReport.from_dict(body["placement"]),
                       "stock": StockReport.from_dict(stock) if stock is not None else None,
-                      "calibration": CalibrationReport.from_dict(calibration) if calibration is not None else None})
+                      "calibration": CalibrationReport.from_dict(calibration) if calibration is not None else None,
+                      "delays": DelayReport(**delays) if delays is not None else None})
 
 
 @dataclass(frozen=True)
@@ -463,6 +503,8 @@ def check_fits(network: IntNetwork, widths: Widths) -> None:
         if not 1 <= conn.num_weight_bits <= widths.weight_bits:
             raise BundleError(f"connection {conn.name!r}: num_weight_bits {conn.num_weight_bits} is not in "
                               f"[1, {widths.weight_bits}]")
+        if conn.delays is not None and conn.delays.min() < 0:
+            raise BundleError(f"connection {conn.name!r} has a negative delay")
         if conn.num_message_bits > 0 and not widths.graded_spikes:
             raise BundleError(f"connection {conn.name!r} carries graded spikes (num_message_bits "
                               f"{conn.num_message_bits}); the target has none")
@@ -489,6 +531,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
                       "weight_exp": int(conn.weight_exp), "num_weight_bits": int(conn.num_weight_bits),
                       "num_message_bits": int(conn.num_message_bits)})
         arrays[f"connection/{conn.name}/weights"] = conn.weights
+        if conn.delays is not None:  # stored only where delayed: bundles without delays keep their checksum
+            arrays[f"connection/{conn.name}/delays"] = conn.delays
     manifest = {
         "format": FORMAT,
         "format_version": bundle.format_version,
@@ -505,7 +549,8 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
-        "report": _without_defaults(bundle.report, ("stock", "calibration")) if bundle.report is not None else None,
+        "report": (_without_defaults(bundle.report, ("stock", "calibration", "delays"))
+                   if bundle.report is not None else None),
     }
     return manifest, arrays
 
@@ -569,7 +614,8 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
                       readout=p.get("readout", False),
                       **{key: arrays[f"population/{p['name']}/{key}"] for key in ("du", "dv", "vth", "bias_mant")})
         for p in manifest["populations"])
-    conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"], **c)
+    conns = tuple(DenseConnection(weights=arrays[f"connection/{c['name']}/weights"],
+                                  delays=arrays.get(f"connection/{c['name']}/delays"), **c)
                   for c in manifest["connections"])
     network = IntNetwork(input=InputLayer(**manifest["input"]), populations=pops,
                          connections=conns, output=manifest["output"])

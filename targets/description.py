@@ -74,6 +74,8 @@ OPTIONAL: dict[str, dict[str, str]] = {
     TOP: {"boards": "boards"},
     "core": {"max_input_axons": "count", "max_output_axons": "count"},
     "neuron": {"reset_modes": "resets"},
+    # Per-synapse delays (Delay nodes): a field of this many bits, 0 .. 2**delay_bits - 1 steps; none without it.
+    "synapse": {"delay_bits": "count"},
     "synapse_memory": {name: "encoding" for name in ENCODINGS},
     "synapse_memory.dense": {},
     "synapse_memory.sparse": {"index_bits": "pair"},

@@ -8,7 +8,8 @@ Lava's models compute in Lava's widths only: a bundle whose target's widths diff
 (``check_lava_widths``), naming the width.
 
 The network: a ``RingBuffer`` source plays the input spikes, every connection is Lava's ``Dense``
-with the bundle's stored weights, weight_exp, num_weight_bits and num_message_bits, and every
+with the bundle's stored weights, weight_exp, num_weight_bits and num_message_bits (``DelayDense``,
+model ``PyDelayDenseModelBitAcc``, with the bundle's per-synapse delays where it has them), and every
 population is a ``SampleLif`` (or ``FireOnceLif``) process defined here, whose model inherits Lava's
 bit-accurate LIF arithmetic (``AbstractPyLifModelFixed``: decay, 24-bit wrap, clip, bias) unchanged
 and adds the subtractive reset, which no Lava 0.10.0 process has.
@@ -20,6 +21,12 @@ Dense sends on step t what it accumulated from the spikes of step t - 1 and over
 every step, so this input is the only thing of the previous sample that can still arrive, at any
 depth and in recurrent loops. Every sample thus starts as in bitsim, from zero state with empty
 Dense buffers. Global step k*N + s is the sample's step s.
+
+With delayed synapses (longest delay D) a DelayDense holds a spike of the sample's last step N for up
+to D more steps, so each sample is followed by D padding steps (k*(N + D) + s is then the sample's step
+s): the input is silent in them and every population zeroes its state, ignores its input and sends no
+spike. The latest delayed spike of a sample (step N, delay D) arrives in step N + 1 + D, the next
+sample's first step, whose input is dropped: every sample starts from empty buffers, as in bitsim.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
-from lava.proc.dense.process import Dense
+from lava.proc.dense.process import DelayDense, Dense
 from lava.proc.lif.process import LIFReset
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.models import AbstractPyLifModelFixed, PyLifModelBitAcc
@@ -109,17 +116,19 @@ class SampleLif(AbstractProcess):
     Unlike Lava's ``LIF``, du, dv and vth are per neuron, as in the bundle, and ``reset`` (one of
     ``fixed_point.RESET_MODES``) says whether a spike sets v to 0 or subtracts vth << 6. Every
     ``sample_steps`` steps, on a sample's first step, u and v are zeroed and that step's input
-    (the previous sample's last spikes) is dropped. The model writes what the population did at
+    (the previous sample's last spikes) is dropped; the last ``padding_steps`` of them are silent
+    (state zero, input ignored, no spikes: see the module doc). The model writes what the population did at
     every step to ``record_path`` after step ``total_steps``. ``widths`` (the bundle's, checked to be
     Lava's) are what the model counts wraps and saturations in.
     """
 
     def __init__(self, *, du: np.ndarray, dv: np.ndarray, vth: np.ndarray, bias_mant: np.ndarray,
-                 bias_exp: np.ndarray, reset: str, widths: fx.Widths, sample_steps: int, total_steps: int,
-                 record_path: str, record_state: bool, name: str) -> None:
+                 bias_exp: np.ndarray, reset: str, widths: fx.Widths, sample_steps: int, padding_steps: int,
+                 total_steps: int, record_path: str, record_state: bool, name: str) -> None:
         shape = (len(vth),)
-        super().__init__(shape=shape, reset=reset, widths=widths, sample_steps=sample_steps, total_steps=total_steps,
-                         record_path=record_path, record_state=record_state, name=name)
+        super().__init__(shape=shape, reset=reset, widths=widths, sample_steps=sample_steps,
+                         padding_steps=padding_steps, total_steps=total_steps, record_path=record_path,
+                         record_state=record_state, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -187,6 +196,7 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
         self.effective_vth = 0
         self.subtractive_reset = proc_params["reset"] == fx.RESET_SUBTRACT
         self.sample_steps = proc_params["sample_steps"]
+        self.padding_steps = proc_params["padding_steps"]
         self.widths = proc_params["widths"]
         self.recorder = StepRecorder(proc_params["record_path"], proc_params["total_steps"],
                                      proc_params["shape"][0], proc_params["record_state"])
@@ -222,7 +232,15 @@ class AbstractSampleLifModel(AbstractPyLifModelFixed):
 
     def run_spk(self) -> None:
         activation = self.a_in.recv()
-        if (self.time_step - 1) % self.sample_steps == 0:
+        phase = (self.time_step - 1) % self.sample_steps
+        if phase >= self.sample_steps - self.padding_steps:
+            # A padding step: delayed spikes of the sample drain from the DelayDense buffers, unheard.
+            self.start_sample()
+            silence = np.zeros(self.u.shape, bool)
+            self.s_out.send(silence)
+            self.recorder.record(self.time_step, silence, self.u, self.v, None, None)
+            return
+        if phase == 0:
             # What arrives now was sent on the previous sample's last step.
             activation = np.zeros_like(activation)
             self.start_sample()
@@ -402,14 +420,18 @@ def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, re
     """The bundle's processes for a batch: ``input_raster`` is (samples, steps, channels), step 1 first."""
     check_lava_widths(bundle)
     num_samples, num_steps, num_inputs = input_raster.shape
-    total_steps = num_samples * num_steps
+    padding = delay_padding_steps(bundle)
+    per_sample = num_steps + padding
+    total_steps = num_samples * per_sample
+    padded = np.zeros((num_samples, per_sample, num_inputs), np.int32)
+    padded[:, :num_steps] = input_raster
     # Column g - 1 is sent on global step g.
-    source = RingBuffer(data=np.ascontiguousarray(input_raster.reshape(total_steps, num_inputs).T, np.int32))
+    source = RingBuffer(data=np.ascontiguousarray(padded.reshape(total_steps, num_inputs).T))
     populations, record_paths = {}, {}
     for index, pop in enumerate(bundle.network.populations):
         record_paths[pop.name] = record_dir / f"population{index}.npz"
-        populations[pop.name] = make_population(pop, bundle.widths, num_steps, total_steps, record_paths[pop.name],
-                                                recorded(pop, record_state))
+        populations[pop.name] = make_population(pop, bundle.widths, per_sample, padding, total_steps,
+                                                record_paths[pop.name], recorded(pop, record_state))
     senders = {bundle.network.input.name: source.s_out}
     senders.update({name: proc.s_out for name, proc in populations.items()})
     for conn in bundle.network.connections:
@@ -424,14 +446,19 @@ def build_network(bundle: Bundle, input_raster: np.ndarray, record_dir: Path, re
     return LavaNetwork(source, populations, record_paths)
 
 
-def make_population(pop: LifPopulation, widths: fx.Widths, num_steps: int, total_steps: int, record_path: Path,
-                    record_state: bool) -> SampleLif:
+def delay_padding_steps(bundle: Bundle) -> int:
+    """The padding steps after each sample in a Lava run: the longest synaptic delay (see the module doc)."""
+    return max((conn.max_delay for conn in bundle.network.connections), default=0)
+
+
+def make_population(pop: LifPopulation, widths: fx.Widths, sample_steps: int, padding_steps: int, total_steps: int,
+                    record_path: Path, record_state: bool) -> SampleLif:
     _check_fits(f"population {pop.name!r} bias_mant", pop.bias_mant, np.int16)
     _check_fits(f"population {pop.name!r} bias_exp", pop.bias_exp, np.int16)
     process = FireOnceLif if pop.fire_once else SampleLif
     return process(du=np.array(pop.du, np.int32), dv=np.array(pop.dv, np.int32), vth=np.array(pop.vth, np.int32),
                    bias_mant=np.array(pop.bias_mant, np.int32), bias_exp=np.full(pop.size, pop.bias_exp, np.int32),
-                   reset=pop.reset, widths=widths, sample_steps=int(num_steps),
+                   reset=pop.reset, widths=widths, sample_steps=int(sample_steps), padding_steps=int(padding_steps),
                    total_steps=int(total_steps), record_path=str(record_path), record_state=bool(record_state),
                    name=pop.name)
 
@@ -445,10 +472,18 @@ def _check_fits(what: str, values, dtype) -> None:
 
 
 def make_dense(conn: DenseConnection) -> Dense:
+    """Lava's Dense for the block, or its DelayDense (a Dense subclass) where the block has delayed synapses."""
     weights = np.array(conn.weights, np.int32)
-    return Dense(weights=weights, weight_exp=int(conn.weight_exp), num_weight_bits=int(conn.num_weight_bits),
-                 num_message_bits=int(conn.num_message_bits),
-                 sign_mode=keeping_sign_mode(conn.name, weights, int(conn.num_weight_bits)), name=conn.name)
+    fields = dict(weights=weights, weight_exp=int(conn.weight_exp), num_weight_bits=int(conn.num_weight_bits),
+                  num_message_bits=int(conn.num_message_bits),
+                  sign_mode=keeping_sign_mode(conn.name, weights, int(conn.num_weight_bits)), name=conn.name)
+    if conn.delays is None:
+        return Dense(**fields)
+    if conn.num_message_bits:
+        raise ValueError(f"connection {conn.name!r} is delayed and carries graded spikes; Lava's DelayDense takes "
+                         "binary spikes only")
+    # DelayDense checks delays.dtype == int (int64 here), and refuses int32.
+    return DelayDense(delays=np.array(conn.delays, np.int64), **fields)
 
 
 def keeping_sign_mode(name: str, weights: np.ndarray, num_weight_bits: int) -> SignMode:
@@ -572,19 +607,21 @@ def run_batch(bundle: Bundle, input_raster: np.ndarray, *, hardware: bool, recor
     num_samples, num_steps, _ = input_raster.shape
     with tempfile.TemporaryDirectory(prefix="snn-deploy-lava-records-") as record_dir:
         network = build_network(bundle, input_raster, Path(record_dir), record_state)
-        report = None if on_samples is None else (lambda steps: on_samples(steps // num_steps))
-        run_steps(network.source, num_samples * num_steps, run_config(network, hardware), report)
-        return {name: read_population_record(path, num_samples, num_steps)
+        per_sample = num_steps + delay_padding_steps(bundle)
+        report = None if on_samples is None else (lambda steps: on_samples(steps // per_sample))
+        run_steps(network.source, num_samples * per_sample, run_config(network, hardware), report)
+        return {name: read_population_record(path, num_samples, num_steps, per_sample)
                 for name, path in network.record_paths.items()}
 
 
-def read_population_record(path: Path, num_samples: int, num_steps: int) -> dict:
-    """A population's record, its global steps folded into (samples, steps)."""
+def read_population_record(path: Path, num_samples: int, num_steps: int, per_sample: int) -> dict:
+    """A population's record, its global steps folded into (samples, steps), each sample's padding steps
+    (``per_sample`` - ``num_steps``, silent) left out."""
     with np.load(path, allow_pickle=False) as data:
         size = data["spikes"].shape[1]
-        fold = (num_samples, num_steps, size)
-        return {"spikes": data["spikes"].reshape(fold), "counters": json.loads(str(data["counters"])),
-                "traces": {key: data[key].reshape(fold) for key in ("u", "v") if key in data.files}}
+        fold = (num_samples, per_sample, size)
+        return {"spikes": data["spikes"].reshape(fold)[:, :num_steps], "counters": json.loads(str(data["counters"])),
+                "traces": {key: data[key].reshape(fold)[:, :num_steps] for key in ("u", "v") if key in data.files}}
 
 
 def run_bundle(bundle: Bundle, inputs: SpikeEvents, *, hardware: bool = False, record_state: bool = False,

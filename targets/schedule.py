@@ -5,6 +5,10 @@ One step, as Lava 0.10.0 runs it (and Loihi 2 executes it):
      (so each Dense stage adds one step of delay, and recurrent loops cannot deadlock);
   2. every neuron population integrates that input and fires;
   3. every Dense block accumulates this step's spikes of its source for the next step.
+A synapse delayed by d steps (Lava's DelayDense) accumulates into the buffer delivered d steps later:
+a spike of step n reaches u in step n + 1 + d. The schedule runs such a block as one undelayed block
+per delay (``Connection.delay_groups``), each fed by its source's spikes of d steps earlier, and each
+group's sum shifted by its exponent on its own, as DelayDense shifts each delay's sum.
 
 ``bitsim`` runs this schedule with the integer stages of ``fixed_point``; the float
 discrete-time reference runs it with float64 stages. Sharing the schedule guarantees that the
@@ -41,6 +45,11 @@ def recorded(pop: Population, record_state: bool) -> bool:
 class Connection(Protocol):
     source: str
     target: str
+
+    def delay_groups(self) -> list[tuple[int, "Connection"]]:
+        """(delay d, the undelayed part of the synapses delayed by d) for every delay d it has: a spike of step
+        n reaches the target in step n + 1 + d."""
+        ...
 
 
 class Network(Protocol):
@@ -86,8 +95,11 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
     num_samples = input_raster.shape[0]
     pops = network.populations
     states = {p.name: arithmetic.init_state(p, num_samples) for p in pops}
-    spikes_prev = {p.name: np.zeros((num_samples, p.size), bool) for p in pops}
-    spikes_prev[network.input.name] = np.zeros((num_samples, network.input.size), bool)
+    silent = {p.name: np.zeros((num_samples, p.size), bool) for p in pops}
+    silent[network.input.name] = np.zeros((num_samples, network.input.size), bool)
+    groups = [group for conn in network.connections for group in conn.delay_groups()]
+    # history[d]: the spikes of d + 1 steps ago, what a group of delay d delivers now (silence before step 1).
+    history = [silent] * (1 + max((delay for delay, _ in groups), default=0))
     # Spikes are collected as events step by step: activity is sparse, a dense raster is not.
     spike_parts: dict[str, list] = {p.name: [] for p in pops}
     events: dict[str, dict[str, int]] = {p.name: {} for p in pops}
@@ -96,8 +108,8 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
     for t in range(num_steps):
         # Stage 1: Dense blocks deliver last step's accumulation.
         activation = {p.name: np.zeros((num_samples, p.size), arithmetic.activation_dtype) for p in pops}
-        for conn in network.connections:
-            activation[conn.target] += arithmetic.synapse(conn, spikes_prev[conn.source])
+        for delay, part in groups:
+            activation[part.target] += arithmetic.synapse(part, history[delay][part.source])
         # Stage 2: neurons integrate and fire.
         spikes_now = {network.input.name: input_raster[:, t]}
         for p in pops:
@@ -114,8 +126,8 @@ def run_batch(network: Network, arithmetic: Arithmetic, input_raster: np.ndarray
                 for key, value in arithmetic.trace(step.state).items():
                     traces[p.name].setdefault(key, np.zeros((num_samples, num_steps, p.size), value.dtype))
                     traces[p.name][key][:, t] = value
-        # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step.
-        spikes_prev = spikes_now
+        # Stage 3: this step's spikes are what the Dense blocks accumulate for the next step (delay 0), or later.
+        history = [spikes_now] + history[:-1]
     empty = (np.empty(0, np.int64),) * 3
     spikes = {name: tuple(np.concatenate(a) for a in zip(*parts)) if parts else empty
               for name, parts in spike_parts.items()}

@@ -5,7 +5,7 @@ sample boundary."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -40,8 +40,8 @@ def make_bundle(num_inputs: int, populations: list[LifPopulation], connections: 
                   timing=Timing(dt=1.0, num_steps=num_steps))
 
 
-def random_inputs(rng: np.random.Generator, num_inputs: int, density: float) -> SpikeEvents:
-    return SpikeEvents.from_raster(rng.random((NUM_SAMPLES, NUM_STEPS, num_inputs)) < density)
+def random_inputs(rng: np.random.Generator, num_inputs: int, density: float, num_steps: int = NUM_STEPS) -> SpikeEvents:
+    return SpikeEvents.from_raster(rng.random((NUM_SAMPLES, num_steps, num_inputs)) < density)
 
 
 # --- random networks ----------------------------------------------------------------------------
@@ -57,12 +57,19 @@ FORCED = (
     {"recurrent": True}, {"fire_once": True}, {"reset": fx.RESET_SUBTRACT, "fire_once": False},
 )
 UNFORCED = 4
+# Networks with delayed synapses run longer: a spike delayed by Loihi 2's longest delay (63 steps) still
+# arrives within the sample.
+DELAY_STEPS = 80
 
 
 @st.composite
 def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, graded=None, bias_exp_sign=None,
-             layers=None, recurrent=None, fire_once=None, reset=None) -> Case:
+             layers=None, recurrent=None, fire_once=None, reset=None, max_delay=0) -> Case:
     """A random 1-4 layer network with random inputs; a forced property holds for all its layers.
+
+    ``max_delay`` > 0: every connection has per-synapse delays drawn from 0 .. max_delay, the first synapse
+    delayed by max_delay and the last by 0 (binary spikes: Lava's DelayDense takes no graded ones), and the
+    run has DELAY_STEPS steps.
 
     Hypothesis draws the structure and the parameters; the bulk arrays (weights, input spikes) come
     from a numpy generator seeded by a drawn seed, to stay within hypothesis's data budget.
@@ -75,20 +82,24 @@ def networks(draw, sign_mode=None, num_weight_bits=None, weight_exp_sign=None, g
         populations.append(draw(lif_populations(f"layer{layer}", sizes[layer + 1], bias_exp_sign, fire_once, reset)))
         source = "input" if layer == 0 else f"layer{layer - 1}"
         conn = draw(dense_connections(rng, f"dense{layer}", source, f"layer{layer}", (sizes[layer + 1], sizes[layer]),
-                                      sign_mode, num_weight_bits, weight_exp_sign, graded))
+                                      sign_mode, num_weight_bits, weight_exp_sign, False if max_delay else graded))
         connections.append(conn)
     if draw(st.booleans()) if recurrent is None else recurrent:
         layer = draw(st.integers(0, num_layers - 1))
         connections.append(draw(dense_connections(rng, "recurrent", f"layer{layer}", f"layer{layer}",
                                                   (sizes[layer + 1],) * 2, sign_mode, num_weight_bits,
-                                                  weight_exp_sign, graded)))
+                                                  weight_exp_sign, False if max_delay else graded)))
+    if max_delay:
+        connections = [replace(conn, delays=random_delays(rng, conn.weights, max_delay)) for conn in connections]
     for conn in connections:
         labels.append(f"{conn.name}: {conn.source}->{conn.target} {SIGN_MODE_NAMES[fx.sign_mode(conn.weights)]} "
-                      f"nwb={conn.num_weight_bits} exp={conn.weight_exp} msg_bits={conn.num_message_bits}")
+                      f"nwb={conn.num_weight_bits} exp={conn.weight_exp} msg_bits={conn.num_message_bits} "
+                      f"max_delay={conn.max_delay}")
     labels += [f"{pop.name}: bias_exp={pop.bias_exp} fire_once={pop.fire_once} reset={pop.reset}"
                for pop in populations]
     density = draw(st.sampled_from([0.05, 0.2, 0.5]))
-    return Case(make_bundle(sizes[0], populations, connections), random_inputs(rng, sizes[0], density),
+    steps = DELAY_STEPS if max_delay else NUM_STEPS
+    return Case(make_bundle(sizes[0], populations, connections, steps), random_inputs(rng, sizes[0], density, steps),
                 "; ".join(labels))
 
 
@@ -115,6 +126,18 @@ def readout_networks(draw, dynamics: str) -> Case:
     conn = draw(dense_connections(rng, "to_readout", last.name, "readout", (size, last.size)))
     bundle = make_bundle(net.input.size, [*net.populations, readout], [*net.connections, conn])
     return Case(bundle, base.inputs, f"{dynamics} readout (du={readout.du[0]} dv={readout.dv[0]}) after {base.label}")
+
+
+def random_delays(rng: np.random.Generator, weights: np.ndarray, max_delay: int) -> np.ndarray:
+    """Per-synapse delays in 0 .. max_delay, the first nonzero synapse's max_delay and the last's 0 (where the
+    block has two)."""
+    delays = rng.integers(0, max_delay + 1, size=weights.shape)
+    live = np.flatnonzero(weights)
+    if live.size:
+        delays.flat[live[0]] = max_delay
+    if live.size >= 2:
+        delays.flat[live[-1]] = 0
+    return delays
 
 
 def signed_exponent(forced_sign, low: int, high: int):

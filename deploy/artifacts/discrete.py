@@ -17,7 +17,9 @@ from ...targets.bundle import IntNetwork, LayerQuantization
 class Discretization:
     """The float discrete-time form of one layer: what the integers approximate.
 
-    ``inputs`` holds, per source, the jump g of u per source spike, (size, source size).
+    ``inputs`` holds, per source, the jump g of u per source spike, (size, source size); ``delays``, per
+    source whose synapses have Delay nodes, the extra steps each synapse holds a spike back (same shape,
+    integers; a source not named has none): a spike of step n arrives in step n + 1 + delay.
     """
 
     name: str
@@ -30,6 +32,11 @@ class Discretization:
     fire_once: bool
     bias_source: bool = False  # a constant source the compiler adds for Affine biases (no NIR node)
     readout: bool = False  # a readout (LI, CubaLI, I): threshold +inf, never fires; its membrane is the output
+    delays: tuple[tuple[str, np.ndarray], ...] = ()
+
+    def delay_from(self, source: str) -> np.ndarray | None:
+        """The delay steps of the synapses from ``source`` (None: none delayed)."""
+        return dict(self.delays).get(source)
 
     @property
     def size(self) -> int:
@@ -50,6 +57,8 @@ class DiscreteNetwork:
     num_steps: int
     input_fires_once: bool
     synapses: dict[str, tuple[str, ...]]
+    # With --round-delays: the largest |rounded - given| delay, in time units (0: every delay was whole steps).
+    delay_rounding_error: float = 0.0
 
     def population(self, name: str) -> Discretization:
         for disc in self.populations:

@@ -19,12 +19,14 @@ class Projection:
     """One synapse path into a neuron group: it adds W s + b to the group's input, s being the
     spikes of ``source`` (the network input or a neuron group, the group itself for recurrence).
     ``nodes`` are the NIR synapse nodes composed into W and b (see ``connectivity``); empty when a
-    neuron node feeds another directly (W = identity)."""
+    neuron node feeds another directly (W = identity). ``delay``: per synapse, the time units by which
+    the path's Delay nodes hold a spike back (None: no Delay on the path)."""
 
     source: str
     nodes: tuple[str, ...]
     weight: np.ndarray  # (group size, source size)
     bias: np.ndarray  # (group size,)
+    delay: np.ndarray | None = None  # (group size, source size), 0 where weight is 0
 
 
 @dataclass(frozen=True)

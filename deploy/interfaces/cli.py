@@ -28,7 +28,7 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
-from ..reporting.text import format_placement, format_quantization, format_stock, format_summary
+from ..reporting.text import format_delays, format_placement, format_quantization, format_stock, format_summary
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
@@ -215,7 +215,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
                                stock=args.stock, threshold_spread=args.threshold_spread,
                                calibrate=None if args.calibrate == NO_CALIBRATION else args.calibrate,
-                               calibrate_samples=args.calibrate_samples)
+                               calibrate_samples=args.calibrate_samples, round_delays=args.round_delays)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     sem = net.semantics
@@ -233,6 +233,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
          *format_calibration(compiled.report.calibration),
+         *format_delays(compiled.report.delays, sem.time_unit),
          f"wrote {out}")
     return ExitCode.PASSED
 
@@ -241,6 +242,9 @@ def format_calibration(report) -> list[str]:
     """What ``compile --calibrate`` measured on its data, a row per layer (no calibration: no lines)."""
     if report is None:
         return []
+    if not report.layers:
+        return [f"calibration on {report.data}: no layer to calibrate (readouts and layers with delayed inputs keep "
+                f"their rounded integers); decisions equal to the float model's {report.decision_agreement_before:.1%}"]
     lines = [f"calibrated on {report.data} ({report.samples} samples): decisions equal to the float model's "
              f"{report.decision_agreement_before:.1%} -> {report.decision_agreement_after:.1%}, "
              + ("calibrated integers kept" if report.applied else "default integers kept (calibration decided worse)"),
@@ -493,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-weights", action="store_true",
                    help="store each weight as two 8-bit synapses, a high and a low part (about 14-bit weights, "
                         "twice the synapse memory): for networks trained without 8-bit weights in mind")
+    p.add_argument("--round-delays", action="store_true",
+                   help="round each Delay node's delay to the nearest whole step of dt (the largest error is in "
+                        "the compile report); without it a delay that is not whole steps is an error")
     p.add_argument("--stock", action="store_true",
                    help="build the bundle from Loihi 2's stock processes only (LIF/LIFReset with one du, dv, vth "
                         "each, Dense): fire-once by helper neurons, per-sample reset by LIFReset with a clock and "

@@ -12,14 +12,15 @@ from ..artifacts.network import FloatNetwork
 
 
 def supports(net: FloatNetwork) -> bool:
-    """The closed form holds for fire-once layers with tau_syn = tau_mem = one tau and no leak drive."""
+    """The closed form holds for fire-once layers with tau_syn = tau_mem = one tau, no leak drive and no delay."""
     taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
     chain = all(len(layer.projections) == 1 for layer in net.layers) and [
         layer.feed_forward.source for layer in net.layers] == [net.input_name] + [previous.name for previous in net.layers[:-1]]
     return (chain and net.semantics.fire_once and net.semantics.spike == "dirac"
             and net.semantics.integration == "exact"
             and all(layer.kind == "CubaLIF" for layer in net.layers) and np.all(taus == taus[0])
-            and all(np.all(layer.v_leak == 0) and np.all(layer.feed_forward.bias == 0) for layer in net.layers))
+            and all(np.all(layer.v_leak == 0) and np.all(layer.feed_forward.bias == 0)
+                    and layer.feed_forward.delay is None for layer in net.layers))
 
 
 # The closed form holds (samples, neurons, inputs) arrays: batches keep each under this many entries.

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...targets import schedule
 from ...targets.bitsim import COMPILED, check_engine, default_engine
-from ...targets.bundle import InputLayer
+from ...targets.bundle import InputLayer, split_by_delay
 from ...targets.record import SpikeEvents
 from ...targets.schedule import Arithmetic, NeuronStep
 from ...targets.spikes import spike_product
@@ -35,6 +35,11 @@ class FloatConnection:
     source: str
     target: str
     gain: np.ndarray
+    delays: np.ndarray | None = None  # per synapse, in steps (None: none delayed)
+
+    def delay_groups(self) -> list[tuple[int, "FloatConnection"]]:
+        return [(delay, FloatConnection(self.source, self.target, gain))
+                for delay, gain in split_by_delay(self.gain, self.delays)]
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,10 @@ FLOAT_ARITHMETIC = Arithmetic(init_state=_init_state, neuron_step=float_lif_step
 
 def _compiled_batch(network, arithmetic: Arithmetic, input_raster: np.ndarray, num_steps: int,
                     record_state: bool = False) -> schedule.BatchResult:
-    """``schedule.run_batch`` with these stages as numba kernels (``discrete_compiled``)."""
+    """``schedule.run_batch`` with these stages as numba kernels (``discrete_compiled``); a network with delayed
+    synapses runs the numpy stages (the kernels deliver every block one step later only)."""
+    if any(conn.delays is not None for conn in network.connections):
+        return schedule.run_batch(network, arithmetic, input_raster, num_steps, record_state)
     from . import discrete_compiled
 
     return discrete_compiled.run_batch(network, arithmetic, input_raster, num_steps, record_state)
@@ -105,7 +113,7 @@ def chip_network(discrete: DiscreteNetwork) -> FloatChipNetwork:
     return FloatChipNetwork(
         input=InputLayer(discrete.input_name, discrete.input_size),
         populations=tuple(FloatPopulation(d.name, d.size, d) for d in discrete.populations),
-        connections=tuple(FloatConnection(source, d.name, gain) for d in discrete.populations
+        connections=tuple(FloatConnection(source, d.name, gain, d.delay_from(source)) for d in discrete.populations
                           for source, gain in d.inputs))
 
 

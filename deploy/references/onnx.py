@@ -119,6 +119,10 @@ def reference_module(discrete: DiscreteNetwork, num_steps: int) -> DiscreteRefer
     """The module ``export_onnx`` exports: the float discrete-time reference unrolled over ``num_steps``."""
     if not (isinstance(num_steps, (int, np.integer)) and num_steps >= 1):
         raise DeployError(f"the ONNX reference needs a whole number of steps >= 1, got {num_steps!r}")
+    delayed = [disc.name for disc in discrete.populations if disc.delays]
+    if delayed:
+        raise DeployError(f"node {delayed[0]} has delayed synapses (Delay nodes), which the ONNX reference does not "
+                          "model; export a network without Delay nodes")
     return DiscreteReference(chip_network(discrete), int(num_steps), discrete.output).eval()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...targets.bundle import CoreAssignment, LayerQuantization, Placement, StockReport
+from ...targets.bundle import CoreAssignment, DelayReport, LayerQuantization, Placement, StockReport
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.firing import FiringStatistics
@@ -42,6 +42,17 @@ def format_stock(report: StockReport | None) -> list[str]:
         lines.append(f"{name:7s} {r.processes:9d}  {r.bound_max:11.0f}  {r.self_weight_max:4d}  {r.helper_weight_max:6d}"
                      f"  {r.clock_weight_max:5d}  {r.margin:6.3f}  {r.step_input:14d}  {r.u_low:8.0f}")
     return lines
+
+
+def format_delays(report: DelayReport | None, time_unit: str) -> list[str]:
+    """The delays row: delayed synapses, the longest delay against the target's limit, their memory, and with
+    --round-delays the largest rounding error (none: no lines)."""
+    if report is None:
+        return []
+    rounding = (f"; rounded to whole steps (--round-delays), error at most {report.rounding_error:.3g} {time_unit}"
+                if report.rounded else "; every delay whole steps")
+    return [f"delays: {report.delayed_synapses:,} delayed synapses, up to {report.max_steps} steps (target maximum "
+            f"{report.limit_steps}), delay fields {readable_bytes(report.memory_bytes)} of synapse memory{rounding}"]
 
 
 def format_placement(placement: Placement, target: Target) -> list[str]:

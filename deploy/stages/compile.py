@@ -11,14 +11,14 @@ import json
 
 import numpy as np
 
-from ...targets.bundle import Bundle, CompileReport, Source, StockReport, Timing
+from ...targets.bundle import Bundle, CompileReport, DelayReport, IntNetwork, Source, StockReport, Timing
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..errors import DeployError
 from .discretize import discretize, latency_steps, run_steps, snapped_dt
 from .load import feed_forward_depths
 from .place import place, placement_report
-from .quantize import quantize
+from .quantize import max_delay_steps, quantize
 from .stock import PADDING_STEPS, stock_network
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
@@ -84,12 +84,14 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False, stock: bool = False,
                     threshold_spread: float | None = None, calibrate: str | None = AUTO_CALIBRATION,
-                    calibrate_samples: int | None = None) -> Bundle:
+                    calibrate_samples: int | None = None, round_delays: bool = False) -> Bundle:
     """``stock``: a bundle of Loihi 2's stock processes only (``stages.stock``), its neurons sharing thresholds
     within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``). ``calibrate``: a data spec (any
     ``stimulus.load_stimulus`` takes) whose first ``calibrate_samples`` samples (default
     ``calibrate.DEFAULT_CALIBRATION_SAMPLES``) choose the integers (``stages.calibrate``); ``AUTO_CALIBRATION``:
-    the training split of the data set the graph names (``default_calibration``), none if it names none."""
+    the training split of the data set the graph names (``default_calibration``), none if it names none.
+    ``round_delays``: Delay nodes rounded to whole steps of dt, the error in the report
+    (``discretize.delay_steps``)."""
     from . import stock as stock_stage
 
     timing = choose_timing(net, steps_per_tau, snap_decay, dt, decay_bits=target.widths.decay_bits)
@@ -107,8 +109,12 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
         raise DeployError(f"--calibrate-samples must be at least 1, got {calibrate_samples}")
     if spread is not None and not spread >= 1:
         raise DeployError(f"--threshold-spread must be at least 1 (1: one process per distinct threshold), got {spread}")
-    discrete = discretize(net, timing.dt)
+    discrete = discretize(net, timing.dt, round_delays)
     quantized = quantize(discrete, target, split_weights, stock_spread=spread)
+    delays = delay_report(quantized.network, target, round_delays, discrete.delay_rounding_error)
+    if stock and delays is not None:
+        raise DeployError("--stock: this network has delayed synapses (Delay nodes); stock bundles use Lava's Dense "
+                          "only; compile without --stock")
     network, stock_report = quantized.network, None
     placement = place(network, target, max_chips=max_chips)
     if stock:
@@ -138,7 +144,7 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
                                          snapped_dt=snap_decay and dt is None, split_weights=split_weights,
                                          requested_steps_per_tau=steps_per_tau, target_spec=target.spec,
-                                         stock=stock_report))
+                                         stock=stock_report, delays=delays))
     if calibrate is None:
         return bundle
     return _calibrated(bundle, discrete, target, max_chips, calibrate, calibrate_samples)
@@ -155,3 +161,15 @@ def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, data: 
     placement = place(calibrated.network, target, max_chips=max_chips)
     report = dataclasses.replace(bundle.report, placement=placement_report(placement, target), calibration=record)
     return dataclasses.replace(calibrated, placement=placement, report=report)
+
+
+def delay_report(network: IntNetwork, target: Target, rounded: bool, rounding_error: float) -> DelayReport | None:
+    """The delays row of the compile report (None: no synapse is delayed)."""
+    delayed = [conn for conn in network.connections if conn.delays is not None]
+    if not delayed:
+        return None
+    synapses = sum(int(np.count_nonzero(conn.weights)) for conn in delayed)
+    bits = int(target.value("synapse", "delay_bits"))
+    return DelayReport(delayed_synapses=synapses, max_steps=max(conn.max_delay for conn in delayed),
+                       limit_steps=int(max_delay_steps(target)), rounded=rounded, rounding_error=rounding_error,
+                       memory_bytes=-(-synapses * bits // 8))

@@ -92,13 +92,33 @@ def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.
     return np.zeros(layer.size), alpha_v, layer.r * alpha_v / (layer.tau_mem if layer.dynamics == "LIF" else 1.0)
 
 
+def delay_steps(delay: np.ndarray, dt: float, node_name: str, round_delays: bool = False) -> tuple[np.ndarray, float]:
+    """(whole steps of dt per synapse, the largest rounding error in time units) of a path's delays.
+
+    A delay that is not a whole number of steps (within WHOLE_STEPS_TOLERANCE, float noise) is an error
+    naming the node, the delay and the nearest whole steps, unless ``round_delays``: then it is rounded to the
+    nearest step and the error is returned.
+    """
+    steps = delay / dt
+    nearest = np.rint(steps)
+    off = np.abs(steps - nearest) > WHOLE_STEPS_TOLERANCE * np.maximum(1, nearest)
+    if off.any() and not round_delays:
+        bad = float(delay[off][0])
+        low = math.floor(bad / dt)
+        raise DeployError(f"node {node_name}: delay {bad:g} is not a whole number of steps of dt = {dt:g} "
+                          f"({bad / dt:.6g} steps; nearest {low} or {low + 1} steps: {low * dt:g} or "
+                          f"{(low + 1) * dt:g}); change the delay or dt, or compile with --round-delays")
+    return nearest.astype(np.int64), float(np.max(np.abs(nearest * dt - delay), initial=0.0))
+
+
 def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
-               constant_source: str = CONSTANT_SOURCE) -> Discretization:
+               constant_source: str = CONSTANT_SOURCE, round_delays: bool = False) -> tuple[Discretization, float]:
     """The discrete form of one layer at step dt (see the module docstring).
 
     A neuron without synaptic current (LIF, IF) jumps by r W / tau_mem (IF: r W) at an input spike
     and then decays until the next step: the chip's u holds one step's input (du = 4095).
-    A "pulse" spike carries area dt instead of 1.
+    A "pulse" spike carries area dt instead of 1. Returns the layer with its delays in steps
+    (``delay_steps``) and their largest rounding error.
     """
     # A readout never fires: whether it would fire once is moot, and it runs as a neuron that may fire many times.
     fire_once, reset = semantics.fire_once and not layer.readout, semantics.reset
@@ -107,6 +127,13 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     alpha_u, alpha_v, jump = _decay_and_jump(layer, dt, semantics.integration)
     area = dt if semantics.spike == "pulse" else 1.0
     inputs = [(p.source, (area * jump)[:, None] * p.weight) for p in layer.projections]
+    delays, rounding = [], 0.0
+    for p in layer.projections:
+        if p.delay is not None:
+            steps, error = delay_steps(p.delay, dt, " -> ".join(p.nodes) or layer.name, round_delays)
+            rounding = max(rounding, error)
+            if steps.any():
+                delays.append((p.source, steps))
     bias = np.sum([p.bias for p in layer.projections], axis=0)
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
@@ -118,7 +145,7 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
             drive = drive + jump * dt * bias
     return Discretization(name=layer.name, inputs=tuple(inputs), alpha_u=alpha_u, alpha_v=alpha_v, drive=drive,
                           threshold=layer.v_threshold, reset="zero" if fire_once else reset, fire_once=fire_once,
-                          readout=layer.readout)
+                          readout=layer.readout, delays=tuple(delays)), rounding
 
 
 def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> float:
@@ -169,20 +196,22 @@ def run_steps(net: FloatNetwork, dt: float) -> int:
     return horizon_steps(net.semantics.horizon, dt) + latency_steps(net)
 
 
-def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
+def discretize(net: FloatNetwork, dt: float, round_delays: bool = False) -> DiscreteNetwork:
     """The network's discrete form at step dt: every layer's, led by the constant sources its biases need.
 
     With Euler integration a simulator steps a feed-forward chain within one time step, while the
     chip delays each stage by one: a layer at depth d sees its first input d steps late, so its bias
     comes from the relay that starts then too. Exact integration has no such latency (every layer
-    samples t = n dt), and every bias comes from the first source.
+    samples t = n dt), and every bias comes from the first source. Delays become whole steps
+    (``delay_steps``; ``round_delays`` rounds them).
     """
     if not (np.isfinite(dt) and 1e-5 <= dt <= 1e3):
         raise DeployError(f"time step dt must be in [1e-5, 1e3] time units, got {dt}")
     sem = net.semantics
     depths = feed_forward_depths(net.input_name, net.layers)
-    layers = tuple(discretize_layer(layer, dt, sem, constant_source_name(
-        depths[layer.name] if sem.integration == "euler" else 1)) for layer in net.layers)
+    discretized = [discretize_layer(layer, dt, sem, constant_source_name(
+        depths[layer.name] if sem.integration == "euler" else 1), round_delays) for layer in net.layers]
+    layers = tuple(layer for layer, _ in discretized)
     deepest = max((depth for depth in range(1, len(net.layers) + 1)
                    if any(source == constant_source_name(depth) for layer in layers for source, _ in layer.inputs)),
                   default=0)
@@ -197,4 +226,5 @@ def discretize(net: FloatNetwork, dt: float) -> DiscreteNetwork:
         num_steps=run_steps(net, dt),
         input_fires_once=sem.encoding.get("kind") in SINGLE_SPIKE_ENCODINGS,
         synapses={layer.name: tuple(" -> ".join(p.nodes) or p.source for p in layer.projections)
-                  for layer in net.layers})
+                  for layer in net.layers},
+        delay_rounding_error=max((error for _, error in discretized), default=0.0))

@@ -15,7 +15,7 @@ from ...targets.decision import MEMBRANE_DECODINGS, SPIKE_DECODINGS
 from ..artifacts.network import READOUT_DYNAMICS, FloatLayer, FloatNetwork, Projection
 from ..artifacts.semantics import semantics_from_metadata
 from ..errors import DeployError
-from .connectivity import SYNAPSE_TYPES, LinearMap, linear_map
+from .connectivity import SYNAPSE_TYPES, LinearMap, add, compose, linear_map
 
 
 def read_nir(path: str | Path):
@@ -102,9 +102,8 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
         summed = _sum_inputs(name, predecessors[name], sources, lambda p: incoming(p, visiting + (name,)))
         result = {}
         for source, (through, inner) in summed.items():
-            outer = linear_map(nodes[name], inner.output_shape, name)
-            result[source] = (through + (name,), LinearMap(outer.matrix @ inner.matrix,
-                                                           outer.matrix @ inner.bias + outer.bias, outer.output_shape))
+            result[source] = (through + (name,), compose(linear_map(nodes[name], inner.output_shape, name), inner,
+                                                         name))
         paths[name] = result
         return result
 
@@ -118,7 +117,8 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
             if path.matrix.shape[0] != size:
                 raise DeployError(f"node {name} has {size} neurons but {' -> '.join(through) or source} "
                                   f"delivers {path.matrix.shape[0]} values")
-            projections.append(Projection(source=source, nodes=through, weight=path.matrix, bias=path.bias))
+            projections.append(Projection(source=source, nodes=through, weight=path.matrix, bias=path.bias,
+                                          delay=path.delay))
         params = _neuron_parameters(name, nodes[name], size)
         layers[name] = FloatLayer(name=name, projections=tuple(projections), kind=type(nodes[name]).__name__,
                                   **params)
@@ -178,7 +178,7 @@ def _sum_inputs(name: str, feeding: list[str], sources: dict[str, tuple[int, ...
                 previous_through, previous = summed[source]
                 if previous.matrix.shape != path.matrix.shape:
                     raise DeployError(f"node {name}: its inputs from {source} have different shapes")
-                path = LinearMap(previous.matrix + path.matrix, previous.bias + path.bias, path.output_shape)
+                path = add(previous, path, name)
                 through = previous_through + tuple(n for n in through if n not in previous_through)
             summed[source] = (through, path)
     return summed

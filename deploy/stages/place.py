@@ -19,7 +19,8 @@ Synapse memory. Each input axon of a core stores its synapses in groups of up to
 a group takes (synapses x bits per synapse + ``group_header_bits``) rounded up to whole words. The
 dense encoding stores a weight for every neuron on the core; the sparse one stores only the nonzero
 weights, each with an index wide enough to address the core's neurons. Every (core, connection) takes
-the cheaper. The nonzero counts per (block, source neuron) come from one numpy reduction per block:
+the cheaper. A delayed connection stores each synapse's delay beside its weight: ``[synapse] delay_bits``
+more bits per synapse (estimate, see the target file). The nonzero counts per (block, source neuron) come from one numpy reduction per block:
 no Python loop ever visits single synapses.
 """
 
@@ -83,15 +84,17 @@ class CoreBudget:
 @dataclass(frozen=True)
 class Synapses:
     """Where one connection has synapses: ``present`` is (target size, source size), 1 where the weight
-    is nonzero (uint8, so that block sums run at memory speed)."""
+    is nonzero (uint8, so that block sums run at memory speed); ``weight_bits``: what one synapse stores,
+    its weight and, if delayed, its delay."""
 
     name: str
     present: np.ndarray
     weight_bits: int
 
     @classmethod
-    def of(cls, conn: DenseConnection) -> "Synapses":
-        return cls(conn.name, (conn.weights != 0).view(np.uint8), conn.num_weight_bits)
+    def of(cls, conn: DenseConnection, delay_bits: int) -> "Synapses":
+        return cls(conn.name, (conn.weights != 0).view(np.uint8),
+                   conn.num_weight_bits + (delay_bits if conn.delays is not None else 0))
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,9 @@ def place(network: IntNetwork, target: Target, max_chips: int = 1) -> Placement:
         raise DeployError(f"the chip count must be at least 1, got {max_chips}")
     budget = CoreBudget.of(target)
     depth = network.layer_depth()
-    incoming = {pop.name: [Synapses.of(c) for c in network.connections if c.target == pop.name]
+    # A target without delay_bits has no delayed connections: quantize refuses them.
+    delay_bits = int(target.optional("synapse", "delay_bits") or 0)
+    incoming = {pop.name: [Synapses.of(c, delay_bits) for c in network.connections if c.target == pop.name]
                 for pop in network.populations}
     # A neuron's output axons depend on how its targets are split, so targets are sized first. A
     # recurrent target is not sized yet: the first pass counts one route per neuron that reaches it,

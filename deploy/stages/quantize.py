@@ -120,6 +120,28 @@ def _chip_decays(disc: Discretization, widths: fx.Widths, du: np.ndarray, dv: np
 SIGN_MODE_NAMES = {fx.EXCITATORY: "excitatory", fx.INHIBITORY: "inhibitory", fx.MIXED: "mixed"}
 
 
+def checked_delays(disc: Discretization, source: str, target: Target) -> np.ndarray | None:
+    """The delay steps of the synapses from ``source`` into ``disc``, within the target's delay field."""
+    delays = disc.delay_from(source)
+    if delays is None:
+        return None
+    limit = max_delay_steps(target)
+    if limit is None:
+        raise DeployError(f"node {disc.name}: its synapses from {source} are delayed (up to {int(delays.max())} "
+                          f"steps); {target.name} has no synaptic delays (its [synapse] states no delay_bits)")
+    if delays.max() > limit:
+        raise DeployError(f"node {disc.name}: its synapses from {source} are delayed by up to {int(delays.max())} "
+                          f"steps, above {target.name}'s maximum of {limit} ({target.value('synapse', 'delay_bits')}"
+                          "-bit delays); use a larger dt or a shorter delay")
+    return delays
+
+
+def max_delay_steps(target: Target) -> int | None:
+    """The longest synaptic delay the target's delay field holds, in steps (None: it has no delays)."""
+    bits = target.optional("synapse", "delay_bits")
+    return None if bits is None else (1 << bits) - 1
+
+
 def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, bool], horizon_steps: int,
                    split_weights: bool = False, synapses: tuple[str, ...] = (), stock_spread: float | None = None
                    ) -> tuple[LifPopulation, tuple[DenseConnection, ...], LayerQuantization]:
@@ -258,7 +280,8 @@ def quantize_layer(disc: Discretization, target: Target, fires_once: dict[str, b
     pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant,
                         bias_exp=bias_exp, fire_once=disc.fire_once, reset=disc.reset)
     conns = tuple(DenseConnection(name=f"{source}->{disc.name}{part}", source=source, target=disc.name,
-                                  weights=stored, weight_exp=exponent, num_weight_bits=widths.weight_bits)
+                                  weights=stored, weight_exp=exponent, num_weight_bits=widths.weight_bits,
+                                  delays=checked_delays(disc, source, target))
                   for source, part, exponent, _, stored in blocks)
     return pop, conns, report
 
@@ -361,7 +384,8 @@ def quantize_readout(disc: Discretization, target: Target, fires_once: dict[str,
     pop = LifPopulation(name=disc.name, size=disc.size, du=du, dv=dv, vth=vth, bias_mant=bias_mant, bias_exp=bias_exp,
                         readout=True)
     conns = tuple(DenseConnection(name=f"{source}->{disc.name}", source=source, target=disc.name, weights=stored,
-                                  weight_exp=exponent, num_weight_bits=widths.weight_bits)
+                                  weight_exp=exponent, num_weight_bits=widths.weight_bits,
+                                  delays=checked_delays(disc, source, target))
                   for source, exponent, _, stored in blocks)
     return pop, conns, report
 

@@ -165,6 +165,11 @@ def _activity(bundle: Bundle, inputs: SpikeEvents, record: SpikeRecord) -> Activ
                                           for name, s in record.spikes.items()})
 
 
+def rounds_delays(bundle: Bundle) -> bool:
+    """Whether the bundle was compiled with --round-delays: its discrete reference rounds them as it did."""
+    return bundle.report is not None and bundle.report.delays is not None and bundle.report.delays.rounded
+
+
 def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
     """The bundle must have been compiled from this graph, with these semantics."""
     stored = bundle.source.nir_sha256
@@ -236,7 +241,8 @@ def compare_spikes(net: FloatNetwork, bundle: Bundle, inputs: SpikeEvents, *, la
                              record=record, engine=engine, workers=workers, scheduler=scheduler)[0]
     if record is None:
         record = run_inputs(bundle, inputs, backend=backend, engine=engine, progress=progress)
-    discrete, _, discrete_traces = discrete_reference.run(discretize(net, dt), inputs, num_steps)
+    discrete, _, discrete_traces = discrete_reference.run(discretize(net, dt, rounds_delays(bundle)), inputs,
+                                                         num_steps)
     continuous = (continuous_reference.first_spike_times(net, times_in)
                   if times_in is not None and continuous_reference.supports(net) else None)
 
