@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from snn_deploy.deploy import compile_network, load_graph
+from snn_deploy.deploy.stages.load import from_graph
 from snn_deploy.deploy.references import discrete as reference
 from snn_deploy.deploy.stages.discretize import discretize
 from snn_deploy.deploy.errors import DeployError
@@ -105,3 +106,73 @@ def test_a_node_type_the_chip_cannot_run_is_refused_by_name_and_type(tmp_path):
     nir.write(tmp_path / "threshold.nir", graph)
     with pytest.raises(DeployError, match="node step is a Threshold, which the target cannot run"):
         load_graph(tmp_path / "threshold.nir", _semantics("pulse"))
+
+
+def test_threshold_is_refused_with_the_reason():
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.eye(2)),
+               "step": nir.Threshold(threshold=np.ones(2)), "output": nir.Output(np.array([2]))},
+        edges=[("input", "fc"), ("fc", "step"), ("step", "output")])
+    with pytest.raises(DeployError, match="fires only from a neuron's membrane"):
+        from_graph(graph, _semantics("pulse"))
+
+
+def _lif(size: int, seed: int) -> nir.LIF:
+    rng = np.random.default_rng(seed)
+    tau = rng.uniform(2e-3, 5e-3, size)
+    return nir.LIF(tau=tau, r=tau / 1e-4, v_leak=np.zeros(size), v_threshold=rng.uniform(0.5, 1.0, size))  # snnTorch's r
+
+
+def _recurrent_graphs() -> tuple[nir.NIRGraph, nir.NIRGraph]:
+    """Input(3) -> Affine -> a recurrent LIF(4) -> Affine -> LIF(2) -> Output, once with the recurrent layer as a
+    nested subgraph (the form NIR allows and snnTorch's RLeaky export builds before nirtorch flattens it), once
+    flat with the names nirtorch gives (``1.lif``, ``1.w_rec``)."""
+    rng = np.random.default_rng(3)
+    fc1 = nir.Affine(weight=rng.uniform(-1, 3, (4, 3)), bias=rng.uniform(0, 0.2, 4))
+    w_rec = nir.Linear(weight=rng.uniform(-1.5, 1.0, (4, 4)))
+    fc2 = nir.Affine(weight=rng.uniform(-1, 3, (2, 4)), bias=np.zeros(2))
+    outer = {"input": nir.Input(np.array([3])), "0": fc1, "2": fc2, "3": _lif(2, 1), "output": nir.Output(np.array([2]))}
+    sub = nir.NIRGraph(nodes={"input": nir.Input(np.array([4])), "lif": _lif(4, 0), "w_rec": w_rec,
+                              "output": nir.Output(np.array([4]))},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    nested = nir.NIRGraph(nodes={**outer, "1": sub},
+                          edges=[("input", "0"), ("0", "1"), ("1", "2"), ("2", "3"), ("3", "output")])
+    flat = nir.NIRGraph(nodes={**outer, "1.lif": sub.nodes["lif"], "1.w_rec": w_rec},
+                        edges=[("input", "0"), ("0", "1.lif"), ("1.lif", "1.w_rec"), ("1.w_rec", "1.lif"),
+                               ("1.lif", "2"), ("2", "3"), ("3", "output")])
+    return nested, flat
+
+
+def test_a_nested_subgraph_is_inlined_as_the_flat_graph_it_stands_for(tmp_path):
+    """Written to a file and read back (nir.read keeps the nesting), the nested graph compiles to the same
+    integers as the flat one and runs to the same spikes; the recurrent projection is there."""
+    nested, flat = _recurrent_graphs()
+    nir.write(tmp_path / "nested.nir", nested)
+    assert isinstance(nir.read(tmp_path / "nested.nir").nodes["1"], nir.NIRGraph)
+    semantics = {**_semantics("pulse"), "integration": "euler"}
+    bundles = [compile_network(net, description.load("loihi2"), dt=1e-4, calibrate=None)
+               for net in (load_graph(tmp_path / "nested.nir", semantics), from_graph(flat, semantics))]
+    a, b = (bundle.network for bundle in bundles)
+    assert [p.name for p in a.populations] == [p.name for p in b.populations]
+    assert {c.name for c in a.connections} == {c.name for c in b.connections} >= {"1.lif->1.lif"}
+    for x, y in zip(a.populations, b.populations):
+        for key in ("du", "dv", "vth", "bias_mant"):
+            np.testing.assert_array_equal(getattr(x, key), getattr(y, key))
+    for x in a.connections:
+        np.testing.assert_array_equal(x.weights, next(c for c in b.connections if c.name == x.name).weights)
+    inputs = SpikeEvents.from_raster(np.random.default_rng(0).random((4, bundles[0].timing.num_steps, 3)) < 0.3)
+    runs = [bitsim.run(bundle, inputs) for bundle in bundles]
+    for name in ("1.lif", "3"):
+        np.testing.assert_array_equal(runs[0].spikes[name].events, runs[1].spikes[name].events)
+    assert all(len(runs[0].spikes[name].events[0]) > 0 for name in ("1.lif", "3"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda sub: sub.nodes.update(extra=nir.Input(np.array([4]))), "subgraph 1 needs exactly one Input"),
+    (lambda sub: sub.edges.append(("input", "output")), "passes its Input straight to its Output"),
+])
+def test_a_subgraph_that_cannot_be_inlined_is_refused(change, message):
+    nested, _ = _recurrent_graphs()
+    change(nested.nodes["1"])
+    with pytest.raises(DeployError, match=message):
+        from_graph(nested, _semantics("pulse"))

@@ -54,6 +54,50 @@ def _check_positive(node_name: str, field_name: str, array: np.ndarray) -> None:
 
 NEURON_TYPES = ("CubaLIF", "LIF", "IF", *READOUT_DYNAMICS)
 
+# NIR primitives refused, with why (the other unknown types get the generic refusal).
+REFUSED_TYPES = {
+    "Threshold": "a stateless spike where the input exceeds a level; the chip fires only from a neuron's membrane, "
+                 "whose decay keeps part of the last step's state, so it is exact only inside a neuron node "
+                 "(use IF, LIF or CubaLIF)",
+}
+SUBGRAPH_SEPARATOR = "."
+
+
+def inline_subgraphs(graph):
+    """The graph with every nested NIRGraph node replaced by its nodes, named ``<subgraph>.<node>``: an edge into
+    the subgraph goes to what its Input feeds, an edge out of it leaves from what feeds its Output (snnTorch
+    exports RLeaky and RSynaptic as such subgraphs: a neuron and its recurrent weights)."""
+    import nir
+
+    nodes, inner_edges, entries, exits = {}, [], {}, {}
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[name] = node
+            continue
+        inner = inline_subgraphs(node)
+        ins = [n for n, x in inner.nodes.items() if isinstance(x, nir.Input)]
+        outs = [n for n, x in inner.nodes.items() if isinstance(x, nir.Output)]
+        if len(ins) != 1 or len(outs) != 1:
+            raise DeployError(f"subgraph {name} needs exactly one Input and one Output node, it has {len(ins)} and "
+                              f"{len(outs)}")
+        if (ins[0], outs[0]) in inner.edges:
+            raise DeployError(f"subgraph {name} passes its Input straight to its Output, which no node of the chip "
+                              "represents")
+        prefixed = {n: f"{name}{SUBGRAPH_SEPARATOR}{n}" for n in inner.nodes}
+        for n, x in inner.nodes.items():
+            if n not in (ins[0], outs[0]):
+                if prefixed[n] in graph.nodes:
+                    raise DeployError(f"node {prefixed[n]} of subgraph {name} has the name of another node")
+                nodes[prefixed[n]] = x
+        entries[name] = [prefixed[d] for s, d in inner.edges if s == ins[0]]
+        exits[name] = [prefixed[s] for s, d in inner.edges if d == outs[0]]
+        inner_edges += [(prefixed[s], prefixed[d]) for s, d in inner.edges if s != ins[0] and d != outs[0]]
+    if not entries:
+        return graph
+    edges = [(s, d) for src, dst in graph.edges for s in exits.get(src, [src]) for d in entries.get(dst, [dst])]
+    return nir.NIRGraph(nodes=nodes, edges=inner_edges + edges, metadata=getattr(graph, "metadata", {}) or {},
+                        type_check=False)
+
 
 def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str = "",
                source_sha256: str = "") -> FloatNetwork:
@@ -67,6 +111,7 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
     """
     import nir
 
+    graph = inline_subgraphs(graph)
     nodes, edges = graph.nodes, graph.edges
     predecessors: dict[str, list[str]] = {name: [] for name in nodes}
     for src, dst in edges:
@@ -80,6 +125,8 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
                           f"{len(outputs)}")
     for name, node in nodes.items():
         kind = type(node).__name__
+        if kind in REFUSED_TYPES:
+            raise DeployError(f"node {name} is a {kind}, which the target cannot run: {REFUSED_TYPES[kind]}")
         if not isinstance(node, (nir.Input, nir.Output)) and kind not in NEURON_TYPES + SYNAPSE_TYPES:
             raise DeployError(f"node {name} is a {kind}, which the target cannot run (it runs the neurons "
                               f"{', '.join(NEURON_TYPES)} and the synapses {', '.join(SYNAPSE_TYPES)})")
