@@ -1,6 +1,8 @@
 """compile --calibrate: deterministic, recorded in the bundle, never worse than the default on its own data,
 bad calibration data refused (exit 2, nothing written)."""
 
+import dataclasses
+import json
 import math
 
 import nir
@@ -10,6 +12,7 @@ import pytest
 from snn_deploy.deploy import compile_network, load_graph
 from snn_deploy.deploy.interfaces.cli import main
 from snn_deploy.deploy.stages.calibrate import inputs_digest
+from snn_deploy.deploy.stages.load import from_graph
 from snn_deploy.deploy.stages.stimulus import load_stimulus
 from snn_deploy.deploy.stages.verify import compare_spikes
 from snn_deploy.targets import bundle as bundle_io
@@ -115,3 +118,39 @@ def test_calibration_data_that_do_not_fit_the_graph_exit_2_and_write_nothing(gra
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert snapshot(tmp_path) == before
+
+
+def test_the_verdict_json_and_the_html_report_carry_the_calibration(graph_file, default_and_calibrated, tmp_path):
+    _, _, calibrated = default_and_calibrated
+    bundle_io.save(calibrated, tmp_path / "b.bundle")
+    assert main(["verify", str(graph_file), str(tmp_path / "b.bundle"), "--data", "random:rate=0.1,seed=0",
+                 "--samples", "20", "--json", str(tmp_path / "v.json"), "--report", str(tmp_path / "r.html"),
+                 "-q"]) in (0, 1)
+    record = json.loads((tmp_path / "v.json").read_text())["calibration"]
+    assert record == dataclasses.asdict(calibrated.report.calibration)
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index("Calibration at compile time"):]
+    assert calibrated.report.calibration.inputs_sha256 in section
+    for name, row in calibrated.report.calibration.layers.items():
+        assert f"{row.membrane_error_before:.3g} -&gt; {row.membrane_error_after:.3g}" in section, name
+
+
+def readout_graph(seed: int = 4):
+    """Input(10) -> Linear -> LIF(8) -> Linear -> LI(3): the hidden layer calibrates, the readout keeps its bound."""
+    rng = np.random.default_rng(seed)
+    return nir.NIRGraph.from_list(
+        nir.Input(np.array([10])), nir.Linear(weight=rng.normal(0.3, 0.5, (8, 10))),
+        nir.LIF(tau=np.full(8, 2e-3), r=np.ones(8), v_leak=np.zeros(8), v_threshold=np.ones(8)),
+        nir.Linear(weight=rng.normal(0.1, 0.6, (3, 8))), nir.LI(tau=np.full(3, 4e-3), r=np.ones(3), v_leak=np.zeros(3)),
+        nir.Output(np.array([3])))
+
+
+def test_a_membrane_decoded_network_is_calibrated_and_judged_by_its_membrane():
+    net = from_graph(readout_graph(), {**SEMANTICS, "decoding": "max_membrane"})
+    bundle = compile_network(net, description.load("loihi2"), dt=1e-4, calibrate=CALIBRATION, calibrate_samples=SAMPLES)
+    record = bundle.report.calibration
+    readout = net.output
+    assert [layer for layer in record.layers] == [layer.name for layer in net.layers if layer.name != readout]
+    default = compile_network(net, description.load("loihi2"), dt=1e-4, calibrate=None)
+    decisions = compare_spikes(net, default, load_stimulus(CALIBRATION, SAMPLES, default).inputs).decisions
+    assert record.decision_agreement_before == np.mean(decisions["chip"] == decisions["discrete"])

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ...targets.bundle import CalibrationReport
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
 from .firing import FiringStatistics
@@ -15,8 +16,9 @@ from .robustness import RobustnessLevel
 from .stimulus import DataReport
 from .tolerances import Tolerances
 
-# 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics
-SCHEMA_VERSION = 3
+# 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics;
+# 4: the bundle's calibration record
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class Metrics:
     robustness: tuple[RobustnessLevel, ...] = ()  # one per perturbation asked for (verify --robustness)
     data: DataReport | None = None  # how the user's data were read (None: a shipped data set or random trains)
     readout: ReadoutMetrics | None = None  # a readout output's membrane error (None: a spiking output)
+    calibration: CalibrationReport | None = None  # the bundle's compile-time calibration (None: not calibrated)
 
 
 @dataclass(frozen=True)

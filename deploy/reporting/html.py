@@ -45,7 +45,7 @@ import jinja2
 import numpy as np
 
 from ...targets import decision
-from ...targets.bundle import Bundle, Placement, Timing
+from ...targets.bundle import Bundle, CalibrationReport, Placement, Timing
 from ...targets.description import Target
 from ...targets.files import write_atomic
 from ..artifacts.energy import EnergyEstimate, Range
@@ -858,6 +858,23 @@ def readout_section(verdict: Verdict) -> Section:
                                "table": table(["neuron", "median |error|", "p95 |error|", "max |error|"], rows)})
 
 
+def calibration_section(calibration: CalibrationReport) -> Section:
+    """What compile's calibration measured on its data: decisions like the float model's before and after, whether
+    the calibrated integers were kept, and per layer the membrane error and spike-count agreement before and after."""
+    facts = [["calibration data", calibration.data], ["samples", quantity(f"{calibration.samples:,}")],
+             ["sha256 of the input spikes", calibration.inputs_sha256],
+             ["decisions equal to the float model's, rounded to nearest -> calibrated",
+              quantity(f"{calibration.decision_agreement_before:.1%} -> {calibration.decision_agreement_after:.1%}")],
+             ["in the bundle", "the calibrated integers" if calibration.applied else
+              "the rounded integers (calibration decided no better, or no layer could be calibrated)"]]
+    rows = [[name, quantity(f"{r.membrane_error_before:.3g} -> {r.membrane_error_after:.3g}"),
+             quantity(f"{r.spike_agreement_before:.1%} -> {r.spike_agreement_after:.1%}"),
+             _counted(r.rounded_other_way), _counted(r.blocks_added)] for name, r in calibration.layers.items()]
+    return Section("calibration", {"facts": table(None, facts), "table": table(
+        ["layer", "RMS membrane error (thresholds)", "spike-count agreement", "weights rounded the other way",
+         "blocks added"], rows) if rows else None})
+
+
 def _range_cells(values: Range, unit: Callable[[float], str]) -> list[Cell]:
     return [quantity(unit(values.nominal)), quantity(unit(values.low)), quantity(unit(values.high))]
 
@@ -991,6 +1008,7 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         Section("quantization", {"groups": data_tables(
             {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
             if bundle.report is not None else {})}),
+        *([calibration_section(m.calibration)] if m.calibration is not None else []),
         energy_section(verdict.metrics.energy),
         *([placement_section(bundle)] if bundle.placement.cores or bundle.report is not None else []),
         divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),

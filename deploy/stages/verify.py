@@ -505,7 +505,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
                         decision_steps(c.record.spikes[bundle.network.output], bundle.decoding)),
         decision_latency_steps=timing.decision_latency_steps, accuracy_by_step=timing.accuracy_by_step,
         early_decision=timing.early_decision, difficulty=timing.difficulty, robustness=tuple(robustness),
-        data=data, readout=readout_metrics(c, bundle))
+        data=data, readout=readout_metrics(c, bundle),
+        calibration=bundle.report.calibration if bundle.report is not None else None)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
