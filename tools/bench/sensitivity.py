@@ -1,0 +1,119 @@
+"""How fragile the float decisions of the NIR paper's graphs are, and whether the chip's voltage saturation
+decides anything. Run by hand:
+
+    .venv/bin/python tools/bench/sensitivity.py [--only braille_bias_zero ...]   # writes SENSITIVITY.md here
+
+Per graph and input rate (random spike trains, seed 0, as tools/bench/imported_graphs.py measures), on the
+float discrete reference alone (no chip run):
+
+- the margin of each float decision: the output's top spike count minus the runner-up's;
+- the fraction of decisions unchanged when every synapse's gain is multiplied by 1 + sigma z (z standard
+  normal, seed 0): the noise floor a deployment with weight errors of that size cannot beat. The chip's 8-bit
+  weights err by up to half a mantissa step of each row's largest weight (the compile report's w err);
+- the fraction unchanged when the float membrane is floored where the chip's saturates (-(state limit) / S per
+  neuron, S the compiled scale of the default 8-bit bundle): whether saturation alone changes decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+
+from imported_graphs import GRAPHS, HERE, REFERENCE, TARGET
+from snn_deploy.deploy import compile_network, load_graph
+from snn_deploy.deploy.references import discrete as reference
+from snn_deploy.deploy.stages.discretize import discretize
+from snn_deploy.deploy.stages.stimulus import random_spike_trains
+from snn_deploy.deploy.stages.verify import decide
+from snn_deploy.targets import schedule
+
+MEASURED = ("braille_bias_zero", "braille_subtract", "cnn_sinabs")
+RATES = {"cnn_sinabs": (0.01, 0.05)}
+SIGMAS = (1e-4, 1e-3, 2e-3, 4e-3)
+
+
+def with_gain_noise(discrete, sigma: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return dataclasses.replace(discrete, populations=tuple(
+        dataclasses.replace(d, inputs=tuple((source, gain * (1 + sigma * rng.standard_normal(gain.shape)))
+                                            for source, gain in d.inputs)) for d in discrete.populations))
+
+
+def floored_arithmetic(floors: dict[str, np.ndarray]) -> schedule.Arithmetic:
+    """The float reference with each listed population's v floored at its value (the chip's saturation)."""
+    step = reference.FLOAT_ARITHMETIC.neuron_step
+
+    def floored_step(pop, state, activation):
+        result = step(pop, state, activation)
+        if pop.name not in floors:
+            return result
+        s = result.state
+        return dataclasses.replace(result, state=reference.FloatState(s.u, np.maximum(s.v, floors[pop.name]), s.fired))
+
+    return dataclasses.replace(reference.FLOAT_ARITHMETIC, neuron_step=floored_step)
+
+
+def measure(name: str, rate: float) -> dict:
+    path, semantics, dt, _, samples = GRAPHS[name]
+    net = load_graph(REFERENCE / path, semantics)
+    bundle = compile_network(net, TARGET, dt=dt, calibrate=None)
+    discrete = discretize(net, dt)
+    steps, out, decoding = bundle.timing.num_steps, net.output, bundle.decoding
+    inputs = random_spike_trains(net.input_size, samples, steps, rate, seed=0)
+    spikes = reference.simulate(discrete, inputs, steps)
+    decisions = decide(spikes[out], decoding)
+    counts = spikes[out].counts()
+    top = np.sort(counts, axis=1)
+    margin = top[:, -1] - top[:, -2]
+    noise = {sigma: float(np.mean(decide(reference.simulate(with_gain_noise(discrete, sigma), inputs, steps)[out],
+                                         decoding) == decisions)) for sigma in SIGMAS}
+    limit = bundle.widths.state_limit - 1
+    floors = {}
+    for disc in discrete.populations:
+        if disc.name in bundle.report.quantization:
+            pop = bundle.network.population(disc.name)
+            floors[disc.name] = -limit * disc.threshold / (pop.vth * (1 << bundle.widths.threshold_shift))
+    floored, _, _ = schedule.run(reference.chip_network(discrete), floored_arithmetic(floors), inputs, steps)
+    return {"graph": name, "rate": rate, "samples": samples,
+            "mean_output_spikes": float(counts.sum(axis=1).mean()),
+            "margin_median": float(np.median(margin)), "margin_at_most_2": float(np.mean(margin <= 2)),
+            "unchanged_by_gain_noise": noise,
+            "unchanged_by_saturation": float(np.mean(decide(floored[out], decoding) == decisions)),
+            "weight_error_max": {k: q.weight_error_max for k, q in bundle.report.quantization.items()}}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["# How fragile the float decisions are (NIR paper graphs, random spike trains, seed 0)", "",
+             "Written by `tools/bench/sensitivity.py` (float discrete reference only; see its docstring). "
+             "Gain noise: every synapse's gain times 1 + sigma z.", "",
+             "| graph | rate | samples | mean output spikes | median margin (spikes) | margin <= 2 | "
+             + " | ".join(f"unchanged, sigma {s:g}" for s in SIGMAS)
+             + " | unchanged with the chip's v saturation | 8-bit w err max per layer |",
+             "|---|---|---|---|---|---|" + "---|" * len(SIGMAS) + "---|---|"]
+    for r in rows:
+        noise = " | ".join(f"{100 * r['unchanged_by_gain_noise'][s]:.1f}%" for s in SIGMAS)
+        errors = ", ".join(f"{k} {v:.2%}" for k, v in r["weight_error_max"].items())
+        lines.append(f"| {r['graph']} | {r['rate']} | {r['samples']} | {r['mean_output_spikes']:.0f} | "
+                     f"{r['margin_median']:g} | {100 * r['margin_at_most_2']:.1f}% | {noise} | "
+                     f"{100 * r['unchanged_by_saturation']:.1f}% | {errors} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=MEASURED, default=list(MEASURED))
+    args = parser.parse_args()
+    rows = []
+    for name in args.only:
+        for rate in RATES.get(name, GRAPHS[name][3]):
+            rows.append(measure(name, rate))
+            print(json.dumps(rows[-1]), flush=True)
+    (HERE / "sensitivity.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    (HERE / "SENSITIVITY.md").write_text(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
