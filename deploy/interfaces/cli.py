@@ -28,7 +28,8 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
-from ..reporting.text import format_delays, format_placement, format_quantization, format_stock, format_summary
+from ..reporting.text import (format_delays, format_placement, format_quantization, format_recommendation,
+                              format_stock, format_summary)
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
@@ -233,6 +234,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
          *format_calibration(compiled.report.calibration),
+         *format_recommendation(compiled.report.recommendation),
          *format_delays(compiled.report.delays, sem.time_unit),
          f"wrote {out}")
     return ExitCode.PASSED
