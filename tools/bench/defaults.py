@@ -1,7 +1,7 @@
 """Every zoo model compiled for loihi2 with default options and verified on bitsim on its whole test split
 (issue 18 section 3, "defaults that work"). Run by hand:
 
-    .venv/bin/python tools/bench/defaults.py [--only NAME ...] [--option=--split-weights ...]
+    .venv/bin/python tools/bench/defaults.py [--only NAME ...] [--option=--split-weights ...] [--table-only]
 
 Default options include compile's automatic calibration (``compile.AUTO_CALIBRATION``: the training split of the
 data set the graph names; a zoo graph kept as NIR names none, so it is compiled with its sidecar's options only).
@@ -68,9 +68,9 @@ def measure(name: str, options: list[str], folder: Path) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M"), "load": round(os.getloadavg()[0], 1)}
 
 
-def _calibration_cell(c: dict | None) -> str:
+def _calibration_cell(c: dict | None, options: str) -> str:
     if c is None:
-        return "none (no data set named)"
+        return "off (--calibrate none)" if "--calibrate none" in options else "none (the graph names no data set)"
     return (f"{c['data']}, {c['samples']}: {c['before']:.1%} -> {c['after']:.1%}"
             f"{'' if c['applied'] else ' (not kept)'}")
 
@@ -83,7 +83,7 @@ def table(rows: list[dict]) -> str:
         drop = r["chip"] - r["float"]
         lines.append(f"| {r['model']} | {r['options'] or '(defaults)'} | {r['samples']} | {r['float']:.2%} | "
                      f"{r['chip']:.2%} | {100 * drop:+.2f} | {r['agreement']:.2%} | "
-                     f"{'yes' if drop >= -MAX_DROP - 1e-12 else 'NO'} | {_calibration_cell(r['calibration'])} | "
+                     f"{'yes' if drop >= -MAX_DROP - 1e-12 else 'NO'} | {_calibration_cell(r['calibration'], r['options'])} | "
                      f"{r['synapses']:,} | {r['compile_s']} | {r['verify_s']} | {r['date']} ({r['load']}) |")
     return "\n".join(lines)
 
@@ -92,8 +92,9 @@ def main_(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="models to measure (default: every zoo model and graph)")
     parser.add_argument("--option", action="append", default=[], help="a compile option added to every model")
+    parser.add_argument("--table-only", action="store_true", help="measure nothing: write the table of defaults.json")
     args = parser.parse_args(argv)
-    names = args.only or sorted(zoo.names() + zoo.graph_names())
+    names = [] if args.table_only else args.only or sorted(zoo.names() + zoo.graph_names())
     rows = {(r["model"], r["options"]): r for r in (json.loads(FIGURES.read_text()) if FIGURES.exists() else [])}
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
@@ -108,7 +109,8 @@ def main_(argv=None) -> None:
         "the graph names; eventdigits-cnn, kept as NIR, names none and is compiled with its sidecar's options) and "
         "verified on bitsim on its whole test split; by `tools/bench/defaults.py` (figures in `defaults.json`). "
         "Target (issue 18): chip within 0.5 points of float. Rows with options add them to the defaults. "
-        "Times are wall clock on the 2-core machine, shared, at the load average given.\n\n"
+        "Times are wall clock on the 2-core machine, shared, at the load average given (a run's first compile includes "
+        "numba's compilation of the simulator).\n\n"
         + table(ordered) + "\n"))
 
 
