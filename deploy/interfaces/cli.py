@@ -512,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", metavar="DATA", default=AUTO_CALIBRATION,
                    help="choose each layer's block exponents, weight rounding and bias correction on these data "
                         "(any --data source of run/verify, e.g. yinyang:train or random:rate=0.05,seed=1), against the "
-                        "float model; kept only if it decides them at least as often like the float model. Default "
+                        "float model; kept only if it decides them at least as often like the float model. Below "
+                        "verify's default agreement tolerance there, compile also measures --split-weights on the same "
+                        "samples and prints what it would give (the bundle stays as asked). Default "
                         f"{AUTO_CALIBRATION}: the training split of the data set the graph names (a zoo model's "
                         f"export), else none; '{NO_CALIBRATION}': no calibration")
     p.add_argument("--calibrate-samples", type=int, metavar="N",

@@ -175,8 +175,8 @@ def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, stimul
     return dataclasses.replace(calibrated, placement=placement, report=report)
 
 
-# What compile tries when the calibrated bundle decides its calibration data below verify's default agreement
-# tolerance: the option, and the compile_network keyword it sets.
+# The option compile tries (compile_network's split_weights) when the calibrated bundle decides its calibration data
+# below verify's default agreement tolerance.
 SPLIT_WEIGHTS_OPTION = "--split-weights"
 
 
