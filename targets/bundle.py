@@ -399,6 +399,26 @@ class CalibrationReport:
 
 
 @dataclass(frozen=True)
+class Recommendation:
+    """An option compile measured would make the bundle decide more like the float model, on the calibration
+    data (``data``, its first ``samples`` samples), when the kept bundle decided below verify's default
+    agreement tolerance (``tolerance``): the fraction of decisions equal to the float discrete model's without
+    and with ``option`` (each quantized and calibrated the same way), and what the option costs in synapses and
+    synapse memory (bytes, as placed). The bundle written is the one without it."""
+
+    option: str
+    data: str
+    samples: int
+    tolerance: float
+    agreement_without: float
+    agreement_with: float
+    synapses_without: int
+    synapses_with: int
+    memory_bytes_without: int
+    memory_bytes_with: int
+
+
+@dataclass(frozen=True)
 class DelayReport:
     """The per-synapse delays of a bundle (NIR Delay nodes): how many synapses are delayed, the longest delay and
     the target's limit, in steps; whether they were rounded to whole steps (``--round-delays``) and the largest
@@ -427,6 +447,7 @@ class CompileReport:
     stock: StockReport | None = None  # a stock bundle's constructions (left out of the manifest otherwise)
     calibration: CalibrationReport | None = None  # ``compile --calibrate``'s record (left out otherwise)
     delays: DelayReport | None = None  # a bundle with delayed synapses (left out of the manifest otherwise)
+    recommendation: Recommendation | None = None  # an option measured to decide more like float (left out otherwise)
 
     @classmethod
     def from_dict(cls, body: dict) -> "CompileReport":
@@ -436,7 +457,9 @@ class CompileReport:
                       "placement": PlacementReport.from_dict(body["placement"]),
                       "stock": StockReport.from_dict(stock) if stock is not None else None,
                       "calibration": CalibrationReport.from_dict(calibration) if calibration is not None else None,
-                      "delays": DelayReport(**delays) if delays is not None else None})
+                      "delays": DelayReport(**delays) if delays is not None else None,
+                      "recommendation": Recommendation(**body["recommendation"]) if body.get("recommendation")
+                      else None})
 
 
 @dataclass(frozen=True)
@@ -549,7 +572,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
         "source": dataclasses.asdict(bundle.source),
-        "report": (_without_defaults(bundle.report, ("stock", "calibration", "delays"))
+        "report": (_without_defaults(bundle.report, ("stock", "calibration", "delays", "recommendation"))
                    if bundle.report is not None else None),
     }
     return manifest, arrays

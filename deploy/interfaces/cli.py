@@ -28,7 +28,8 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import BAD_INPUT_ERRORS, DeployError
-from ..reporting.text import format_delays, format_placement, format_quantization, format_stock, format_summary
+from ..reporting.text import (format_delays, format_placement, format_quantization, format_recommendation,
+                              format_stock, format_summary)
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
@@ -233,6 +234,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
          *format_calibration(compiled.report.calibration),
+         *format_recommendation(compiled.report.recommendation),
          *format_delays(compiled.report.delays, sem.time_unit),
          f"wrote {out}")
     return ExitCode.PASSED
@@ -510,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", metavar="DATA", default=AUTO_CALIBRATION,
                    help="choose each layer's block exponents, weight rounding and bias correction on these data "
                         "(any --data source of run/verify, e.g. yinyang:train or random:rate=0.05,seed=1), against the "
-                        "float model; kept only if it decides them at least as often like the float model. Default "
+                        "float model; kept only if it decides them at least as often like the float model. Below "
+                        "verify's default agreement tolerance there, compile also measures --split-weights on the same "
+                        "samples and prints what it would give (the bundle stays as asked). Default "
                         f"{AUTO_CALIBRATION}: the training split of the data set the graph names (a zoo model's "
                         f"export), else none; '{NO_CALIBRATION}': no calibration")
     p.add_argument("--calibrate-samples", type=int, metavar="N",

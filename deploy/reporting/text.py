@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...targets.bundle import CoreAssignment, DelayReport, LayerQuantization, Placement, StockReport
+from ...targets.bundle import CoreAssignment, DelayReport, LayerQuantization, Placement, Recommendation, StockReport
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.firing import FiringStatistics
@@ -53,6 +53,19 @@ def format_delays(report: DelayReport | None, time_unit: str) -> list[str]:
                 if report.rounded else "; every delay whole steps")
     return [f"delays: {report.delayed_synapses:,} delayed synapses, up to {report.max_steps} steps (target maximum "
             f"{report.limit_steps}), delay fields {readable_bytes(report.memory_bytes)} of synapse memory{rounding}"]
+
+
+def format_recommendation(recommendation: Recommendation | None) -> list[str]:
+    """The option compile measured would decide the calibration data more like the float model, as one line, with
+    the figures and the cost (none measured: no lines)."""
+    if recommendation is None:
+        return []
+    r = recommendation
+    return [f"compile: {r.agreement_without:.1%} of {r.samples} calibration samples decide like the float model "
+            f"(below the {100 * r.tolerance:g}% tolerance); {r.option} measured {r.agreement_with:.1%} on the same samples, "
+            f"at {r.memory_bytes_with / max(r.memory_bytes_without, 1):.1f}x the synapse memory "
+            f"({readable_bytes(r.memory_bytes_with)} for {r.synapses_with:,} synapses, against "
+            f"{readable_bytes(r.memory_bytes_without)} for {r.synapses_without:,}); the bundle written is without it"]
 
 
 def format_placement(placement: Placement, target: Target) -> list[str]:

@@ -11,9 +11,11 @@ import json
 
 import numpy as np
 
-from ...targets.bundle import Bundle, CompileReport, DelayReport, IntNetwork, Source, StockReport, Timing
+from ...targets.bundle import (Bundle, CalibrationReport, CompileReport, DelayReport, IntNetwork, Recommendation,
+                               Source, StockReport, Timing)
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
+from ..artifacts.tolerances import Tolerances
 from ..errors import DeployError
 from .discretize import discretize, latency_steps, run_steps, snapped_dt
 from .load import feed_forward_depths
@@ -147,20 +149,68 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                                          stock=stock_report, delays=delays))
     if calibrate is None:
         return bundle
-    return _calibrated(bundle, discrete, target, max_chips, calibrate, calibrate_samples)
-
-
-def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, data: str,
-                samples: int | None) -> Bundle:
-    """``bundle`` calibrated on ``data``'s first ``samples`` samples, placed again, with the calibration's record."""
-    from .calibrate import DEFAULT_CALIBRATION_SAMPLES, calibrate
+    from .calibrate import DEFAULT_CALIBRATION_SAMPLES
     from .stimulus import load_stimulus
 
-    stimulus = load_stimulus(data, DEFAULT_CALIBRATION_SAMPLES if samples is None else samples, bundle)
+    stimulus = load_stimulus(calibrate, DEFAULT_CALIBRATION_SAMPLES if calibrate_samples is None else calibrate_samples,
+                             bundle)
+    calibrated = _calibrated(bundle, discrete, target, max_chips, stimulus)
+    if split_weights or kept_agreement(calibrated.report.calibration) >= Tolerances().min_agreement:
+        return calibrated
+    return _with_recommendation(calibrated, discrete, target, max_chips, stimulus)
+
+
+def kept_agreement(record: CalibrationReport) -> float:
+    """The fraction of the calibration data the bundle ``record`` belongs to decides like the float model."""
+    return record.decision_agreement_after if record.applied else record.decision_agreement_before
+
+
+def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus) -> Bundle:
+    """``bundle`` calibrated on ``stimulus`` (``stimulus.Stimulus``), placed again, with the calibration's record."""
+    from .calibrate import calibrate
+
     calibrated, record = calibrate(bundle, discrete, stimulus.inputs, stimulus.selection or stimulus.name)
     placement = place(calibrated.network, target, max_chips=max_chips)
     report = dataclasses.replace(bundle.report, placement=placement_report(placement, target), calibration=record)
     return dataclasses.replace(calibrated, placement=placement, report=report)
+
+
+# The option compile tries (compile_network's split_weights) when the calibrated bundle decides its calibration data
+# below verify's default agreement tolerance.
+SPLIT_WEIGHTS_OPTION = "--split-weights"
+
+
+def _with_recommendation(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus) -> Bundle:
+    """``bundle`` (calibrated on ``stimulus``, below tolerance there), its report with a ``Recommendation`` of
+    --split-weights if the same network quantized with split weights and calibrated the same way decides
+    ``stimulus`` more often like the float model (and fits the chips); else ``bundle`` as it is."""
+    quantized = quantize(discrete, target, True)
+    try:
+        placement = place(quantized.network, target, max_chips=max_chips)
+    except DeployError:  # split weights do not fit: nothing to recommend within --max-chips
+        return bundle
+    report = dataclasses.replace(bundle.report, quantization=quantized.report, split_weights=True,
+                                 placement=placement_report(placement, target), calibration=None)
+    split = _calibrated(dataclasses.replace(bundle, network=quantized.network, placement=placement, report=report),
+                        discrete, target, max_chips, stimulus)
+    record = bundle.report.calibration
+    without, with_split = kept_agreement(record), kept_agreement(split.report.calibration)
+    if with_split <= without:
+        return bundle
+    recommendation = Recommendation(
+        option=SPLIT_WEIGHTS_OPTION, data=record.data, samples=record.samples, tolerance=Tolerances().min_agreement,
+        agreement_without=without, agreement_with=with_split,
+        synapses_without=_synapses(bundle), synapses_with=_synapses(split),
+        memory_bytes_without=_memory_bytes(bundle), memory_bytes_with=_memory_bytes(split))
+    return dataclasses.replace(bundle, report=dataclasses.replace(bundle.report, recommendation=recommendation))
+
+
+def _synapses(bundle: Bundle) -> int:
+    return sum(core.synapses for core in bundle.placement.cores)
+
+
+def _memory_bytes(bundle: Bundle) -> int:
+    return sum(core.memory_bytes for core in bundle.placement.cores)
 
 
 def delay_report(network: IntNetwork, target: Target, rounded: bool, rounding_error: float) -> DelayReport | None:

@@ -10,6 +10,7 @@ beside this file (and, by hand, into the README).
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -64,8 +65,10 @@ def main_() -> None:
         rows = [measure(name, Path(folder)) for name in zoo.names()]
     text = table(rows)
     print(text)
+    measured = f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.1f} at the end"
     replace_section(SECTION, SECTION + "\n\n" + (
-        f"Each zoo model exported, compiled for loihi2 with default options and verified on bitsim on its whole "
+        f"Measured {measured}. Each zoo model exported, compiled for loihi2 with default options (calibration on "
+        f"the training split included) and verified on bitsim on its whole "
         f"test split, with `--robustness \"{ROBUSTNESS}\"` (seed 0); by `tools/bench/tradeoffs.py`. Latency: the "
         "step from which the chip's decision is final (nominal step time of the energy model in µs). Energy: "
         "nominal, per inference, static power over the whole run included.\n\n" + text + "\n"))
