@@ -199,6 +199,15 @@ class Placement:
     def chips_used(self) -> int:
         return len({c.chip for c in self.cores})
 
+    @property
+    def synapses(self) -> int:
+        return sum(c.synapses for c in self.cores)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Synapse memory in use, over every core."""
+        return sum(c.memory_bytes for c in self.cores)
+
     def chips(self) -> list[dict[str, int]]:
         """The chip summary: per chip used, its cores, neurons, synapses and synapse memory in use."""
         summary = []

@@ -200,17 +200,9 @@ def _with_recommendation(bundle: Bundle, discrete, target: Target, max_chips: in
     recommendation = Recommendation(
         option=SPLIT_WEIGHTS_OPTION, data=record.data, samples=record.samples, tolerance=Tolerances().min_agreement,
         agreement_without=without, agreement_with=with_split,
-        synapses_without=_synapses(bundle), synapses_with=_synapses(split),
-        memory_bytes_without=_memory_bytes(bundle), memory_bytes_with=_memory_bytes(split))
+        synapses_without=bundle.placement.synapses, synapses_with=split.placement.synapses,
+        memory_bytes_without=bundle.placement.memory_bytes, memory_bytes_with=split.placement.memory_bytes)
     return dataclasses.replace(bundle, report=dataclasses.replace(bundle.report, recommendation=recommendation))
-
-
-def _synapses(bundle: Bundle) -> int:
-    return sum(core.synapses for core in bundle.placement.cores)
-
-
-def _memory_bytes(bundle: Bundle) -> int:
-    return sum(core.memory_bytes for core in bundle.placement.cores)
 
 
 def delay_report(network: IntNetwork, target: Target, rounded: bool, rounding_error: float) -> DelayReport | None:
