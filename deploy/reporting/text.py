@@ -9,6 +9,7 @@ from ...targets.bundle import CoreAssignment, DelayReport, LayerQuantization, Pl
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.firing import FiringStatistics
+from ..artifacts.tuning import TuningReport
 from ..artifacts.verdict import Verdict
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import checks
@@ -66,6 +67,18 @@ def format_recommendation(recommendation: Recommendation | None) -> list[str]:
             f"at {r.memory_bytes_with / max(r.memory_bytes_without, 1):.1f}x the synapse memory "
             f"({readable_bytes(r.memory_bytes_with)} for {r.synapses_with:,} synapses, against "
             f"{readable_bytes(r.memory_bytes_without)} for {r.synapses_without:,}); the bundle written is without it"]
+
+
+def format_tuning(report: TuningReport) -> list[str]:
+    """What ``finetune`` did: the epoch kept, what it trained and what it kept as it was."""
+    kept = report.kept
+    lines = [f"tuned on {report.data} ({report.samples} samples): kept epoch {kept.epoch}, chip decisions like the "
+             f"original's {report.epochs[0].chip_agreement:.1%} -> {kept.chip_agreement:.1%}"
+             + (" (no epoch did better than the original weights: the tuned graph has them)" if kept.epoch == 0 else ""),
+             f"trained: {', '.join(report.trained)}"]
+    if report.frozen:
+        lines.append("kept as they are: " + "; ".join(f"{name} ({why})" for name, why in report.frozen))
+    return lines
 
 
 def format_placement(placement: Placement, target: Target) -> list[str]:
