@@ -60,7 +60,7 @@ from ..stages.latency import SampleTiming, sample_timing
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import FIELDS, checks, dotted, origin
 from ..stages.verify import bundle_target
-from .text import format_placement, format_range, joules, seconds
+from .text import format_placement, format_range, format_tuned_graph, joules, seconds
 
 MODELS = ("float", "discrete", "chip")
 RASTER_SAMPLES = 4  # samples drawn in the raster section, the worst disagreeing ones first
@@ -744,7 +744,8 @@ def header_data(comparison: Comparison, verdict: Verdict, per_sample: SampleTimi
     facts = [["model (NIR file)", m.nir_file], ["target", m.target], ["back end", m.backend],
              ["data set", m.dataset], ["samples", str(m.samples)],
              ["steps", f"{m.num_steps} steps of dt = {m.dt:.6g} {m.time_unit}"], ["decoding", decoding],
-             ["float reference", m.float_reference], ["bundle checksum", m.bundle_checksum[:16]]]
+             ["float reference", m.float_reference], ["bundle checksum", m.bundle_checksum[:16]],
+             *([["fine-tuned graph", format_tuned_graph(m.tuned_graph)]] if m.tuned_graph is not None else [])]
     tol = verdict.tolerances
     rows = checks(m, tol)
     cells = [[c.tolerance, c.subject, c.measured, f"{'>=' if c.at_least else '<='} {c.allowed:g}",

@@ -10,7 +10,7 @@ from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.firing import FiringStatistics
 from ..artifacts.tuning import TuningReport
-from ..artifacts.verdict import Verdict
+from ..artifacts.verdict import TunedGraphRecord, Verdict
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import checks
 
@@ -151,6 +151,7 @@ def format_summary(verdict: Verdict) -> list[str]:
     steps = parted.first_step
     lines = [f"verify {m.nir_file} on {m.target} via {m.backend}: {m.dataset} ({m.samples} samples, "
              f"{m.num_steps} steps of {m.dt:.4g} {m.time_unit})",
+             *([f"  {format_tuned_graph(m.tuned_graph)}"] if m.tuned_graph is not None else []),
              *([f"  accuracy   float {_pct(acc.float)}   discrete {_pct(acc.discrete)}   chip {_pct(acc.chip)}"]
                if acc is not None else []),
              f"  agreement  chip vs float {_pct(m.agreement)}   decision flips: float->discrete "
@@ -189,6 +190,18 @@ def format_summary(verdict: Verdict) -> list[str]:
     lines.extend(format_decision_timing(verdict))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
     return lines
+
+
+def format_tuned_graph(record: TunedGraphRecord) -> str:
+    """Which float model a verify of a bundle compiled from a fine-tuned graph compared the chip with, and what the
+    graph was tuned from, in one sentence."""
+    if record.compared_with == "original":
+        return (f"compared with the original float model {record.original_file} (sha256 "
+                f"{record.original_sha256[:12]}); the bundle was compiled from {record.tuned_file}, tuned on "
+                f"{record.data}")
+    return (f"compared with the tuned float model {record.tuned_file} (sha256 {record.tuned_sha256[:12]}), which the "
+            f"bundle was compiled from; tuned from {record.original_file} (sha256 {record.original_sha256[:12]}) on "
+            f"{record.data}")
 
 
 def format_firing(firing: FiringStatistics) -> list[str]:
