@@ -479,7 +479,8 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 @dataclass(frozen=True)
 class TunedFrom:
     """What a fine-tuned NIR graph was tuned from: the original NIR file (its name and the sha256 of its bytes),
-    the data spec it was tuned on, and the tuning's settings (name -> int, float, bool or str). A tuned graph
+    the data spec it was tuned on, and the tuning's settings (name -> int, float, bool or str); a graph tuned in
+    Python from a graph held in memory has no file, and its sha256 is "". A tuned graph
     carries it in its metadata under ``TUNED_FROM_KEY`` (``to_metadata``); a bundle compiled from it keeps it in
     ``Source.tuned_from``, so that verify accepts the original graph and compares the chip with it."""
 
@@ -492,8 +493,9 @@ class TunedFrom:
         for name in ("nir_file", "nir_sha256", "data"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
-        if len(self.nir_sha256) != 64 or not set(self.nir_sha256) <= _SHA256_HEX:
-            raise ValueError(f"nir_sha256 must be 64 lowercase hex digits, got {self.nir_sha256!r}")
+        if self.nir_sha256 and (len(self.nir_sha256) != 64 or not set(self.nir_sha256) <= _SHA256_HEX):
+            raise ValueError(f"nir_sha256 must be 64 lowercase hex digits (or empty: an original graph not read from "
+                             f"a file), got {self.nir_sha256!r}")
         if not isinstance(self.settings, dict):
             raise ValueError(f"settings must be an object, got {self.settings!r}")
         for key, value in self.settings.items():

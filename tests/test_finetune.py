@@ -234,6 +234,16 @@ def test_finetune_is_deterministic(tuned, tmp_path):
     assert load(bundles[0]).checksum == load(bundles[1]).checksum
 
 
+def test_verify_compares_the_tuned_deployment_with_the_original_graph(graph_file, tuned, tmp_path):
+    bundle, verdict = tmp_path / "b.npz", tmp_path / "v.json"
+    assert main(["compile", str(tuned[0]), "--dt", "1e-4", "--calibrate", "none", "-o", str(bundle)]) == 0
+    assert main(["verify", str(graph_file), str(bundle), "--data", "random:rate=0.1,seed=0", "--samples", "20",
+                 "--json", str(verdict)]) in (0, 1)
+    record = json.loads(verdict.read_text())["tuned_graph"]
+    assert record["compared_with"] == "original"
+    assert record["original_sha256"] == hashlib.sha256(graph_file.read_bytes()).hexdigest()
+
+
 def test_finetune_prints_each_epoch_and_what_it_kept(graph_file, tmp_path, capsys):
     assert main(["finetune", str(graph_file), *TUNING, "-o", str(tmp_path / "t.nir"), *CLI_SEMANTICS]) == 0
     out = capsys.readouterr().out

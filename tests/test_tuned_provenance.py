@@ -141,7 +141,7 @@ def test_tuned_from_round_trips_through_its_metadata_string():
     (json.dumps({"nir_file": "G.nir", "nir_sha256": "ab" * 32, "data": "d", "settings": {}, "seed": 1}),
      "'snn_deploy_tuned_from' has unknown fields seed"),
     (json.dumps({"nir_file": "G.nir", "nir_sha256": "abc", "data": "d", "settings": {}}),
-     "'snn_deploy_tuned_from': nir_sha256 must be 64 lowercase hex digits, got 'abc'"),
+     "'snn_deploy_tuned_from': nir_sha256 must be 64 lowercase hex digits (or empty: an original graph not read from a file), got 'abc'"),
     (json.dumps({"nir_file": "G.nir", "nir_sha256": "ab" * 32, "data": "d", "settings": {"layers": [1]}}),
      "'snn_deploy_tuned_from': setting 'layers' must be a number, true/false or a string, got [1]"),
 ])
