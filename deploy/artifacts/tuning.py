@@ -18,7 +18,8 @@ class TuningSettings:
     Braille graphs and tests/test_recommendation.py's close-outputs graph, tools/bench/FINETUNE.md).
     ``decision_weight``: the cross-entropy on the original model's decisions, against the relative squared error of
     its outputs (0: the outputs alone). ``label_weight``: the cross-entropy on the labels where the data have them
-    (0: none). ``split_weights``: tune for a --split-weights bundle."""
+    (0: none). ``split_weights``: tune for a --split-weights bundle. ``calibrate``: each epoch is measured as
+    ``compile --calibrate`` on the tuning data deploys it (False: as ``compile --calibrate none`` does)."""
 
     epochs: int = 10
     batch_size: int = 32
@@ -27,6 +28,7 @@ class TuningSettings:
     label_weight: float = 0.1
     seed: int = 0
     split_weights: bool = False
+    calibrate: bool = True
 
     def as_metadata(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,7 +37,7 @@ class TuningSettings:
 @dataclass(frozen=True)
 class EpochRecord:
     """One epoch: its mean training loss (before the epoch's updates for epoch 0: the original weights) and the
-    fraction of the tuning data whose decision on the chip (bitsim, these weights quantized) equals the original
+    fraction of the tuning data whose decision on the chip (bitsim, these weights compiled) equals the original
     float model's."""
 
     epoch: int

@@ -379,7 +379,7 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
     net = _load_graph(args.graph, args)
     settings = TuningSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                               decision_weight=args.decision_weight, label_weight=args.label_weight, seed=args.seed,
-                              split_weights=args.split_weights)
+                              split_weights=args.split_weights, calibrate=args.calibrate)
 
     def said(record) -> None:
         _say(args, f"epoch {record.epoch}: loss {record.loss:.4g}, chip decisions like the original's "
@@ -391,8 +391,11 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
     outputs.commit()
     report = tuned.report
     _say(args, *format_tuning(report),
-         f"wrote {out}; compile it (with the same --dt{' and --split-weights' if args.split_weights else ''}), then "
-         f"verify the bundle against the original: snn-deploy verify {args.graph} BUNDLE --data ...")
+         f"wrote {out}; compile it as it was measured (" + " ".join(
+             ([f"--calibrate {args.data} --calibrate-samples {report.samples}"] if args.calibrate
+              else ["--calibrate none"]) + (["--split-weights"] if args.split_weights else [])
+             + ([f"--dt {args.dt:g}"] if args.dt is not None else []))
+         + f"), then verify the bundle against the original: snn-deploy verify {args.graph} BUNDLE --data ...")
     return ExitCode.PASSED
 
 
@@ -624,6 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{tuning.label_weight:g})")
     p.add_argument("--seed", type=int, default=tuning.seed, help=f"the order of the samples (default {tuning.seed})")
     p.add_argument("--split-weights", action="store_true", help="tune for a bundle compiled with --split-weights")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=tuning.calibrate,
+                   help="measure each epoch as compile --calibrate on the tuning data deploys it (--no-calibrate: as "
+                        "compile --calibrate none does); compile the tuned graph the same way (default: --calibrate)")
     p.add_argument("-o", "--output", required=True, help="the tuned NIR file to write")
     _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata; the tuned graph records them)")
 

@@ -12,9 +12,10 @@ the data have labels, a cross-entropy against the labels adds a task loss (``lab
 
 The parameters trained are the weights (and the nonzero biases) of the Affine, Linear, Conv1d and Conv2d nodes
 whose entries each reach the chip's gains as one entry times a fixed factor (``parameter_maps``); any other is
-kept, and the report says why. After every epoch the weights are quantized and run on bitsim; the epoch whose
-chip decisions on the tuning data agree most often with the original float model's is kept (epoch 0: the
-original weights, so tuning never makes the deployment worse on the data it saw).
+kept, and the report says why. After every epoch the weights are compiled as compile deploys them (quantized and,
+with ``calibrate``, calibrated on the tuning data) and run on bitsim; the epoch whose chip decisions on the tuning
+data agree most often with the original float model's is kept (epoch 0: the original weights, so tuning never
+makes that deployment worse on the data it saw).
 
 The tuned graph has the original's nodes and edges (nested subgraphs inlined), the semantics it was tuned with
 in its metadata, and the record of what it was tuned from (``targets.bundle.TunedFrom``): the original's
@@ -39,6 +40,7 @@ from ..artifacts.semantics import FIELDS, METADATA_KEY
 from ..artifacts.tuning import EpochRecord, TunedGraph, TuningReport, TuningSettings
 from ..errors import DeployError
 from ..references import discrete as discrete_reference
+from .calibrate import calibrate
 from .discretize import discretize
 from .load import from_graph, inline_subgraphs
 from .quantize import dequantize, quantize
@@ -178,6 +180,7 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
     bundle = compile_network(net, target, dt=dt, split_weights=settings.split_weights, calibrate=None)
     stimulus = load_stimulus(data, DEFAULT_TUNING_SAMPLES if samples is None else samples, bundle, options=options)
     inputs, labels = stimulus.inputs, stimulus.labels
+    data_name = stimulus.selection or stimulus.name
     discrete = discretize(net, bundle.timing.dt)
     original, maps, frozen = parameter_maps(graph, net, bundle.timing.dt)
     if not maps:
@@ -217,10 +220,12 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
         return loss
 
     def chip_agreement() -> float:
-        """On bitsim, the tuning data decided as compile would deploy the graph with these weights written."""
-        written = from_graph(_with_values(graph, maps, parameters), _semantic_fields(net))
-        quantized = quantize(discretize(written, bundle.timing.dt), target, settings.split_weights)
-        chip = dataclasses.replace(bundle, network=quantized.network)
+        """On bitsim, the tuning data decided as compile deploys the graph with these weights written: quantized, and
+        calibrated on the tuning data (``settings.calibrate``)."""
+        written = discretize(from_graph(_with_values(graph, maps, parameters), _semantic_fields(net)), bundle.timing.dt)
+        chip = dataclasses.replace(bundle, network=quantize(written, target, settings.split_weights).network)
+        if settings.calibrate:
+            chip, _ = calibrate(chip, written, inputs, data_name)
         record = bitsim.run(chip, inputs)
         chip_decisions = _decisions(record.spikes[out], record.membrane(out) if readout else None, chip)
         return float(np.mean(chip_decisions == target_decisions))
@@ -251,7 +256,7 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
         if progress:
             progress(records[-1])
     best = max(records, key=lambda r: (r.chip_agreement, -r.epoch)).epoch
-    report = TuningReport(data=stimulus.selection or stimulus.name, samples=inputs.num_samples,
+    report = TuningReport(data=data_name, samples=inputs.num_samples,
                           trained=tuple(m.name for m in maps), frozen=frozen, epochs=tuple(records), kept_epoch=best)
     tuned_from = TunedFrom(nir_file=net.source_file, nir_sha256=net.source_sha256, data=report.data,
                            settings={**settings.as_metadata(), "samples": inputs.num_samples,
