@@ -13,14 +13,13 @@ finetune.json here.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import nir
 
-from calibration import CALIBRATED, CALIBRATION_SAMPLES, RATES
+from calibration import CALIBRATED, CALIBRATION_SAMPLES, RATES, WEIGHTS, measure_each
 from imported_graphs import GRAPHS, HERE, REFERENCE, TARGET
 from snn_deploy.deploy import compile_network, load_graph
 from snn_deploy.deploy.artifacts.tuning import TuningSettings
@@ -84,20 +83,11 @@ def main() -> None:
     parser.add_argument("--weights", choices=("8bit", "split", "both"), default="both")
     parser.add_argument("--rates", nargs="*", type=float, default=list(RATES))
     args = parser.parse_args()
-    settings = TuningSettings()
-    splits = {"8bit": (False,), "split": (True,), "both": (False, True)}[args.weights]
-    done = json.loads(FIGURES.read_text()) if FIGURES.exists() else []
-    for name in args.only or CALIBRATED:
-        for split_weights in splits:
-            for rate in args.rates:
-                done = [r for r in done if (r["graph"], r["split_weights"], r["rate"]) != (name, split_weights, rate)]
-                done.append(measure(name, split_weights, rate, TuningSettings(**{**settings.as_metadata(),
-                                                                                  "split_weights": split_weights})))
-                print(json.dumps(done[-1]), flush=True)
-                done.sort(key=lambda r: (CALIBRATED.index(r["graph"]), r["split_weights"], r["rate"]))
-                FIGURES.write_text(json.dumps(done, indent=1) + "\n")
-                (HERE / "FINETUNE.md").write_text(markdown(done))
-
+    defaults = TuningSettings().as_metadata()
+    measure_each(args.only or CALIBRATED, WEIGHTS[args.weights], args.rates,
+                 lambda name, split, rate: measure(name, split, rate, TuningSettings(**{**defaults,
+                                                                                       "split_weights": split})),
+                 FIGURES, HERE / "FINETUNE.md", markdown)
 
 if __name__ == "__main__":
     main()
