@@ -13,6 +13,7 @@ finetune.json here.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -72,8 +73,9 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['graph']} | {'split' if r['split_weights'] else '8 bit'} | {r['rate']} | "
                      f"{r['test_samples']} | {100 * r['calibrated']:.1f}% | {100 * r['tuned']:.1f}% | {epochs} | "
                      f"{r['kept_epoch']} | {r['tuning_seconds']} |")
-    settings = rows[0]["settings"] if rows else {}
-    lines += ["", "Settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."]
+    settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in rows})
+    lines += ["", "Settings: " + "; ".join(", ".join(f"{k} {v}" for k, v in json.loads(s).items()) for s in settings)
+              + " (split_weights as the row's weights)."]
     return "\n".join(lines) + "\n"
 
 
@@ -82,8 +84,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=CALIBRATED, help="measure these graphs only")
     parser.add_argument("--weights", choices=("8bit", "split", "both"), default="both")
     parser.add_argument("--rates", nargs="*", type=float, default=list(RATES))
+    parser.add_argument("--epochs", type=int, default=TuningSettings().epochs,
+                        help="fewer epochs for the slow CNN (the other settings are the defaults)")
     args = parser.parse_args()
-    defaults = TuningSettings().as_metadata()
+    defaults = {**TuningSettings().as_metadata(), "epochs": args.epochs}
     measure_each(args.only or CALIBRATED, WEIGHTS[args.weights], args.rates,
                  lambda name, split, rate: measure(name, split, rate, TuningSettings(**{**defaults,
                                                                                        "split_weights": split})),
