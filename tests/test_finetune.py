@@ -26,7 +26,7 @@ from snn_deploy.targets.bundle import TUNED_FROM_KEY
 from snn_deploy.targets.record import SpikeEvents
 
 from helpers import discrete_time_semantics
-from test_calibrate import biased_graph
+from test_calibrate import biased_graph, readout_graph
 from test_recommendation import CLI_SEMANTICS, close_outputs_graph
 
 LOIHI2 = description.load("loihi2")
@@ -185,6 +185,21 @@ def test_each_epoch_is_measured_as_compile_deploys_the_graph_it_writes():
     changed = any(not np.array_equal(np.asarray(getattr(tuned.graph.nodes[m], f)), np.asarray(getattr(node, f)))
                   for m, node in graph.nodes.items() for f in finetune_stage.TRAINABLE_FIELDS.get(type(node).__name__, ()))
     assert changed == (report.kept_epoch != 0)
+
+
+@pytest.mark.parametrize("decoding", ["max_membrane", "final_membrane", "mean_membrane"])
+def test_a_readout_is_tuned_on_its_membrane(decoding):
+    from snn_deploy.deploy.artifacts.tuning import TuningSettings
+
+    graph = readout_graph()
+    net = from_graph(graph, {**SEMANTICS, "decoding": decoding})
+    tuned = finetune_stage.finetune(graph, net, LOIHI2, TUNING_DATA, TuningSettings(epochs=1, batch_size=8,
+                                                                                    learning_rate=1e-3),
+                                    samples=16, dt=DT)
+    first, last = tuned.report.epochs
+    assert first.loss > 0 and np.isfinite(last.loss)
+    assert tuned.report.trained == ("linear.weight", "linear_1.weight")
+    assert from_graph(tuned.graph).semantics.decoding == decoding
 
 
 def _compiled(net):
