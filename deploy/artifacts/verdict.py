@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from ...targets.bundle import CalibrationReport
+from ...targets.bundle import CalibrationReport, Recommendation
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
 from .firing import FiringStatistics
@@ -18,7 +18,8 @@ from .stimulus import DataReport
 from .tolerances import Tolerances
 
 # 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics;
-# 4: the bundle's calibration record; 5: the fine-tuned graph a bundle was compiled from
+# 4: the bundle's calibration record; 5: the fine-tuned graph a bundle was compiled from, and compile's
+# recommendation
 SCHEMA_VERSION = 5
 
 
@@ -187,6 +188,7 @@ class Metrics:
     readout: ReadoutMetrics | None = None  # a readout output's membrane error (None: a spiking output)
     calibration: CalibrationReport | None = None  # the bundle's compile-time calibration (None: not calibrated)
     tuned_graph: TunedGraphRecord | None = None  # the bundle's graph was fine-tuned (None: it was not)
+    recommendation: Recommendation | None = None  # an option compile measured would decide more like float (or None)
 
 
 @dataclass(frozen=True)

@@ -522,7 +522,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         early_decision=timing.early_decision, difficulty=timing.difficulty, robustness=tuple(robustness),
         data=data, readout=readout_metrics(c, bundle),
         calibration=bundle.report.calibration if bundle.report is not None else None,
-        tuned_graph=tuned_graph_record(net, bundle))
+        tuned_graph=tuned_graph_record(net, bundle),
+        recommendation=bundle.report.recommendation if bundle.report is not None else None)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
