@@ -68,14 +68,16 @@ def markdown(rows: list[dict]) -> str:
              "epoch kept is the best of them.", "",
              "| graph | weights | rate | test samples | calibrated | tuned + calibrated | tuning data by epoch | "
              "kept epoch | tuning s |", "|---|---|---|---|---|---|---|---|---|"]
+    # What every row shares (the epochs and weights are the row's own).
+    shared = sorted({json.dumps({k: v for k, v in r["settings"].items() if k not in ("epochs", "split_weights")},
+                                sort_keys=True) for r in rows})
     for r in rows:
         epochs = " ".join(f"{100 * a:.1f}" for a in r["tuning_data_by_epoch"])
         lines.append(f"| {r['graph']} | {'split' if r['split_weights'] else '8 bit'} | {r['rate']} | "
                      f"{r['test_samples']} | {100 * r['calibrated']:.1f}% | {100 * r['tuned']:.1f}% | {epochs} | "
                      f"{r['kept_epoch']} | {r['tuning_seconds']} |")
-    settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in rows})
-    lines += ["", "Settings: " + "; ".join(", ".join(f"{k} {v}" for k, v in json.loads(s).items()) for s in settings)
-              + " (split_weights as the row's weights)."]
+    lines += ["", "Settings: " + "; ".join(", ".join(f"{k} {v}" for k, v in json.loads(s).items()) for s in shared)
+              + "; the epochs as the tuning data's figures count them."]
     return "\n".join(lines) + "\n"
 
 
