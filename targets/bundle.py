@@ -471,16 +471,81 @@ class CompileReport:
                       else None})
 
 
+# The graph metadata key of a fine-tuned NIR graph's provenance: a JSON string of ``TunedFrom``'s fields.
+TUNED_FROM_KEY = "snn_deploy_tuned_from"
+_SHA256_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class TunedFrom:
+    """What a fine-tuned NIR graph was tuned from: the original NIR file (its name and the sha256 of its bytes),
+    the data spec it was tuned on, and the tuning's settings (name -> int, float, bool or str); a graph tuned in
+    Python from a graph held in memory has no file, and its sha256 is "". A tuned graph
+    carries it in its metadata under ``TUNED_FROM_KEY`` (``to_metadata``); a bundle compiled from it keeps it in
+    ``Source.tuned_from``, so that verify accepts the original graph and compares the chip with it."""
+
+    nir_file: str
+    nir_sha256: str
+    data: str
+    settings: dict[str, int | float | bool | str]
+
+    def __post_init__(self):
+        for name in ("nir_file", "nir_sha256", "data"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if self.nir_sha256 and (len(self.nir_sha256) != 64 or not set(self.nir_sha256) <= _SHA256_HEX):
+            raise ValueError(f"nir_sha256 must be 64 lowercase hex digits (or empty: an original graph not read from "
+                             f"a file), got {self.nir_sha256!r}")
+        if not isinstance(self.settings, dict):
+            raise ValueError(f"settings must be an object, got {self.settings!r}")
+        for key, value in self.settings.items():
+            if not isinstance(key, str) or not isinstance(value, (int, float, bool, str)):
+                raise ValueError(f"setting {key!r} must be a number, true/false or a string, got {value!r}")
+        object.__setattr__(self, "settings", dict(self.settings))
+
+    def to_metadata(self) -> str:
+        """The JSON string a tuned graph's metadata holds under ``TUNED_FROM_KEY``."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_metadata(cls, text: str) -> "TunedFrom":
+        """Read ``to_metadata``'s string; a ValueError naming ``TUNED_FROM_KEY`` and what is wrong for malformed
+        JSON, missing or unknown fields, or a field of the wrong type."""
+        try:
+            body = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            raise ValueError(f"{TUNED_FROM_KEY!r} is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ValueError(f"{TUNED_FROM_KEY!r} must be a JSON object, got {type(body).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing, unknown = [n for n in names if n not in body], sorted(set(body) - set(names))
+        if missing:
+            raise ValueError(f"{TUNED_FROM_KEY!r} lacks {', '.join(missing)}")
+        if unknown:
+            raise ValueError(f"{TUNED_FROM_KEY!r} has unknown fields {', '.join(unknown)}")
+        try:
+            return cls(**body)
+        except ValueError as exc:
+            raise ValueError(f"{TUNED_FROM_KEY!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Source:
     """What a bundle was compiled from, and how: the NIR file (name, sha256), the semantics the compile used
     (``deploy.artifacts.semantics.Semantics`` as JSON, with where each choice came from: the one record verify
-    rebuilds the float model from), and the NIR nodes behind each population with their synapse paths."""
+    rebuilds the float model from), the NIR nodes behind each population with their synapse paths, and, for a
+    fine-tuned graph, what it was tuned from (None: not tuned; left out of the manifest then)."""
 
     nir_file: str = ""
     nir_sha256: str = ""
     semantics: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, Any] = field(default_factory=dict)
+    tuned_from: TunedFrom | None = None
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "Source":
+        tuned = body.get("tuned_from")
+        return cls(**{**body, "tuned_from": TunedFrom(**tuned) if tuned is not None else None})
 
 
 @dataclass(frozen=True)
@@ -580,7 +645,7 @@ def _to_manifest(bundle: Bundle) -> tuple[dict, dict[str, np.ndarray]]:
         "backends": list(bundle.backends),
         "encoding": bundle.encoding,
         "decoding": bundle.decoding,
-        "source": dataclasses.asdict(bundle.source),
+        "source": _without_defaults(bundle.source, ("tuned_from",)),
         "report": (_without_defaults(bundle.report, ("stock", "calibration", "delays", "recommendation"))
                    if bundle.report is not None else None),
     }
@@ -656,6 +721,6 @@ def _from_manifest(manifest: dict, arrays: dict[str, np.ndarray]) -> Bundle:
     return Bundle(target=manifest["target"], network=network, placement=placement,
                   timing=Timing(**manifest["timing"]), widths=Widths(**manifest["widths"]),
                   backends=tuple(manifest["backends"]), encoding=manifest["encoding"],
-                  decoding=manifest["decoding"], source=Source(**manifest["source"]),
+                  decoding=manifest["decoding"], source=Source.from_dict(manifest["source"]),
                   report=CompileReport.from_dict(manifest["report"]) if manifest["report"] is not None else None,
                   format_version=manifest["format_version"])

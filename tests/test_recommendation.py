@@ -2,6 +2,8 @@
 agreement tolerance, compile measures --split-weights on the same data and says so, with the figures; the
 bundle written stays the one asked for."""
 
+import dataclasses
+import html
 import json
 
 import nir
@@ -134,3 +136,17 @@ def test_compile_prints_the_recommendation_as_one_line(below, tmp_path, capsys):
     assert main(["compile", str(graph), "-o", str(tmp_path / "s.bundle"), *CLI_SEMANTICS, "--calibrate", CALIBRATION,
                  "--calibrate-samples", str(SAMPLES), "--split-weights"]) == 0
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("compile: ")]
+
+
+def test_verify_reports_the_recommendation_in_its_json_and_html(below, tmp_path):
+    from snn_deploy.deploy.reporting.text import format_recommendation
+
+    _, plain, _ = below
+    graph, bundle, verdict, report = (tmp_path / name for name in ("g.nir", "b.bundle", "v.json", "r.html"))
+    nir.write(graph, close_outputs_graph())
+    bundle_io.save(plain, bundle)
+    assert main(["verify", str(graph), str(bundle), "--data", "random:rate=0.1,seed=0", "--samples", "20",
+                 "--json", str(verdict), "--report", str(report), *CLI_SEMANTICS[2:]]) in (0, 1)
+    recorded = json.loads(verdict.read_text())["recommendation"]
+    assert recorded == dataclasses.asdict(plain.report.recommendation)
+    assert html.escape(format_recommendation(plain.report.recommendation)[0]) in report.read_text()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...targets.bundle import TunedFrom
 from ..errors import DeployError
 from .semantics import Semantics
 
@@ -79,6 +80,10 @@ class FloatLayer:
 
 @dataclass(frozen=True)
 class FloatNetwork:
+    """A NIR graph's network in float64: its layers, the semantics it runs with, the file it was read from (name,
+    sha256; empty for a graph in memory) and, for a fine-tuned graph, what it was tuned from (its metadata's
+    ``TUNED_FROM_KEY``; None: not tuned)."""
+
     input_name: str
     input_size: int
     layers: tuple[FloatLayer, ...]  # by distance from the input
@@ -87,6 +92,7 @@ class FloatNetwork:
     source_file: str = ""
     source_sha256: str = ""
     input_shape: tuple[int, ...] = ()  # before flattening, e.g. (2, 34, 34)
+    tuned_from: TunedFrom | None = None
 
     def layer(self, name: str) -> FloatLayer:
         for layer in self.layers:

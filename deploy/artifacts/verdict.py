@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from ...targets.bundle import CalibrationReport
+from ...targets.bundle import CalibrationReport, Recommendation
 from ...targets.record import SpikeEvents, SpikeRecord
 from .energy import EnergyEstimate
 from .firing import FiringStatistics
@@ -17,8 +18,9 @@ from .stimulus import DataReport
 from .tolerances import Tolerances
 
 # 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics;
-# 4: the bundle's calibration record
-SCHEMA_VERSION = 4
+# 4: the bundle's calibration record; 5: the fine-tuned graph a bundle was compiled from, and compile's
+# recommendation
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,21 @@ class ReadoutMetrics:
 
 
 @dataclass(frozen=True)
+class TunedGraphRecord:
+    """The bundle was compiled from a fine-tuned NIR graph (``tuned_file``, its sha256), tuned from
+    ``original_file`` (its sha256) on the data ``data`` with ``settings``; ``compared_with``: the float model this
+    verify compared the chip with, the "original" one or the "tuned" graph itself."""
+
+    tuned_file: str
+    tuned_sha256: str
+    original_file: str
+    original_sha256: str
+    data: str
+    settings: dict[str, int | float | bool | str]
+    compared_with: Literal["original", "tuned"]
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Everything verify concluded from a comparison, JSON's keys as the field names."""
 
@@ -170,6 +187,8 @@ class Metrics:
     data: DataReport | None = None  # how the user's data were read (None: a shipped data set or random trains)
     readout: ReadoutMetrics | None = None  # a readout output's membrane error (None: a spiking output)
     calibration: CalibrationReport | None = None  # the bundle's compile-time calibration (None: not calibrated)
+    tuned_graph: TunedGraphRecord | None = None  # the bundle's graph was fine-tuned (None: it was not)
+    recommendation: Recommendation | None = None  # an option compile measured would decide more like float (or None)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ from ..artifacts.robustness import PERTURBATIONS
 from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
+from ..artifacts.tuning import TuningSettings
 from ..errors import BAD_INPUT_ERRORS, DeployError
 from ..reporting.text import (format_delays, format_placement, format_quantization, format_recommendation,
-                              format_stock, format_summary)
+                              format_stock, format_summary, format_tuning)
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
+from ..stages.finetune import DEFAULT_TUNING_SAMPLES
 from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
 
 
@@ -364,6 +366,39 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED
 
 
+def cmd_finetune(args, outputs: OutputSet) -> int:
+    import nir
+
+    from ..stages.finetune import finetune
+    from ..stages.load import read_nir
+
+    target = description.load(args.target)
+    outputs.protect(args.graph, target.path)
+    out = Path(args.output)
+    outputs.reserve(out)
+    net = _load_graph(args.graph, args)
+    settings = TuningSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              decision_weight=args.decision_weight, label_weight=args.label_weight, seed=args.seed,
+                              split_weights=args.split_weights, calibrate=args.calibrate)
+
+    def said(record) -> None:
+        _say(args, f"epoch {record.epoch}: loss {record.loss:.4g}, chip decisions like the original's "
+                   f"{record.chip_agreement:.1%}" + (" (the original weights)" if record.epoch == 0 else ""))
+
+    tuned = finetune(read_nir(args.graph), net, target, args.data, settings, samples=args.samples, dt=args.dt,
+                     options=_data_options(args), progress=said)
+    outputs.stage(out, lambda tmp: nir.write(tmp, tuned.graph))
+    outputs.commit()
+    report = tuned.report
+    _say(args, *format_tuning(report),
+         f"wrote {out}; compile it as it was measured (" + " ".join(
+             ([f"--calibrate {args.data} --calibrate-samples {report.samples}"] if args.calibrate
+              else ["--calibrate none"]) + (["--split-weights"] if args.split_weights else [])
+             + ([f"--dt {args.dt:g}"] if args.dt is not None else []))
+         + f"), then verify the bundle against the original: snn-deploy verify {args.graph} BUNDLE --data ...")
+    return ExitCode.PASSED
+
+
 def cmd_demo(args, outputs: OutputSet) -> int:
     from .demo import demo_commands
 
@@ -428,14 +463,19 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     """What a run is fed, and on which back end: run and verify alike."""
     p.add_argument("--backend", default="bitsim", help=f"one of {', '.join(backends.BACKENDS)}")
     p.add_argument("--engine", choices=bitsim.ENGINES, help=ENGINE_HELP)
+    _add_input_options(p)
+
+
+def _add_input_options(p: argparse.ArgumentParser, samples_default: str = f"random spike trains: N of them, default "
+                       f"{DEFAULT_RANDOM_SAMPLES}") -> None:
+    """The data a command reads: run, verify and finetune alike."""
     p.add_argument("--data", required=True,
                    help="the input: a data set split (yinyang:test, digits:test); a .npz of spikes (a raster 'spikes' "
                         "(samples, steps, channels), or events 'sample', 'channel' and 'step' or 'time' with "
                         "'time_unit'; optional 'labels'); NIR data (nir.write_data, .h5); a tonic data set "
                         "(nmnist:test, shd:test, ssc:test, dvsgesture:test) with --data-root; or seeded random input "
                         "spike trains, random[:rate=0.05,seed=0] (spikes per channel and step)")
-    p.add_argument("--samples", type=int, help=f"use the first N samples (random spike trains: N of them, default "
-                   f"{DEFAULT_RANDOM_SAMPLES})")
+    p.add_argument("--samples", type=int, help=f"use the first N samples ({samples_default})")
     g = p.add_argument_group("the user's data")
     g.add_argument("--labels", metavar="FILE.npy", help="one integer class per sample, for data without labels")
     g.add_argument("--data-root", metavar="DIR", help="the folder of a tonic data set: what tonic was given as "
@@ -563,6 +603,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"24-bit current wraps allowed (default {defaults.max_hardware_events})")
     p.add_argument("--dt", type=float, help="the time step the bundle was compiled with (checked, not changed)")
     _add_semantic_options(p, "semantics (read from the bundle, as compiled; an option given must agree with it)")
+
+    p = command("finetune", cmd_finetune, "adjust a NIR graph's float weights so that their 8-bit deployment decides "
+                "like the original graph (chip-aware fine-tuning through the chip's discrete-time model), writing the "
+                "tuned graph; compile it, then verify the bundle against the ORIGINAL graph")
+    p.add_argument("graph", help="the NIR file to tune")
+    p.add_argument("--target", default="loihi2", help="target name or .toml description (default loihi2)")
+    p.add_argument("--dt", type=float, help="the time step to tune at, in the graph's time unit (as compile's --dt; "
+                   "default: the one compile chooses); compile the tuned graph with the same")
+    _add_input_options(p, f"default {DEFAULT_TUNING_SAMPLES}")
+    tuning = TuningSettings()
+    p.add_argument("--epochs", type=int, default=tuning.epochs, help=f"passes over the data (default {tuning.epochs})")
+    p.add_argument("--batch-size", type=int, default=tuning.batch_size,
+                   help=f"samples per update (default {tuning.batch_size})")
+    p.add_argument("--learning-rate", type=float, default=tuning.learning_rate,
+                   help="Adam's step, as a fraction of each parameter array's largest |value| (default "
+                        f"{tuning.learning_rate:g})")
+    p.add_argument("--decision-weight", type=float, default=tuning.decision_weight,
+                   help="weight of the cross-entropy on the original model's decisions, against the relative squared "
+                        f"error of its outputs (0: the outputs alone; default {tuning.decision_weight:g})")
+    p.add_argument("--label-weight", type=float, default=tuning.label_weight,
+                   help="weight of the cross-entropy on the labels, where the data have them (0: none; default "
+                        f"{tuning.label_weight:g})")
+    p.add_argument("--seed", type=int, default=tuning.seed, help=f"the order of the samples (default {tuning.seed})")
+    p.add_argument("--split-weights", action="store_true", help="tune for a bundle compiled with --split-weights")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=tuning.calibrate,
+                   help="measure each epoch as compile --calibrate on the tuning data deploys it (--no-calibrate: as "
+                        "compile --calibrate none does); compile the tuned graph the same way (default: --calibrate)")
+    p.add_argument("-o", "--output", required=True, help="the tuned NIR file to write")
+    _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata; the tuned graph records them)")
 
     p = command("demo", cmd_demo, "the shipped Yin-Yang TTFS model through export, compile, bitsim and verify")
     p.add_argument("--out", default="demo-out", help="folder for the demo's files (default ./demo-out)")

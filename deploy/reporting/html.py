@@ -45,7 +45,7 @@ import jinja2
 import numpy as np
 
 from ...targets import decision
-from ...targets.bundle import Bundle, CalibrationReport, Placement, Timing
+from ...targets.bundle import Bundle, CalibrationReport, Placement, Recommendation, Timing
 from ...targets.description import Target
 from ...targets.files import write_atomic
 from ..artifacts.energy import EnergyEstimate, Range
@@ -60,7 +60,7 @@ from ..stages.latency import SampleTiming, sample_timing
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import FIELDS, checks, dotted, origin
 from ..stages.verify import bundle_target
-from .text import format_placement, format_range, joules, seconds
+from .text import format_placement, format_range, format_recommendation, format_tuned_graph, joules, seconds
 
 MODELS = ("float", "discrete", "chip")
 RASTER_SAMPLES = 4  # samples drawn in the raster section, the worst disagreeing ones first
@@ -744,7 +744,8 @@ def header_data(comparison: Comparison, verdict: Verdict, per_sample: SampleTimi
     facts = [["model (NIR file)", m.nir_file], ["target", m.target], ["back end", m.backend],
              ["data set", m.dataset], ["samples", str(m.samples)],
              ["steps", f"{m.num_steps} steps of dt = {m.dt:.6g} {m.time_unit}"], ["decoding", decoding],
-             ["float reference", m.float_reference], ["bundle checksum", m.bundle_checksum[:16]]]
+             ["float reference", m.float_reference], ["bundle checksum", m.bundle_checksum[:16]],
+             *([["fine-tuned graph", format_tuned_graph(m.tuned_graph)]] if m.tuned_graph is not None else [])]
     tol = verdict.tolerances
     rows = checks(m, tol)
     cells = [[c.tolerance, c.subject, c.measured, f"{'>=' if c.at_least else '<='} {c.allowed:g}",
@@ -858,15 +859,17 @@ def readout_section(verdict: Verdict) -> Section:
                                "table": table(["neuron", "median |error|", "p95 |error|", "max |error|"], rows)})
 
 
-def calibration_section(calibration: CalibrationReport) -> Section:
+def calibration_section(calibration: CalibrationReport, recommendation: Recommendation | None) -> Section:
     """What compile's calibration measured on its data: decisions like the float model's before and after, whether
-    the calibrated integers were kept, and per layer the membrane error and spike-count agreement before and after."""
+    the calibrated integers were kept, the option compile measured would decide them more like the float model (if
+    any), and per layer the membrane error and spike-count agreement before and after."""
     facts = [["calibration data", calibration.data], ["samples", quantity(f"{calibration.samples:,}")],
              ["sha256 of the input spikes", calibration.inputs_sha256],
              ["decisions equal to the float model's, rounded to nearest -> calibrated",
               quantity(f"{calibration.decision_agreement_before:.1%} -> {calibration.decision_agreement_after:.1%}")],
              ["in the bundle", "the calibrated integers" if calibration.applied else
-              "the rounded integers (calibration decided no better, or no layer could be calibrated)"]]
+              "the rounded integers (calibration decided no better, or no layer could be calibrated)"],
+             *[["compile's recommendation", line] for line in format_recommendation(recommendation)]]
     rows = [[name, quantity(f"{r.membrane_error_before:.3g} -> {r.membrane_error_after:.3g}"),
              quantity(f"{r.spike_agreement_before:.1%} -> {r.spike_agreement_after:.1%}"),
              _counted(r.rounded_other_way), _counted(r.blocks_added)] for name, r in calibration.layers.items()]
@@ -1008,7 +1011,7 @@ def render(comparison: Comparison, verdict: Verdict, net: FloatNetwork, bundle: 
         Section("quantization", {"groups": data_tables(
             {name: dataclasses.asdict(row) for name, row in bundle.report.quantization.items()}
             if bundle.report is not None else {})}),
-        *([calibration_section(m.calibration)] if m.calibration is not None else []),
+        *([calibration_section(m.calibration, m.recommendation)] if m.calibration is not None else []),
         energy_section(verdict.metrics.energy),
         *([placement_section(bundle)] if bundle.placement.cores or bundle.report is not None else []),
         divergence_section(first_divergence(comparison, layer_order), comparison.inputs.num_samples, bundle.timing),

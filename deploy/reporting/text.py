@@ -9,7 +9,8 @@ from ...targets.bundle import CoreAssignment, DelayReport, LayerQuantization, Pl
 from ...targets.description import Target
 from ..artifacts.energy import EnergyEstimate, Range
 from ..artifacts.firing import FiringStatistics
-from ..artifacts.verdict import Verdict
+from ..artifacts.tuning import TuningReport
+from ..artifacts.verdict import TunedGraphRecord, Verdict
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import checks
 
@@ -66,6 +67,18 @@ def format_recommendation(recommendation: Recommendation | None) -> list[str]:
             f"at {r.memory_bytes_with / max(r.memory_bytes_without, 1):.1f}x the synapse memory "
             f"({readable_bytes(r.memory_bytes_with)} for {r.synapses_with:,} synapses, against "
             f"{readable_bytes(r.memory_bytes_without)} for {r.synapses_without:,}); the bundle written is without it"]
+
+
+def format_tuning(report: TuningReport) -> list[str]:
+    """What ``finetune`` did: the epoch kept, what it trained and what it kept as it was."""
+    kept = report.kept
+    lines = [f"tuned on {report.data} ({report.samples} samples): kept epoch {kept.epoch}, chip decisions like the "
+             f"original's {report.epochs[0].chip_agreement:.1%} -> {kept.chip_agreement:.1%}"
+             + (" (no epoch did better than the original weights: the tuned graph has them)" if kept.epoch == 0 else ""),
+             f"trained: {', '.join(report.trained)}"]
+    if report.frozen:
+        lines.append("kept as they are: " + "; ".join(f"{name} ({why})" for name, why in report.frozen))
+    return lines
 
 
 def format_placement(placement: Placement, target: Target) -> list[str]:
@@ -138,6 +151,7 @@ def format_summary(verdict: Verdict) -> list[str]:
     steps = parted.first_step
     lines = [f"verify {m.nir_file} on {m.target} via {m.backend}: {m.dataset} ({m.samples} samples, "
              f"{m.num_steps} steps of {m.dt:.4g} {m.time_unit})",
+             *([f"  {format_tuned_graph(m.tuned_graph)}"] if m.tuned_graph is not None else []),
              *([f"  accuracy   float {_pct(acc.float)}   discrete {_pct(acc.discrete)}   chip {_pct(acc.chip)}"]
                if acc is not None else []),
              f"  agreement  chip vs float {_pct(m.agreement)}   decision flips: float->discrete "
@@ -176,6 +190,18 @@ def format_summary(verdict: Verdict) -> list[str]:
     lines.extend(format_decision_timing(verdict))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
     return lines
+
+
+def format_tuned_graph(record: TunedGraphRecord) -> str:
+    """Which float model a verify of a bundle compiled from a fine-tuned graph compared the chip with, and what the
+    graph was tuned from, in one sentence."""
+    if record.compared_with == "original":
+        return (f"compared with the original float model {record.original_file} (sha256 "
+                f"{record.original_sha256[:12]}); the bundle was compiled from {record.tuned_file}, tuned on "
+                f"{record.data}")
+    return (f"compared with the tuned float model {record.tuned_file} (sha256 {record.tuned_sha256[:12]}), which the "
+            f"bundle was compiled from; tuned from {record.original_file} (sha256 {record.original_sha256[:12]}) on "
+            f"{record.data}")
 
 
 def format_firing(firing: FiringStatistics) -> list[str]:

@@ -139,7 +139,8 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     semantics={**json.loads(net.semantics.to_json()), "origin": net.semantics.origin},
                     nodes={layer.name: {"neuron": layer.name,
                                         "projections": [{"source": p.source, "synapses": list(p.nodes)}
-                                                        for p in layer.projections]} for layer in net.layers})
+                                                        for p in layer.projections]} for layer in net.layers},
+                    tuned_from=net.tuned_from)
     bundle = Bundle(target=target.name, network=network, placement=placement, timing=timing,
                     widths=target.widths, backends=target.backends,
                     encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ...targets.bundle import TUNED_FROM_KEY, TunedFrom
 from ...targets.decision import MEMBRANE_DECODINGS, SPIKE_DECODINGS
 from ..artifacts.network import READOUT_DYNAMICS, FloatLayer, FloatNetwork, Projection
 from ..artifacts.semantics import semantics_from_metadata
@@ -130,7 +131,9 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
         if not isinstance(node, (nir.Input, nir.Output)) and kind not in NEURON_TYPES + SYNAPSE_TYPES:
             raise DeployError(f"node {name} is a {kind}, which the target cannot run (it runs the neurons "
                               f"{', '.join(NEURON_TYPES)} and the synapses {', '.join(SYNAPSE_TYPES)})")
-    semantics = semantics_from_metadata(getattr(graph, "metadata", {}) or {}, overrides)
+    metadata = getattr(graph, "metadata", {}) or {}
+    semantics = semantics_from_metadata(metadata, overrides)
+    tuned_from = _tuned_from(metadata, source_file)
     input_name = inputs[0]
     input_shape = tuple(int(d) for d in np.atleast_1d(nodes[input_name].input_type["input"]))
     sources = {input_name: input_shape}
@@ -181,7 +184,19 @@ def from_graph(graph, overrides: dict[str, Any] | None = None, source_file: str 
     _check_readouts(layers, feeding[0], semantics.decoding)
     return FloatNetwork(input_name=input_name, input_size=int(np.prod(input_shape)), input_shape=input_shape,
                         layers=_by_depth(input_name, layers), output=feeding[0], semantics=semantics,
-                        source_file=source_file, source_sha256=source_sha256)
+                        source_file=source_file, source_sha256=source_sha256, tuned_from=tuned_from)
+
+
+def _tuned_from(metadata: dict, source_file: str) -> TunedFrom | None:
+    """What a fine-tuned graph was tuned from (its metadata's ``TUNED_FROM_KEY``), None for a graph not tuned; a
+    malformed value is a DeployError naming the file and the key."""
+    raw = metadata.get(TUNED_FROM_KEY)
+    if raw is None:
+        return None
+    try:
+        return TunedFrom.from_metadata(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError as exc:
+        raise DeployError(f"{source_file or 'the graph'}: graph metadata {exc}") from None
 
 
 def _check_readouts(layers: dict[str, FloatLayer], output: str, decoding: str) -> None:

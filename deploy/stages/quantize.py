@@ -13,6 +13,7 @@ A negative weight exponent floors every dendritic sum (a bias against the weight
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -428,3 +429,30 @@ def quantize(discrete: DiscreteNetwork, target: Target, split_weights: bool = Fa
     network = IntNetwork(input=InputLayer(discrete.input_name, discrete.input_size), populations=tuple(populations),
                          connections=tuple(connections), output=discrete.output)
     return QuantizedNetwork(network=network, discrete=discrete, report=report)
+
+
+def dequantize(quantized: QuantizedNetwork, widths: fx.Widths) -> DiscreteNetwork:
+    """The float discrete network the integers realize: per population the sum of a source's blocks (a split
+    weight's two parts) as mantissa << (activation_shift + exponent) over the neuron's scale S, the chip's decay
+    factors and the chip bias over S; the threshold stays theta (S is chosen so that vth << threshold_shift = S
+    theta; a readout's S is the layer's one scale, ``LayerQuantization.scale``). It differs from the chip only where
+    the chip truncates (its decays' products, a negative exponent's floored sums): the forward model of chip-aware
+    fine-tuning (``stages.finetune``)."""
+    discrete, network = quantized.discrete, quantized.network
+    unit, threshold_unit = 1 << widths.activation_shift, 1 << widths.threshold_shift
+    populations = {pop.name: pop for pop in network.populations}
+    realized = []
+    for disc in discrete.populations:
+        if disc.bias_source:
+            realized.append(disc)
+            continue
+        pop = populations[disc.name]
+        scale = (np.full(disc.size, quantized.report[disc.name].scale) if disc.readout
+                 else pop.vth * threshold_unit / disc.threshold)
+        blocks = [conn for conn in network.connections if conn.target == disc.name]
+        inputs = tuple((source, sum(conn.weights * (unit * 2.0 ** conn.weight_exp) for conn in blocks
+                                    if conn.source == source) / scale[:, None]) for source, _ in disc.inputs)
+        chip_alpha_u, chip_alpha_v, _ = _chip_decays(disc, widths, pop.du, pop.dv)
+        realized.append(dataclasses.replace(disc, inputs=inputs, alpha_u=chip_alpha_u, alpha_v=chip_alpha_v,
+                                            drive=fx.effective_bias(pop.bias_mant, pop.bias_exp) / scale))
+    return dataclasses.replace(discrete, populations=tuple(realized))

@@ -35,7 +35,7 @@ from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
                                  ErrorBudget, HardwareEvents, MembraneError, Metrics, ReadoutMetrics, SpikeCountError,
-                                 SpikeTimeErrors, StepRange, Verdict)
+                                 SpikeTimeErrors, StepRange, TunedGraphRecord, Verdict)
 from ..errors import DeployError
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
@@ -171,17 +171,32 @@ def rounds_delays(bundle: Bundle) -> bool:
 
 
 def check_pair(net: FloatNetwork, bundle: Bundle) -> None:
-    """The bundle must have been compiled from this graph, with these semantics."""
-    stored = bundle.source.nir_sha256
-    if stored and net.source_sha256 and stored != net.source_sha256:
-        raise DeployError(f"the bundle was compiled from {bundle.source.nir_file} "
-                          f"(sha256 {stored[:12]}), not from {net.source_file} (sha256 {net.source_sha256[:12]})")
+    """The bundle must have been compiled from this graph, or from a graph tuned from it (``Source.tuned_from``),
+    with these semantics."""
+    stored, tuned = bundle.source.nir_sha256, bundle.source.tuned_from
+    accepted = {stored} if tuned is None else {stored, tuned.nir_sha256}
+    if stored and net.source_sha256 and net.source_sha256 not in accepted:
+        tuned_text = "" if tuned is None else f", tuned from {tuned.nir_file} (sha256 {tuned.nir_sha256[:12]})"
+        raise DeployError(f"the bundle was compiled from {bundle.source.nir_file} (sha256 {stored[:12]}){tuned_text}, "
+                          f"not from {net.source_file} (sha256 {net.source_sha256[:12]})")
     compiled = compiled_semantics(bundle.source.semantics)
     differing = first_difference(compiled, net.semantics)
     if differing:
         raise DeployError(f"the bundle was compiled with {differing} {_shown(getattr(compiled, differing))}, the float "
                           f"model has {_shown(getattr(net.semantics, differing))}; load the graph with the bundle's "
                           "semantics (reference_network)")
+
+
+def tuned_graph_record(net: FloatNetwork, bundle: Bundle) -> TunedGraphRecord | None:
+    """That the bundle was compiled from a fine-tuned graph, and which float model ``net`` is: the original (its
+    graph's metadata does not carry the bundle's ``tuned_from``) or the tuned graph itself. None: not tuned."""
+    tuned = bundle.source.tuned_from
+    if tuned is None:
+        return None
+    return TunedGraphRecord(tuned_file=bundle.source.nir_file, tuned_sha256=bundle.source.nir_sha256,
+                            original_file=tuned.nir_file, original_sha256=tuned.nir_sha256, data=tuned.data,
+                            settings=tuned.settings,
+                            compared_with="tuned" if net.tuned_from == tuned else "original")
 
 
 def _shown(value) -> str:
@@ -506,7 +521,9 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         decision_latency_steps=timing.decision_latency_steps, accuracy_by_step=timing.accuracy_by_step,
         early_decision=timing.early_decision, difficulty=timing.difficulty, robustness=tuple(robustness),
         data=data, readout=readout_metrics(c, bundle),
-        calibration=bundle.report.calibration if bundle.report is not None else None)
+        calibration=bundle.report.calibration if bundle.report is not None else None,
+        tuned_graph=tuned_graph_record(net, bundle),
+        recommendation=bundle.report.recommendation if bundle.report is not None else None)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 

@@ -66,18 +66,26 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=CALIBRATED, help="measure these graphs only")
     parser.add_argument("--weights", choices=("8bit", "split", "both"), default="both")
     args = parser.parse_args()
-    results = HERE / "calibration.json"
-    splits = {"8bit": (False,), "split": (True,), "both": (False, True)}[args.weights]
+    measure_each(args.only or CALIBRATED, WEIGHTS[args.weights], RATES, measure, HERE / "calibration.json",
+                 HERE / "CALIBRATION.md", markdown)
+
+
+WEIGHTS = {"8bit": (False,), "split": (True,), "both": (False, True)}  # --weights: split_weights measured
+
+
+def measure_each(names, splits, rates, measure, results, table, markdown) -> None:
+    """``measure(name, split_weights, rate)`` for each combination, each row replacing its earlier measurement in
+    the json ``results`` as soon as it is made, with ``table`` written from them by ``markdown``."""
     done = json.loads(results.read_text()) if results.exists() else []
-    for name in args.only or CALIBRATED:
+    for name in names:
         for split_weights in splits:
-            for rate in RATES:
+            for rate in rates:
                 done = [r for r in done if (r["graph"], r["split_weights"], r["rate"]) != (name, split_weights, rate)]
                 done.append(measure(name, split_weights, rate))
                 print(json.dumps(done[-1]), flush=True)
                 done.sort(key=lambda r: (CALIBRATED.index(r["graph"]), r["split_weights"], r["rate"]))
                 results.write_text(json.dumps(done, indent=1) + "\n")
-                (HERE / "CALIBRATION.md").write_text(markdown(done))
+                table.write_text(markdown(done))
 
 
 if __name__ == "__main__":
