@@ -114,12 +114,31 @@ def _gain_values(graph) -> dict:
             for s, g in p.inputs}
 
 
-def test_parameter_maps_give_the_gains_of_the_graph_with_the_parameters_changed():
-    graph = biased_graph()
+def conv_graph(seed: int = 5):
+    """Input(1x5x5) -> Conv2d(2 channels, 3x3, a bias) -> IF -> Flatten -> Affine -> IF(3): one kernel entry reaches
+    many gains, each times its own factor."""
+    rng = np.random.default_rng(seed)
+
+    def if_neurons(shape):
+        return nir.IF(r=np.ones(shape), v_threshold=np.ones(shape))
+
+    return nir.NIRGraph.from_list(
+        nir.Input(np.array([1, 5, 5])),
+        nir.Conv2d(input_shape=(5, 5), weight=rng.normal(0.3, 0.5, (2, 1, 3, 3)), stride=1, padding=0, dilation=1,
+                   groups=1, bias=rng.uniform(0.01, 0.05, 2)),
+        if_neurons((2, 3, 3)), nir.Flatten(start_dim=0, input_type={"input": np.array([2, 3, 3])}),
+        nir.Affine(weight=rng.normal(0.2, 0.5, (3, 18)), bias=rng.uniform(0.01, 0.05, 3)), if_neurons((3,)),
+        nir.Output(np.array([3])))
+
+
+@pytest.mark.parametrize("make_graph, trained", [
+    (biased_graph, ["affine.weight", "affine.bias", "affine_1.weight", "affine_1.bias"]),
+    (conv_graph, ["conv2d.weight", "conv2d.bias", "affine.weight", "affine.bias"])])
+def test_parameter_maps_give_the_gains_of_the_graph_with_the_parameters_changed(make_graph, trained):
+    graph = make_graph()
     net = from_graph(graph, SEMANTICS)
     original, maps, frozen = parameter_maps(graph, net, DT)
-    assert [m.name for m in maps] == ["affine.weight", "affine.bias", "affine_1.weight", "affine_1.bias"]
-    assert frozen == ()
+    assert [m.name for m in maps] == trained and frozen == ()
     rng = np.random.default_rng(4)
     changed = [torch.as_tensor(m.original * rng.uniform(0.5, 1.5, m.original.size)) for m in maps]
     gains = finetune_stage._torch_gains(original, maps, changed)
