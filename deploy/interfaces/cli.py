@@ -385,6 +385,8 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
         _say(args, f"epoch {record.epoch}: loss {record.loss:.4g}, chip decisions like the original's "
                    f"{record.chip_agreement:.1%}" + (" (the original weights)" if record.epoch == 0 else ""))
 
+    _say(args, f"tuning {args.graph} for {target.name} on {args.data}: {settings.epochs} epochs, each measured on "
+               "bitsim (epoch 0, the original weights, first)")
     tuned = finetune(read_nir(args.graph), net, target, args.data, settings, samples=args.samples, dt=args.dt,
                      options=_data_options(args), progress=said)
     outputs.stage(out, lambda tmp: nir.write(tmp, tuned.graph))
