@@ -480,9 +480,9 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 class TunedFrom:
     """What a fine-tuned NIR graph was tuned from: the original NIR file (its name and the sha256 of its bytes),
     the data spec it was tuned on, and the tuning's settings (name -> int, float, bool or str); a graph tuned in
-    Python from a graph held in memory has no file, and its sha256 is "". A tuned graph
-    carries it in its metadata under ``TUNED_FROM_KEY`` (``to_metadata``); a bundle compiled from it keeps it in
-    ``Source.tuned_from``, so that verify accepts the original graph and compares the chip with it."""
+    Python from a graph held in memory has no file, and its sha256 is "". A tuned graph carries it in its metadata
+    under ``TUNED_FROM_KEY`` (``to_metadata``); a bundle compiled from it keeps it in ``Source.tuned_from``, so that
+    verify accepts the original graph and compares the chip with it."""
 
     nir_file: str
     nir_sha256: str

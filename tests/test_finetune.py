@@ -137,7 +137,7 @@ def conv_graph(seed: int = 5):
 def test_parameter_maps_give_the_gains_of_the_graph_with_the_parameters_changed(make_graph, trained):
     graph = make_graph()
     net = from_graph(graph, SEMANTICS)
-    original, maps, frozen = parameter_maps(graph, net, DT)
+    original, maps, frozen = parameter_maps(graph, net, discretize(net, DT))
     assert [m.name for m in maps] == trained and frozen == ()
     rng = np.random.default_rng(4)
     changed = [torch.as_tensor(m.original * rng.uniform(0.5, 1.5, m.original.size)) for m in maps]
@@ -156,7 +156,8 @@ def test_a_parameter_reaching_the_gains_through_another_is_kept_with_the_reason(
     lif = nir.LIF(tau=np.full(4, 2e-3), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4))
     graph = nir.NIRGraph.from_list(nir.Input(np.array([5])), nir.Linear(weight=rng.normal(0, 1, (6, 5))),
                                    nir.Linear(weight=rng.normal(0, 1, (4, 6))), lif, nir.Output(np.array([4])))
-    _, maps, frozen = parameter_maps(graph, from_graph(graph, SEMANTICS), DT)
+    net = from_graph(graph, SEMANTICS)
+    _, maps, frozen = parameter_maps(graph, net, discretize(net, DT))
     assert maps == ()
     assert [name for name, _ in frozen] == ["linear.weight", "linear_1.weight"]
     assert all("product with another parameter" in why for _, why in frozen)
@@ -165,7 +166,8 @@ def test_a_parameter_reaching_the_gains_through_another_is_kept_with_the_reason(
 def test_a_bias_the_chip_holds_as_its_own_is_kept():
     graph = biased_graph()
     exact = {**SEMANTICS, "integration": "exact"}  # a LIF's bias under exact integration is the chip's bias
-    _, maps, frozen = parameter_maps(graph, from_graph(graph, exact), DT)
+    net = from_graph(graph, exact)
+    _, maps, frozen = parameter_maps(graph, net, discretize(net, DT))
     assert [m.name for m in maps] == ["affine.weight", "affine_1.weight"]
     assert [name for name, _ in frozen] == ["affine.bias", "affine_1.bias"]
 

@@ -118,6 +118,11 @@ FIELDS = {
 }
 
 
+def semantic_fields(semantics: Semantics) -> dict[str, Any]:
+    """Every field of FIELDS as ``semantics`` has it: the overrides that load a graph with exactly these semantics."""
+    return {name: getattr(semantics, name) for name in FIELDS}
+
+
 def semantic_overrides(*, time_unit: str | None = None, fire_once: bool | None = None, reset: str | None = None,
                        decoding: str | None = None, duration: float | None = None, spike: str | None = None,
                        integration: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...targets.bundle import split_by_delay
 from ..artifacts.discrete import DiscreteNetwork
 
 # The fast sigmoid's steepness, per threshold of distance: 10 puts half the derivative within theta / 10 of theta.
@@ -60,8 +61,9 @@ def run(discrete: DiscreteNetwork, gains: dict[tuple[str, str], torch.Tensor], r
             if delays is None:
                 blocks.append((p.name, source, 0, gain))
                 continue
-            for delay in np.unique(delays[np.asarray(gain.detach()) != 0]):
-                blocks.append((p.name, source, int(delay), gain * torch.as_tensor(delays == delay)))
+            # The delays the schedule splits the block by (``split_by_delay``), each a mask of this tensor.
+            for delay, _ in split_by_delay(gain.detach().numpy(), delays):
+                blocks.append((p.name, source, delay, gain * torch.as_tensor(delays == delay)))
     zeros = {p.name: raster.new_zeros(samples, p.size) for p in pops}
     zeros[discrete.input_name] = raster.new_zeros(samples, discrete.input_size)
     history = [zeros] * (1 + max((delay for _, _, delay, _ in blocks), default=0))

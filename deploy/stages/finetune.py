@@ -36,7 +36,7 @@ from ...targets.bundle import TUNED_FROM_KEY, Bundle, TunedFrom
 from ...targets.description import Target
 from ..artifacts.discrete import DiscreteNetwork
 from ..artifacts.network import FloatNetwork
-from ..artifacts.semantics import FIELDS, METADATA_KEY
+from ..artifacts.semantics import METADATA_KEY, semantic_fields
 from ..artifacts.tuning import EpochRecord, TunedGraph, TuningReport, TuningSettings
 from ..errors import DeployError
 from ..references import discrete as discrete_reference
@@ -74,14 +74,13 @@ class ParameterMap:
         return f"{self.node}.{self.field}"
 
 
-def _semantic_fields(net: FloatNetwork) -> dict:
-    return {name: getattr(net.semantics, name) for name in FIELDS}
+def _layer_gains(discrete: DiscreteNetwork) -> Gains:
+    """The gains of the graph's layers (the constant sources' relays are the compiler's, not the graph's)."""
+    return {(p.name, source): gain for p in discrete.populations if not p.bias_source for source, gain in p.inputs}
 
 
 def _gains(graph, net: FloatNetwork, dt: float) -> Gains:
-    discrete = discretize(from_graph(graph, _semantic_fields(net)), dt)
-    # (the constant sources' relays are the compiler's, not the graph's)
-    return {(p.name, source): gain for p in discrete.populations if not p.bias_source for source, gain in p.inputs}
+    return _layer_gains(discretize(from_graph(graph, semantic_fields(net.semantics)), dt))
 
 
 def _with_field(graph, node: str, field: str, values: np.ndarray):
@@ -93,21 +92,22 @@ def _with_field(graph, node: str, field: str, values: np.ndarray):
     return nir.NIRGraph(nodes=nodes, edges=graph.edges, metadata=graph.metadata, type_check=False)
 
 
-def parameter_maps(graph, net: FloatNetwork, dt: float) -> tuple[Gains, tuple[ParameterMap, ...],
-                                                                  tuple[tuple[str, str], ...]]:
-    """(the gains of ``graph``, the map of every trainable parameter array, the (name, why) of those kept).
+def parameter_maps(graph, net: FloatNetwork, discrete: DiscreteNetwork) -> tuple[
+        Gains, tuple[ParameterMap, ...], tuple[tuple[str, str], ...]]:
+    """(the gains of ``graph``, whose network ``net`` is ``discrete`` at its step, the map of every trainable
+    parameter array, the (name, why) of those kept).
 
     A map is found by evaluating the discretization with the array set to 0, 1, its entries' indices i and i^2:
     where the gain's change at 1 (the factor) is nonzero, i over it names the entry, and the change at i^2 must
     be the factor times its square (an entry reaching a gain through a product with another parameter, as in two
     Affine nodes in a row, fails and is kept as it is)."""
-    graph = inline_subgraphs(graph)
-    original = _gains(graph, net, dt)
+    graph, dt = inline_subgraphs(graph), discrete.dt
+    original = _layer_gains(discrete)
     maps, frozen = [], []
     for node, value in graph.nodes.items():
         for field in TRAINABLE_FIELDS.get(type(value).__name__, ()):
-            values = np.asarray(getattr(value, field, None) if getattr(value, field, None) is not None else 0.0,
-                                np.float64).reshape(-1)
+            given = getattr(value, field, None)
+            values = np.asarray(0.0 if given is None else given, np.float64).reshape(-1)
             name = f"{node}.{field}"
             if not np.any(values):
                 frozen.append((name, "all zero"))
@@ -182,7 +182,7 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
     inputs, labels = stimulus.inputs, stimulus.labels
     data_name = stimulus.selection or stimulus.name
     discrete = discretize(net, bundle.timing.dt)
-    original, maps, frozen = parameter_maps(graph, net, bundle.timing.dt)
+    original, maps, frozen = parameter_maps(graph, net, discrete)
     if not maps:
         raise DeployError("finetune: no parameter to tune (" + "; ".join(f"{n}: {why}" for n, why in frozen) + ")")
     out, latency, num_steps = discrete.output, bundle.timing.latency_steps, bundle.timing.num_steps
@@ -222,7 +222,8 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
     def chip_agreement() -> float:
         """On bitsim, the tuning data decided as compile deploys the graph with these weights written: quantized, and
         calibrated on the tuning data (``settings.calibrate``)."""
-        written = discretize(from_graph(_with_values(graph, maps, parameters), _semantic_fields(net)), bundle.timing.dt)
+        written = discretize(from_graph(_with_values(graph, maps, parameters), semantic_fields(net.semantics)),
+                             bundle.timing.dt)
         chip = dataclasses.replace(bundle, network=quantize(written, target, settings.split_weights).network)
         if settings.calibrate:
             chip, _ = calibrate(chip, written, inputs, data_name)
@@ -235,7 +236,7 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
     with torch.no_grad():
         first_loss = float(np.mean([batch_loss(rows).item() for rows in batches]))
     records = [EpochRecord(0, first_loss, chip_agreement())]
-    kept = [p.detach().clone() for p in parameters]
+    best, kept = 0, [p.detach().clone() for p in parameters]  # the best epoch so far (ties: the earliest)
     if progress:
         progress(records[0])
     for epoch in range(1, settings.epochs + 1):
@@ -251,11 +252,10 @@ def finetune(graph, net: FloatNetwork, target: Target, data, settings: TuningSet
             optimizer.step()
             losses.append(loss.item())
         records.append(EpochRecord(epoch, float(np.mean(losses)), chip_agreement()))
-        if records[-1].chip_agreement > max(r.chip_agreement for r in records[:-1]):
-            kept = [p.detach().clone() for p in parameters]
+        if records[-1].chip_agreement > records[best].chip_agreement:
+            best, kept = epoch, [p.detach().clone() for p in parameters]
         if progress:
             progress(records[-1])
-    best = max(records, key=lambda r: (r.chip_agreement, -r.epoch)).epoch
     report = TuningReport(data=data_name, samples=inputs.num_samples,
                           trained=tuple(m.name for m in maps), frozen=frozen, epochs=tuple(records), kept_epoch=best)
     tuned_from = TunedFrom(nir_file=net.source_file, nir_sha256=net.source_sha256, data=report.data,

@@ -30,7 +30,7 @@ from ...targets.record import SpikeEvents, SpikeRecord
 from ..artifacts.firing import CountTally
 from ..artifacts.network import FloatNetwork
 from ..artifacts.robustness import RobustnessLevel, RobustnessSpec
-from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference
+from ..artifacts.semantics import FIELDS, compiled_semantics, first_difference, semantic_fields
 from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
@@ -222,7 +222,7 @@ def reference_network(nir_path, bundle: Bundle, options: dict[str, Any] | None =
             shown = "" if name == "fire_once" else f" {_shown(value)}"
             raise DeployError(f"the bundle was compiled with {name} {_shown(getattr(compiled, name))}; "
                               f"{option}{shown} contradicts it")
-    fields = {name: getattr(compiled, name) for name in FIELDS}
+    fields = semantic_fields(compiled)
     net = load(nir_path, fields) if isinstance(nir_path, (str, Path)) else from_graph(nir_path, fields)
     net = replace(net, semantics=compiled)
     check_pair(net, bundle)
