@@ -10,6 +10,10 @@ float discrete reference alone (no chip run):
 - the fraction of decisions unchanged when every synapse's gain is multiplied by 1 + sigma z (z standard
   normal, seed 0): the noise floor a deployment with weight errors of that size cannot beat. The chip's 8-bit
   weights err by up to half a mantissa step of each row's largest weight (the compile report's w err);
+- the fraction unchanged when every neuron's weights (all its sources, an Affine bias's constant source included)
+  are rounded to nearest on a signed b-bit grid spanning the row's largest |weight|, the rest of the float model
+  exact: the weight precision these decisions need, free of every other chip effect (b = 8 is the grid of the
+  chip's 8-bit mantissas with the neuron's own scale);
 - the fraction unchanged when the float membrane is floored where the chip's saturates (-(state limit) / S per
   neuron, S the compiled scale of the default 8-bit bundle): whether saturation alone changes decisions.
 """
@@ -33,6 +37,8 @@ from snn_deploy.targets import schedule
 MEASURED = ("braille_bias_zero", "braille_subtract", "cnn_sinabs")
 RATES = {"cnn_sinabs": (0.01, 0.05)}
 SIGMAS = (1e-4, 1e-3, 2e-3, 4e-3)
+WEIGHT_BITS = (8, 9, 10, 11, 12, 13, 14, 16)
+TARGET_AGREEMENT = 0.97  # issue 18's bar for plain 8-bit deployments
 
 
 def with_gain_noise(discrete, sigma: float, seed: int = 0):
@@ -40,6 +46,21 @@ def with_gain_noise(discrete, sigma: float, seed: int = 0):
     return dataclasses.replace(discrete, populations=tuple(
         dataclasses.replace(d, inputs=tuple((source, gain * (1 + sigma * rng.standard_normal(gain.shape)))
                                             for source, gain in d.inputs)) for d in discrete.populations))
+
+
+def with_rounded_weights(discrete, bits: int):
+    """Every neuron's weights rounded to nearest on a signed ``bits``-bit grid spanning its largest |weight|."""
+    levels = (1 << (bits - 1)) - 1
+    rounded = []
+    for d in discrete.populations:
+        if not d.inputs:
+            rounded.append(d)
+            continue
+        row_max = np.abs(np.concatenate([gain for _, gain in d.inputs], axis=1)).max(axis=1, keepdims=True)
+        step = np.where(row_max > 0, row_max / levels, 1.0)
+        rounded.append(dataclasses.replace(d, inputs=tuple((source, step * np.rint(gain / step))
+                                                           for source, gain in d.inputs)))
+    return dataclasses.replace(discrete, populations=tuple(rounded))
 
 
 def floored_arithmetic(floors: dict[str, np.ndarray]) -> schedule.Arithmetic:
@@ -70,6 +91,8 @@ def measure(name: str, rate: float) -> dict:
     margin = top[:, -1] - top[:, -2]
     noise = {sigma: float(np.mean(decide(reference.simulate(with_gain_noise(discrete, sigma), inputs, steps)[out],
                                          decoding) == decisions)) for sigma in SIGMAS}
+    rounding = {bits: float(np.mean(decide(reference.simulate(with_rounded_weights(discrete, bits), inputs, steps)[out],
+                                           decoding) == decisions)) for bits in WEIGHT_BITS}
     limit = bundle.widths.state_limit - 1
     floors = {}
     for disc in discrete.populations:
@@ -81,6 +104,8 @@ def measure(name: str, rate: float) -> dict:
             "mean_output_spikes": float(counts.sum(axis=1).mean()),
             "margin_median": float(np.median(margin)), "margin_at_most_2": float(np.mean(margin <= 2)),
             "unchanged_by_gain_noise": noise,
+            "unchanged_by_weight_bits": rounding,
+            "fewest_weight_bits_for_target": next((b for b in WEIGHT_BITS if rounding[b] >= TARGET_AGREEMENT), None),
             "unchanged_by_saturation": float(np.mean(decide(floored[out], decoding) == decisions)),
             "weight_error_max": {k: q.weight_error_max for k, q in bundle.report.quantization.items()}}
 
@@ -93,13 +118,23 @@ def markdown(rows: list[dict]) -> str:
              + " | ".join(f"unchanged, sigma {s:g}" for s in SIGMAS)
              + " | unchanged with the chip's v saturation | 8-bit w err max per layer |",
              "|---|---|---|---|---|---|" + "---|" * len(SIGMAS) + "---|---|"]
+    bits = ["", "## The weight precision the decisions need", "",
+            "Each neuron's weights rounded to nearest on a signed b-bit grid spanning its largest |weight|, everything "
+            "else the exact float model (b = 8: the chip's 8-bit mantissas at the neuron's own scale). Decisions "
+            f"unchanged, and the fewest bits at which at least {TARGET_AGREEMENT:.0%} are.", "",
+            "| graph | rate | " + " | ".join(f"{b} bit" for b in WEIGHT_BITS) + f" | bits for {TARGET_AGREEMENT:.0%} |",
+            "|---|---|" + "---|" * len(WEIGHT_BITS) + "---|"]
     for r in rows:
         noise = " | ".join(f"{100 * r['unchanged_by_gain_noise'][s]:.1f}%" for s in SIGMAS)
         errors = ", ".join(f"{k} {v:.2%}" for k, v in r["weight_error_max"].items())
         lines.append(f"| {r['graph']} | {r['rate']} | {r['samples']} | {r['mean_output_spikes']:.0f} | "
                      f"{r['margin_median']:g} | {100 * r['margin_at_most_2']:.1f}% | {noise} | "
                      f"{100 * r['unchanged_by_saturation']:.1f}% | {errors} |")
-    return "\n".join(lines) + "\n"
+        fewest = r["fewest_weight_bits_for_target"]
+        bits.append(f"| {r['graph']} | {r['rate']} | "
+                    + " | ".join(f"{100 * r['unchanged_by_weight_bits'][b]:.1f}%" for b in WEIGHT_BITS)
+                    + f" | {fewest if fewest else f'> {WEIGHT_BITS[-1]}'} |")
+    return "\n".join(lines + bits) + "\n"
 
 
 def main() -> None:
