@@ -8,6 +8,12 @@ Spike decodings, of a spiking output layer:
   spike_count     the output neuron with the most spikes; ties go to the earliest first spike, then
                   to the lowest index.
 A sample where no output neuron fires is decided as NO_DECISION (-1), which is never a label.
+  spike_count_argmax
+                  the index of the largest spike count as torch.argmax takes it, and with it the
+                  training scripts that score argmax of summed spikes (snnTorch 1.0's
+                  functional.accuracy_rate: spk_out.sum(dim=0).max(1)): ties go to the lowest index,
+                  and a sample where no output neuron fires is decided as class 0. Use it when the
+                  accuracy a model was trained and reported with is that one.
 
 Membrane decodings, of a readout output layer (LI, CubaLI, I: neurons that never spike, whose
 membrane v is the output), over the steps of the decoding window:
@@ -21,17 +27,17 @@ from __future__ import annotations
 
 import numpy as np
 
-FIRST_SPIKE, SPIKE_COUNT = "first_spike", "spike_count"
+FIRST_SPIKE, SPIKE_COUNT, SPIKE_COUNT_ARGMAX = "first_spike", "spike_count", "spike_count_argmax"
 MAX_MEMBRANE, FINAL_MEMBRANE, MEAN_MEMBRANE = "max_membrane", "final_membrane", "mean_membrane"
-SPIKE_DECODINGS = (FIRST_SPIKE, SPIKE_COUNT)
+SPIKE_DECODINGS = (FIRST_SPIKE, SPIKE_COUNT, SPIKE_COUNT_ARGMAX)
 MEMBRANE_DECODINGS = (MAX_MEMBRANE, FINAL_MEMBRANE, MEAN_MEMBRANE)
 DECODINGS = SPIKE_DECODINGS + MEMBRANE_DECODINGS
 NO_DECISION = -1
 
 
 def decide(first_times: np.ndarray, counts: np.ndarray | None, decoding: str) -> np.ndarray:
-    """(samples, outputs) first-spike times (+inf where silent, any unit) and, for spike_count, spike counts
-    -> (samples,) int64 decisions, by a spike decoding."""
+    """(samples, outputs) first-spike times (+inf where silent, any unit) and, for the count decodings, spike
+    counts -> (samples,) int64 decisions, by a spike decoding."""
     if decoding not in SPIKE_DECODINGS:
         raise ValueError(f"unknown spike decoding {decoding!r}; known: {', '.join(SPIKE_DECODINGS)}")
     first = np.asarray(first_times, dtype=np.float64)
@@ -40,6 +46,8 @@ def decide(first_times: np.ndarray, counts: np.ndarray | None, decoding: str) ->
         decision[~np.isfinite(first).any(axis=1)] = NO_DECISION
         return decision
     counts = np.asarray(counts)
+    if decoding == SPIKE_COUNT_ARGMAX:
+        return np.argmax(counts, axis=1).astype(np.int64)
     most = counts == counts.max(axis=1, keepdims=True)
     decision = np.argmin(np.where(most, first, np.inf), axis=1).astype(np.int64)
     decision[counts.max(axis=1) == 0] = NO_DECISION

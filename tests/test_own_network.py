@@ -4,7 +4,8 @@ command line, from Python (a numpy raster) and from the pytest plugin.
 
 The float reference fires snnTorch's spikes (the Leaky nets of test_interop), so its accuracy is
 snnTorch's own on that split, exactly: snnTorch's output spikes decided by the bundle's decoding
-(spike_count: the most spikes, ties to the earliest first spike; no spike, no decision).
+(spike_count: the most spikes, ties to the earliest first spike; no spike, no decision), and, compiled with
+spike_count_argmax, the accuracy the training script scores (torch's argmax of the counts).
 """
 
 import json
@@ -111,11 +112,11 @@ def user(tmp_path_factory):
     assert main(["compile", str(folder / "net.nir"), *SEMANTICS, "-o", str(folder / "net.bundle"), "-q"]) == 0
     print(f"\nsnnTorch 64-32-10 Leaky on rate-coded digits: test accuracy {accuracy:.4f} (bundle's decoding), "
           f"{argmax_accuracy:.4f} (argmax of counts)")
-    return folder, accuracy, test_raster, test_split.labels
+    return folder, accuracy, test_raster, test_split.labels, argmax_accuracy
 
 
 def test_the_float_reference_has_snntorchs_accuracy_from_the_command_line(user, capsys):
-    folder, accuracy, _, _ = user
+    folder, accuracy, *_ = user
     code = main(["verify", str(folder / "net.nir"), str(folder / "net.bundle"), "--data",
                  str(folder / "test_spikes.npz"), "--json", str(folder / "verdict.json")])
     out = capsys.readouterr().out
@@ -130,12 +131,23 @@ def test_the_float_reference_has_snntorchs_accuracy_from_the_command_line(user, 
 
 
 def test_the_same_verdict_from_python_on_a_numpy_raster(user):
-    folder, accuracy, raster, labels = user
+    folder, accuracy, raster, labels, _ = user
     verdict = verify(folder / "net.nir", folder / "net.bundle", data=raster, labels=labels)
     cli = json.loads((folder / "verdict.json").read_text()) if (folder / "verdict.json").exists() else None
     assert verdict.to_dict()["accuracy"]["float"] == accuracy
     if cli is not None:  # the command line's test ran first
         assert verdict.to_dict()["accuracy"] == cli["accuracy"] and verdict.to_dict()["agreement"] == cli["agreement"]
+
+
+def test_spike_count_argmax_gives_the_accuracy_of_torchs_argmax(user):
+    """A user who scored their model by argmax of summed spikes (as snnTorch's accuracy_rate does) compiles with
+    --decoding spike_count_argmax, and verify's float accuracy is that figure, exactly."""
+    folder, accuracy, raster, labels, argmax_accuracy = user
+    options = [value if value != "spike_count" else decision.SPIKE_COUNT_ARGMAX for value in SEMANTICS]
+    assert main(["compile", str(folder / "net.nir"), *options, "-o", str(folder / "argmax.bundle"), "-q"]) == 0
+    verdict = verify(folder / "net.nir", folder / "argmax.bundle", data=raster, labels=labels).to_dict()
+    assert verdict["accuracy"]["float"] == argmax_accuracy != accuracy  # this seeded split has ties
+    print(f"\nfloat accuracy: {accuracy:.4f} by spike_count, {argmax_accuracy:.4f} by spike_count_argmax")
 
 
 USER_TEST = """
@@ -158,7 +170,7 @@ def test_my_raster_deploys_on_the_bundle(snn_verify):
 def test_the_same_from_the_pytest_plugin(user, pytester):
     import shutil
 
-    folder, accuracy, _, _ = user
+    folder, accuracy, *_ = user
     for name in ("net.nir", "net.bundle", "test_spikes.npz"):
         shutil.copy(folder / name, pytester.path / name)
     pytester.makepyfile(test_user=USER_TEST.format(duration=STEPS * SNNTORCH_DT, accuracy=accuracy))

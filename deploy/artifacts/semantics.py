@@ -39,7 +39,9 @@ class Semantics:
     reset: "zero" (v = v_reset after a spike) or "subtract" (v -= v_threshold).
     encoding: how data become input spike times, e.g. {"kind": "ttfs_linear", "t_early": 0.15,
         "t_late": 2.0, "bias_times": [0.9]}: t = t_early + x (t_late - t_early), plus bias spikes.
-    decoding: "first_spike" (the first output neuron to fire is the decision) or "spike_count".
+    decoding: one of ``targets.decision.DECODINGS``, the rules written there: "first_spike" (the first output
+        neuron to fire), "spike_count" (the most spikes), "spike_count_argmax" (torch.argmax of the counts), or a
+        readout's membrane decoding.
     horizon: how long a sample runs, in time units.
     spike: what one input spike of weight w is. "dirac": an impulse of area w, as NIR's equations
         read (a LIF jumps by r w / tau). "pulse": a pulse of height w lasting one time step, area

@@ -427,8 +427,9 @@ def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
     g.add_argument("--reset", choices=FIELDS["reset"].choices, help="reset after a spike")
     g.add_argument("--decoding", choices=FIELDS["decoding"].choices,
                    help=f"how outputs give a decision: {', '.join(SPIKE_DECODINGS)} for a spiking output, "
-                        f"{', '.join(MEMBRANE_DECODINGS)} for a readout's membrane (LI, CubaLI, I); ties go to "
-                        "the lowest index")
+                        f"{', '.join(MEMBRANE_DECODINGS)} for a readout's membrane (LI, CubaLI, I). Ties: "
+                        "spike_count's go to the earliest first spike, every other decoding's to the lowest index "
+                        "(spike_count_argmax is torch.argmax of the counts: a silent output decides class 0)")
     g.add_argument("--duration", type=float, help="run length of one sample, in time units")
     g.add_argument("--spike", choices=FIELDS["spike"].choices,
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "

@@ -531,7 +531,8 @@ def robustness_section(verdict: Verdict) -> Section:
 
 # What "within one step (spike) of a tie" means, per decoding.
 TIE_PHRASE = {decision.FIRST_SPIKE: "the trained model's first two output spikes at most one step apart",
-              decision.SPIKE_COUNT: "the trained model's two largest output spike counts differ by at most one",
+              **{decoding: "the trained model's two largest output spike counts differ by at most one"
+                 for decoding in (decision.SPIKE_COUNT, decision.SPIKE_COUNT_ARGMAX)},
               **{decoding: "the trained model's two highest readout scores at most one chip unit of membrane apart"
                  for decoding in decision.MEMBRANE_DECODINGS}}
 

@@ -76,7 +76,8 @@ def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.
                     if tau is not None and np.any(dt > tau)]
         if too_long:
             raise DeployError(f"node {layer.name}: the Euler step dt = {dt:g} exceeds a time constant "
-                              f"({float(np.min(too_long[0])):g}); it would flip the decay's sign")
+                              f"({float(np.min(too_long[0])):g}); it would flip the decay's sign (a graph from norse "
+                              "1.1's to_nir holds dt x tau: divide its taus by dt, README \"Graphs from other tools\")")
         alpha_v = 1 - dt / layer.tau_mem
         if layer.dynamics == "CubaLIF":
             return 1 - dt / layer.tau_syn, alpha_v, dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...targets import record as record_io
+from ...targets import decision, record as record_io
 from ...targets.bundle import Bundle, CoreAssignment, DenseConnection
 from ...targets.description import COSTS, Target
 from ...targets.record import SpikeEvents, SpikeRecord
@@ -399,8 +399,8 @@ def _step_seconds(network, cores: dict[str, Cores], traffic: Traffic, active: di
 
 def decision_steps(output: SpikeEvents, decoding: str) -> np.ndarray:
     """The step each sample's decision is known: its first output spike ("first_spike"; -1 if none) or
-    the end of the run ("spike_count")."""
-    if decoding == "first_spike":
+    the end of the run (the count decodings)."""
+    if decoding == decision.FIRST_SPIKE:
         first = output.first_spike_steps()
         return np.where((first > 0).any(axis=1), np.where(first > 0, first, output.num_steps + 1).min(axis=1), -1)
     return np.full(output.num_samples, output.num_steps)
