@@ -113,7 +113,7 @@ def _compile_argv(path, out, decoding: str) -> list[str]:
                                       "membrane (--decoding max_membrane|final_membrane|mean_membrane), not "
                                       "spike_count"),
     ("spiking", decision.MEAN_MEMBRANE, "the output node lif is a spiking LIF: decode its spikes (--decoding "
-                                        "first_spike|spike_count), not mean_membrane"),
+                                        f"{'|'.join(decision.SPIKE_DECODINGS)}), not mean_membrane"),
 ])
 def test_a_decoding_that_does_not_fit_the_output_exits_2_in_one_line(output, decoding, message, tmp_path, capsys):
     graph = readout_graph("CubaLI") if output == "readout" else lif_graph(6, 3)
