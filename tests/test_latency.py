@@ -156,3 +156,26 @@ def test_verify_states_the_decision_timing_of_a_tiny_network_whose_first_spikes_
     curve = np.array(m.accuracy_by_step.chip)
     assert np.array_equal(curve * 4, [sum(s + delay <= k for s in input_steps) for k in m.accuracy_by_step.steps])
     assert m.early_decision.energy_j.nominal < m.energy.total.energy_j.total.nominal
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_count_rule_check_counts_ties_silence_and_the_other_rules_decisions(data):
+    samples, steps, size = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
+    raster = np.array(data.draw(st.lists(st.booleans(), min_size=samples * steps * size,
+                                         max_size=samples * steps * size))).reshape(samples, steps, size)
+    first = np.where(raster.any(axis=1), raster.argmax(axis=1) + 1.0, np.inf)
+    counts = raster.sum(axis=1)
+    assert latency.count_rule_check(first, counts, decision.FIRST_SPIKE) is None
+    for decoding, other in ((decision.SPIKE_COUNT, decision.SPIKE_COUNT_ARGMAX),
+                            (decision.SPIKE_COUNT_ARGMAX, decision.SPIKE_COUNT)):
+        check = latency.count_rule_check(first, counts, decoding)
+        assert check.other_decoding == other
+        assert check.silent == sum(not raster[s].any() for s in range(samples))
+        assert check.tied == sum(raster[s].any() and list(counts[s]).count(counts[s].max()) > 1 for s in range(samples))
+        # Sample by sample: spike_count takes the earliest first spike among the largest counts, argmax the lowest
+        # index; silence is NO_DECISION for the one, class 0 for the other.
+        by_count = [int(np.argmin(np.where(counts[s] == counts[s].max(), first[s], np.inf))) if counts[s].max() else -1
+                    for s in range(samples)]
+        by_argmax = [int(np.flatnonzero(counts[s] == counts[s].max())[0]) for s in range(samples)]
+        assert check.decided_otherwise == sum(a != b for a, b in zip(by_count, by_argmax))

@@ -11,6 +11,8 @@ spike_count_argmax, the accuracy the training script scores (torch's argmax of t
 import json
 import os
 import warnings
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -91,10 +93,18 @@ def decided(spikes: np.ndarray) -> np.ndarray:
     return decision.decide(first, spikes.sum(axis=1), decision.SPIKE_COUNT)
 
 
+class User(NamedTuple):
+    folder: Path  # net.nir (snnTorch's export), net.bundle, test_spikes.npz (the test split)
+    accuracy: float  # snnTorch's own, by the bundle's decoding
+    raster: np.ndarray
+    labels: np.ndarray
+    argmax_accuracy: float  # snnTorch's own, by torch's argmax of the counts
+    rules_differ: int  # the samples the two count decodings decide differently on snnTorch's output
+
+
 @pytest.fixture(scope="module")
-def user(tmp_path_factory):
-    """The user's folder: net.nir (snnTorch's export), net.bundle, test_spikes.npz (the test split), and
-    snnTorch's own accuracy on it."""
+def user(tmp_path_factory) -> User:
+    """The user's folder and snnTorch's own figures on the test split."""
     folder = tmp_path_factory.mktemp("user")
     torch.manual_seed(0)
     train_split, test_split = data.load("digits:train"), data.load("digits:test")
@@ -103,7 +113,8 @@ def user(tmp_path_factory):
     test_raster = rate_coded(test_split.features, seed=2)
     spikes = output_spikes(net, test_raster)
     accuracy = float(np.mean(decided(spikes) == test_split.labels))
-    argmax_accuracy = float(np.mean(spikes.sum(axis=1).argmax(axis=1) == test_split.labels))
+    argmax_decisions = spikes.sum(axis=1).argmax(axis=1)
+    argmax_accuracy = float(np.mean(argmax_decisions == test_split.labels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = export_to_nir(net, torch.zeros(1, SIZES[0]), ignore_dims=[0])
@@ -112,13 +123,15 @@ def user(tmp_path_factory):
     assert main(["compile", str(folder / "net.nir"), *SEMANTICS, "-o", str(folder / "net.bundle"), "-q"]) == 0
     print(f"\nsnnTorch 64-32-10 Leaky on rate-coded digits: test accuracy {accuracy:.4f} (bundle's decoding), "
           f"{argmax_accuracy:.4f} (argmax of counts)")
-    return folder, accuracy, test_raster, test_split.labels, argmax_accuracy
+    return User(folder, accuracy, test_raster, test_split.labels, argmax_accuracy,
+                int(np.sum(decided(spikes) != argmax_decisions)))
 
 
 def test_the_float_reference_has_snntorchs_accuracy_from_the_command_line(user, capsys):
-    folder, accuracy, *_ = user
+    folder, accuracy = user.folder, user.accuracy
     code = main(["verify", str(folder / "net.nir"), str(folder / "net.bundle"), "--data",
-                 str(folder / "test_spikes.npz"), "--json", str(folder / "verdict.json")])
+                 str(folder / "test_spikes.npz"), "--json", str(folder / "verdict.json"), "--report",
+                 str(folder / "report.html")])
     out = capsys.readouterr().out
     verdict = json.loads((folder / "verdict.json").read_text())
     assert code == (0 if verdict["passed"] else 1)
@@ -126,12 +139,18 @@ def test_the_float_reference_has_snntorchs_accuracy_from_the_command_line(user, 
     assert verdict["accuracy"]["float"] == accuracy > 0.8  # exactly snnTorch's
     assert "--time-scale" not in out and "one data step = one chip step (dt 0.0001 s)" in out
     assert verdict["data"]["cropped_events"] == 0 and verdict["data"]["empty_samples"] == 0
+    # Where the other count rule parts from spike_count on these outputs, verify says so, and how often.
+    rule = verdict["difficulty"]["count_rule"]
+    assert rule["other_decoding"] == "spike_count_argmax" and rule["decided_otherwise"] == user.rules_differ > 0
+    assert f"--decoding spike_count_argmax decides {user.rules_differ} of them otherwise" in out
+    report = " ".join((folder / "report.html").read_text().split())
+    assert f"<code>--decoding spike_count_argmax</code> decides {user.rules_differ} of them otherwise" in report
     print(f"\nchip accuracy {verdict['accuracy']['chip']:.4f}, float {verdict['accuracy']['float']:.4f}, "
           f"agreement {verdict['agreement']:.4f}, passed {verdict['passed']}")
 
 
 def test_the_same_verdict_from_python_on_a_numpy_raster(user):
-    folder, accuracy, raster, labels, _ = user
+    folder, accuracy, raster, labels = user.folder, user.accuracy, user.raster, user.labels
     verdict = verify(folder / "net.nir", folder / "net.bundle", data=raster, labels=labels)
     cli = json.loads((folder / "verdict.json").read_text()) if (folder / "verdict.json").exists() else None
     assert verdict.to_dict()["accuracy"]["float"] == accuracy
@@ -142,11 +161,13 @@ def test_the_same_verdict_from_python_on_a_numpy_raster(user):
 def test_spike_count_argmax_gives_the_accuracy_of_torchs_argmax(user):
     """A user who scored their model by argmax of summed spikes (as snnTorch's accuracy_rate does) compiles with
     --decoding spike_count_argmax, and verify's float accuracy is that figure, exactly."""
-    folder, accuracy, raster, labels, argmax_accuracy = user
+    folder, accuracy, argmax_accuracy = user.folder, user.accuracy, user.argmax_accuracy
     options = [value if value != "spike_count" else decision.SPIKE_COUNT_ARGMAX for value in SEMANTICS]
     assert main(["compile", str(folder / "net.nir"), *options, "-o", str(folder / "argmax.bundle"), "-q"]) == 0
-    verdict = verify(folder / "net.nir", folder / "argmax.bundle", data=raster, labels=labels).to_dict()
+    verdict = verify(folder / "net.nir", folder / "argmax.bundle", data=user.raster, labels=user.labels).to_dict()
     assert verdict["accuracy"]["float"] == argmax_accuracy != accuracy  # this seeded split has ties
+    assert verdict["difficulty"]["count_rule"]["other_decoding"] == "spike_count"
+    assert verdict["difficulty"]["count_rule"]["decided_otherwise"] == user.rules_differ
     print(f"\nfloat accuracy: {accuracy:.4f} by spike_count, {argmax_accuracy:.4f} by spike_count_argmax")
 
 
@@ -170,7 +191,7 @@ def test_my_raster_deploys_on_the_bundle(snn_verify):
 def test_the_same_from_the_pytest_plugin(user, pytester):
     import shutil
 
-    folder, accuracy, *_ = user
+    folder, accuracy = user.folder, user.accuracy
     for name in ("net.nir", "net.bundle", "test_spikes.npz"):
         shutil.copy(folder / name, pytester.path / name)
     pytester.makepyfile(test_user=USER_TEST.format(duration=STEPS * SNNTORCH_DT, accuracy=accuracy))

@@ -44,6 +44,20 @@ class EarlyDecision:
 
 
 @dataclass(frozen=True)
+class CountRuleCheck:
+    """For a count decoding, where its rule and the other count decoding's (spike_count breaks ties by the earliest
+    first spike and leaves a silent output undecided, spike_count_argmax takes torch.argmax: ``targets.decision``)
+    part on the float model's outputs: the samples whose largest counts tie, those without any output spike, and
+    those the other rule decides otherwise. Nonzero, a training script that scores by the other rule reports
+    another accuracy than verify's float model."""
+
+    tied: int
+    silent: int
+    other_decoding: str
+    decided_otherwise: int
+
+
+@dataclass(frozen=True)
 class Difficulty:
     """Sample difficulty by the float model's decision margin (first_spike: second - first output spike time, in
     steps; spike_count: first - second output spike count); the chip's latency against it (Spearman's rank
@@ -53,6 +67,7 @@ class Difficulty:
     latency_margin_spearman: float | None
     flips_by_margin_quartile: tuple[int, int, int, int]
     samples_by_margin_quartile: tuple[int, int, int, int]
+    count_rule: CountRuleCheck | None = None  # None unless the decoding is a count decoding
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from .tolerances import Tolerances
 
 # 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics;
 # 4: the bundle's calibration record; 5: the fine-tuned graph a bundle was compiled from, and compile's
-# recommendation
-SCHEMA_VERSION = 5
+# recommendation; 6: difficulty.count_rule, where the two count decodings part
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)

@@ -787,7 +787,7 @@ def timing_section(comparison: Comparison, verdict: Verdict, per_sample: SampleT
                           hard.samples_by_margin_quartile, hard.flips_by_margin_quartile)])
     data = {"latency": latency, "step_time": seconds(step_s), "curve": None, "early": timing.early_decision,
             "scatter": scatter, "left_out": left_out, "quartiles": quartiles,
-            "first_spike": decoding == decision.FIRST_SPIKE}
+            "first_spike": decoding == decision.FIRST_SPIKE, "count_rule": hard.count_rule}
     if timing.accuracy_by_step is not None:
         data["curve"] = accuracy_by_step_plot(timing, m.num_steps)
     return Section("decision-timing", data)

@@ -25,7 +25,8 @@ from ...targets import decision
 from ...targets.bundle import Bundle
 from ...targets.description import Target
 from ...targets.record import SpikeEvents, SpikeRecord
-from ..artifacts.latency import AccuracyByStep, DecisionTiming, Difficulty, EarlyDecision, LatencyStats
+from ..artifacts.latency import (AccuracyByStep, CountRuleCheck, DecisionTiming, Difficulty, EarlyDecision,
+                                 LatencyStats)
 from ..artifacts.verdict import Comparison
 from .energy import estimate
 
@@ -190,15 +191,34 @@ def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray
     return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes)
 
 
+OTHER_COUNT_DECODING = {decision.SPIKE_COUNT: decision.SPIKE_COUNT_ARGMAX,
+                        decision.SPIKE_COUNT_ARGMAX: decision.SPIKE_COUNT}
+
+
+def count_rule_check(first: np.ndarray, counts: np.ndarray, decoding: str) -> CountRuleCheck | None:
+    """(samples, outputs) float first-spike times (+inf: silent) and counts -> where the two count decodings part
+    on them (None: not a count decoding)."""
+    other = OTHER_COUNT_DECODING.get(decoding)
+    if other is None:
+        return None
+    top = counts.max(axis=1, keepdims=True)
+    fired = top[:, 0] > 0
+    otherwise = decision.decide(first, counts, decoding) != decision.decide(first, counts, other)
+    return CountRuleCheck(tied=int(np.sum(fired & ((counts == top).sum(axis=1) > 1))), silent=int(np.sum(~fired)),
+                          other_decoding=other, decided_otherwise=int(otherwise.sum()))
+
+
 class SampleTiming(NamedTuple):
     """Per sample: each model's decisions if stopped after each step (samples, num_steps), the step from which
-    each model's decision is final (-1: none), and the float model's margin (see ``margins``)."""
+    each model's decision is final (-1: none), and the float model's margin (see ``margins``); with it, for a
+    count decoding, where the other count rule decides the float outputs otherwise."""
 
     chip_by_step: np.ndarray
     float_by_step: np.ndarray
     chip_steps: np.ndarray
     float_steps: np.ndarray
     margins: np.ndarray
+    count_rule: CountRuleCheck | None = None
 
 
 def sample_timing(comparison: Comparison, output: str, decoding: str, num_steps: int,
@@ -218,7 +238,8 @@ def sample_timing(comparison: Comparison, output: str, decoding: str, num_steps:
     else:
         float_model = decisions_by_step(comparison.discrete[output], decoding)
         counts = comparison.discrete[output].counts()
-    return SampleTiming(chip, float_model, final_steps(chip), final_steps(float_model), margins(times, counts, decoding))
+    return SampleTiming(chip, float_model, final_steps(chip), final_steps(float_model), margins(times, counts, decoding),
+                        count_rule_check(times, counts, decoding))
 
 
 def summarize(per_sample: SampleTiming, comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
@@ -232,7 +253,8 @@ def summarize(per_sample: SampleTiming, comparison: Comparison, bundle: Bundle, 
                                                                       per_sample.float_by_step, labels),
         early_decision=None if labels is None else early_decision(per_sample.chip_by_step, labels, bundle,
                                                                    comparison.record, comparison.inputs, target),
-        difficulty=difficulty(per_sample.margins, per_sample.chip_steps, flipped))
+        difficulty=replace(difficulty(per_sample.margins, per_sample.chip_steps, flipped),
+                           count_rule=per_sample.count_rule))
 
 
 def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
