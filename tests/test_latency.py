@@ -99,12 +99,18 @@ def test_spearman_is_pearson_of_mean_ranks(pairs):
         assert np.isclose(rho, np.corrcoef(ra, rb)[0, 1], rtol=0, atol=1e-12)
 
 
+def drawn_raster(data, samples: int, steps: int, size: int) -> np.ndarray:
+    """A (samples, steps, size) bool output raster of at most those sizes, drawn by hypothesis."""
+    shape = (data.draw(st.integers(1, samples)), data.draw(st.integers(1, steps)), data.draw(st.integers(1, size)))
+    cells = int(np.prod(shape))
+    return np.array(data.draw(st.lists(st.booleans(), min_size=cells, max_size=cells))).reshape(shape)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_decisions_by_step_equal_the_rule_on_each_prefix_of_the_run(data):
-    samples, steps, size = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 8)), data.draw(st.integers(1, 4))
-    raster = np.array(data.draw(st.lists(st.booleans(), min_size=samples * steps * size,
-                                         max_size=samples * steps * size))).reshape(samples, steps, size)
+    raster = drawn_raster(data, samples=4, steps=8, size=4)
+    steps = raster.shape[1]
     spikes = SpikeEvents.from_raster(raster)
     for decoding in decision.SPIKE_DECODINGS:  # of spikes; a readout's membrane: tests/test_readouts.py
         fast = latency.decisions_by_step(spikes, decoding)
@@ -161,9 +167,8 @@ def test_verify_states_the_decision_timing_of_a_tiny_network_whose_first_spikes_
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_the_count_rule_check_counts_ties_silence_and_the_other_rules_decisions(data):
-    samples, steps, size = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
-    raster = np.array(data.draw(st.lists(st.booleans(), min_size=samples * steps * size,
-                                         max_size=samples * steps * size))).reshape(samples, steps, size)
+    raster = drawn_raster(data, samples=6, steps=5, size=4)
+    samples = raster.shape[0]
     first = np.where(raster.any(axis=1), raster.argmax(axis=1) + 1.0, np.inf)
     counts = raster.sum(axis=1)
     assert latency.count_rule_check(first, counts, decision.FIRST_SPIKE) is None
