@@ -242,9 +242,10 @@ def format_decision_timing(verdict: Verdict) -> list[str]:
                  f"(of {', '.join(map(str, d.samples_by_margin_quartile))} samples)")
     if d.count_rule is not None and d.count_rule.decided_otherwise:
         rule = d.count_rule
-        lines.append(f"  ties: the float model's top spike counts tie on {rule.tied} samples and {rule.silent} have no "
-                     f"output spike; --decoding {rule.other_decoding} decides {rule.decided_otherwise} of them "
-                     f"otherwise (a training script scoring by that rule reports another accuracy)")
+        lines.append(f"  ties: the float model's top spike counts tie on {rule.tied} samples and {rule.silent} "
+                     f"{'has' if rule.silent == 1 else 'have'} no output spike; --decoding {rule.other_decoding} "
+                     f"decides {rule.decided_otherwise} of them otherwise (a training script scoring by that rule "
+                     "reports another accuracy)")
     if m.robustness:
         lines.append("  robustness       accuracy chip    float   agreement")
         for level in m.robustness:
