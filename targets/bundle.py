@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .decision import DECODINGS, FIRST_SPIKE
 from .files import write_atomic
 from .fixed_point import RESET_MODES, RESET_ZERO, Widths
 
@@ -560,7 +561,7 @@ class Bundle:
     widths: Widths
     backends: tuple[str, ...]
     encoding: dict[str, Any] = field(default_factory=dict)  # input encoding, copied from NIR
-    decoding: str = "first_spike"  # how the output population's spikes give a decision
+    decoding: str = FIRST_SPIKE  # how the output gives a decision: one of ``decision.DECODINGS``
     source: Source = field(default_factory=Source)
     report: CompileReport | None = None
     format_version: int = FORMAT_VERSION
@@ -569,6 +570,8 @@ class Bundle:
         object.__setattr__(self, "backends", tuple(self.backends))
         if not self.backends or not all(isinstance(name, str) and name for name in self.backends):
             raise BundleError(f"a bundle's back ends must be a non-empty list of names, got {self.backends!r}")
+        if self.decoding not in DECODINGS:
+            raise BundleError(f"a bundle's decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
         check_fits(self.network, self.widths)
 
     @property

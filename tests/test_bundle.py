@@ -1,4 +1,4 @@
-"""The bundle file: what a population's reset mode becomes on disk and back."""
+"""The bundle file: what a population's reset mode and the decoding become on disk and back."""
 
 import dataclasses
 import json
@@ -41,6 +41,16 @@ def test_zero_reset_is_written_as_before_the_field_existed_and_loads_as_zero(tmp
 def test_an_unknown_reset_mode_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown reset mode 'to_rest'"):
         LifPopulation("lif", 1, du=0, dv=0, vth=1, bias_mant=0, reset="to_rest")
+
+
+def test_every_decoding_round_trips_and_an_unknown_one_is_refused_by_name(tmp_path):
+    from snn_deploy.targets import decision
+
+    for decoding in decision.DECODINGS:
+        bundle_io.save(dataclasses.replace(_bundle("zero"), decoding=decoding), tmp_path / "b.npz")
+        assert bundle_io.load(tmp_path / "b.npz").decoding == decoding
+    with pytest.raises(bundle_io.BundleError, match="decoding must be one of .*, got 'most_spikes'"):
+        dataclasses.replace(_bundle("zero"), decoding="most_spikes")
 
 
 def test_latency_steps_round_trip(tmp_path):
