@@ -178,9 +178,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float((ra * rb).sum() / scale) if scale > 0 else None
 
 
-def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray) -> Difficulty:
+def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray,
+               count_rule: CountRuleCheck | None = None) -> Difficulty:
     """Over the samples the float model decides (finite or infinite margin) and the chip decides too for the
-    correlation; quartiles by margin rank, ties in sample order, the smallest margins first."""
+    correlation; quartiles by margin rank, ties in sample order, the smallest margins first; ``count_rule`` as
+    ``count_rule_check`` found it."""
     rated = ~np.isnan(margin)
     both = rated & (chip_latency > 0)
     rho = spearman(chip_latency[both].astype(np.float64), margin[both])
@@ -188,7 +190,8 @@ def difficulty(margin: np.ndarray, chip_latency: np.ndarray, flipped: np.ndarray
     quartile = (np.arange(order.size) * 4) // max(order.size, 1)
     flips = tuple(int(flipped[order[quartile == q]].sum()) for q in range(4))
     sizes = tuple(int((quartile == q).sum()) for q in range(4))
-    return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes)
+    return Difficulty(latency_margin_spearman=rho, flips_by_margin_quartile=flips, samples_by_margin_quartile=sizes,
+                      count_rule=count_rule)
 
 
 OTHER_COUNT_DECODING = {decision.SPIKE_COUNT: decision.SPIKE_COUNT_ARGMAX,
@@ -253,8 +256,7 @@ def summarize(per_sample: SampleTiming, comparison: Comparison, bundle: Bundle, 
                                                                       per_sample.float_by_step, labels),
         early_decision=None if labels is None else early_decision(per_sample.chip_by_step, labels, bundle,
                                                                    comparison.record, comparison.inputs, target),
-        difficulty=replace(difficulty(per_sample.margins, per_sample.chip_steps, flipped),
-                           count_rule=per_sample.count_rule))
+        difficulty=difficulty(per_sample.margins, per_sample.chip_steps, flipped, per_sample.count_rule))
 
 
 def decision_timing(comparison: Comparison, bundle: Bundle, target: Target) -> DecisionTiming:
