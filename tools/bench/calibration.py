@@ -24,6 +24,13 @@ RATES = (0.01, 0.05)
 CALIBRATION_SAMPLES = {"cnn_sinabs": 30}  # its bitsim runs take about 1.6 s per sample; others: 200
 
 
+def test_agreement(net, bundle, rate: float, samples: int) -> float:
+    """How often ``bundle`` on bitsim decides ``samples`` random spike trains of ``rate`` (seed 0, the test trains)
+    as ``net``'s float model does."""
+    inputs = random_spike_trains(net.input_size, samples, bundle.timing.num_steps, rate, seed=0)
+    return judge(compare_spikes(net, bundle, inputs), net, bundle).metrics.agreement
+
+
 def measure(name: str, split_weights: bool, rate: float) -> dict:
     path, semantics, dt, _, samples = GRAPHS[name]
     net = load_graph(REFERENCE / path, semantics)
@@ -32,8 +39,7 @@ def measure(name: str, split_weights: bool, rate: float) -> dict:
     calibrated = compile_network(net, TARGET, dt=dt, split_weights=split_weights,
                                  calibrate=f"random:rate={rate},seed=1",
                                  calibrate_samples=CALIBRATION_SAMPLES.get(name, 200))
-    inputs = random_spike_trains(net.input_size, samples, default.timing.num_steps, rate, seed=0)
-    agreement = {key: judge(compare_spikes(net, bundle, inputs), net, bundle).metrics.agreement
+    agreement = {key: test_agreement(net, bundle, rate, samples)
                  for key, bundle in (("default", default), ("calibrated", calibrated))}
     record = calibrated.report.calibration
     return {"graph": name, "split_weights": split_weights, "rate": rate, "test_samples": samples,

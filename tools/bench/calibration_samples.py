@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import time
 
-from calibration import RATES
+from calibration import RATES, test_agreement
 from imported_graphs import GRAPHS, HERE, REFERENCE, TARGET
 from snn_deploy.deploy import compile_network, load_graph
-from snn_deploy.deploy.stages.stimulus import random_spike_trains
-from snn_deploy.deploy.stages.verify import compare_spikes, judge
 
 MEASURED = ("braille_bias_zero", "braille_subtract")
 SAMPLES = (200, 500, 1000, 2000)  # 200: compile's default (calibrate.DEFAULT_CALIBRATION_SAMPLES)
@@ -29,9 +27,8 @@ def measure(name: str, rate: float, samples: int) -> dict:
     started = time.perf_counter()
     bundle = compile_network(net, TARGET, dt=dt, calibrate=f"random:rate={rate},seed=1", calibrate_samples=samples)
     seconds = time.perf_counter() - started
-    inputs = random_spike_trains(net.input_size, test_samples, bundle.timing.num_steps, rate, seed=0)
     return {"graph": name, "rate": rate, "calibration_samples": samples, "test_samples": test_samples,
-            "agreement": judge(compare_spikes(net, bundle, inputs), net, bundle).metrics.agreement,
+            "agreement": test_agreement(net, bundle, rate, test_samples),
             "applied": bundle.report.calibration.applied, "compile_seconds": round(seconds, 1)}
 
 

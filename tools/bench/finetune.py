@@ -20,14 +20,12 @@ from pathlib import Path
 
 import nir
 
-from calibration import CALIBRATED, CALIBRATION_SAMPLES, RATES, WEIGHTS, measure_each
+from calibration import CALIBRATED, CALIBRATION_SAMPLES, RATES, WEIGHTS, measure_each, test_agreement
 from imported_graphs import GRAPHS, HERE, REFERENCE, TARGET
 from snn_deploy.deploy import compile_network, load_graph
 from snn_deploy.deploy.artifacts.tuning import TuningSettings
 from snn_deploy.deploy.stages.finetune import DEFAULT_TUNING_SAMPLES, finetune
 from snn_deploy.deploy.stages.load import read_nir
-from snn_deploy.deploy.stages.stimulus import random_spike_trains
-from snn_deploy.deploy.stages.verify import compare_spikes, judge
 
 FIGURES = HERE / "finetune.json"
 
@@ -47,10 +45,8 @@ def measure(name: str, split_weights: bool, rate: float, settings: TuningSetting
     bundles = {key: compile_network(net, TARGET, dt=dt, split_weights=split_weights, calibrate=data,
                                     calibrate_samples=tuning_samples)
                for key, net in (("calibrated", original), ("tuned", tuned_net))}
-    inputs = random_spike_trains(original.input_size, samples, bundles["tuned"].timing.num_steps, rate, seed=0)
     # Both against the ORIGINAL float model: the tuned bundle's pair check accepts the graph it was tuned from.
-    agreement = {key: judge(compare_spikes(original, bundle, inputs), original, bundle).metrics.agreement
-                 for key, bundle in bundles.items()}
+    agreement = {key: test_agreement(original, bundle, rate, samples) for key, bundle in bundles.items()}
     report = tuned.report
     return {"graph": name, "split_weights": split_weights, "rate": rate, "test_samples": samples,
             "tuning_samples": report.samples, **agreement, "kept_epoch": report.kept_epoch,

@@ -89,10 +89,12 @@ def measure(name: str, rate: float) -> dict:
     counts = spikes[out].counts()
     top = np.sort(counts, axis=1)
     margin = top[:, -1] - top[:, -2]
-    noise = {sigma: float(np.mean(decide(reference.simulate(with_gain_noise(discrete, sigma), inputs, steps)[out],
-                                         decoding) == decisions)) for sigma in SIGMAS}
-    rounding = {bits: float(np.mean(decide(reference.simulate(with_rounded_weights(discrete, bits), inputs, steps)[out],
-                                           decoding) == decisions)) for bits in WEIGHT_BITS}
+
+    def unchanged(changed) -> float:
+        return float(np.mean(decide(reference.simulate(changed, inputs, steps)[out], decoding) == decisions))
+
+    noise = {sigma: unchanged(with_gain_noise(discrete, sigma)) for sigma in SIGMAS}
+    rounding = {bits: unchanged(with_rounded_weights(discrete, bits)) for bits in WEIGHT_BITS}
     limit = bundle.widths.state_limit - 1
     floors = {}
     for disc in discrete.populations:
