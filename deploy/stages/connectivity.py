@@ -235,7 +235,8 @@ def linear_map(node, in_shape: tuple[int, ...], node_name: str) -> LinearMap:
     if kind in ("Affine", "Linear"):
         weight = _finite(node_name, "weight", np.asarray(node.weight, dtype=np.float64))
         if weight.ndim != 2 or weight.shape[1] != size:
-            raise DeployError(f"node {node_name}: weight shape {weight.shape} does not take {size} inputs")
+            raise DeployError(f"node {node_name}: weight shape {weight.shape} does not take an input of shape "
+                              f"{tuple(int(n) for n in in_shape)} ({size} values)")
         bias = np.broadcast_to(np.asarray(getattr(node, "bias", 0.0), np.float64), (weight.shape[0],)).copy()
         return LinearMap(weight, _finite(node_name, "bias", bias), (weight.shape[0],))
     if kind == "Scale":
