@@ -25,7 +25,10 @@ SEMANTICS_VERSION = 2
 KNOWN_VERSIONS = (1, SEMANTICS_VERSION)
 TIME_UNITS = ("tau", "s", "step")
 SPIKE_KINDS = ("dirac", "pulse")
-INTEGRATIONS = ("exact", "euler")
+INTEGRATIONS = ("exact", "euler", "exponential")
+# The steps of discrete-time simulators: they advance a feed-forward chain within one time step, where the chip
+# delays each stage by one (``discretize.latency_steps``).
+SIMULATOR_INTEGRATIONS = ("euler", "exponential")
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,13 @@ class Semantics:
         read (a LIF jumps by r w / tau). "pulse": a pulse of height w lasting one time step, area
         w dt, as discrete-time simulators treat a spike (a LIF jumps by about r w dt / tau).
     integration: how a step of dt advances the equations. "exact": the linear dynamics integrated
-        exactly over the step (snn-deploy's own models). "euler": the step discrete-time simulators
-        take (snnTorch, norse, sinabs): I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in x, then
-        v <- (1 - dt/tau_mem) v + (dt/tau_mem) (v_leak + r I) with the new I.
+        exactly over the step (snn-deploy's own models). "euler": the step snnTorch and norse take
+        (and sinabs for its IAF layers): I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in x, then
+        v <- (1 - dt/tau_mem) v + (dt/tau_mem) (v_leak + r I) with the new I. "exponential": the exponential
+        Euler step, sinabs' for its LIF layers (alpha = exp(-1/tau_mem), v <- alpha v + (1 - alpha) x): the input
+        held over the step, I <- a_s I + (1 - a_s) w_in x, then v <- a_m v + (1 - a_m) (v_leak + r I) with the new
+        I, a_s = exp(-dt/tau_syn), a_m = exp(-dt/tau_mem); an IF layer steps as under euler (v <- v + dt r x).
+        Both simulator steps (SIMULATOR_INTEGRATIONS) advance a feed-forward chain within one step.
     origin: for each field, where the choice came from ("metadata" or "option").
     """
 

@@ -230,7 +230,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report.snapped_dt else ''}), "
          f"{compiled.timing.num_steps} steps per sample" + (f", the last {compiled.timing.latency_steps} of them the "
-                                                             "pipeline latency of Euler integration (one step per layer)"
+                                                             f"pipeline latency of {sem.integration} integration (one step per layer)"
                                                              if compiled.timing.latency_steps else ""),
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
@@ -435,8 +435,10 @@ def _add_semantic_options(p: argparse.ArgumentParser, title: str) -> None:
                    help="an input spike of weight w is an impulse of area w (dirac, NIR's equations) or a pulse "
                         "of height w lasting one step (pulse, as discrete-time simulators treat it)")
     g.add_argument("--integration", choices=FIELDS["integration"].choices,
-                   help="a time step integrates the equations exactly (exact), or as snnTorch, norse and sinabs "
-                        "step them (euler: current first, then voltage from the new current)")
+                   help="a time step integrates the equations exactly (exact), or as snnTorch and norse step "
+                        "them (euler: current first, then voltage from the new current), or as sinabs steps its LIF "
+                        "layers (exponential: v <- a v + (1 - a) x, a = exp(-dt/tau)); both simulator steps "
+                        "advance a layer chain within one step")
     once = g.add_mutually_exclusive_group()
     once.add_argument("--fire-once", dest="fire_once", action="store_const", const=True,
                       help="neurons spike at most once (time-to-first-spike)")

@@ -32,7 +32,7 @@ def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TA
                   dt: float | None = None, *, decay_bits: int) -> Timing:
     """The given dt (e.g. the step a discrete-time model was trained at), or dt near 1 / steps_per_tau
     snapped so the target's decay (of ``decay_bits``) is exact (unless told not to); enough steps to cover the
-    horizon, plus the output's pipeline latency under Euler integration (``discretize.latency_steps``)."""
+    horizon, plus the output's pipeline latency under a simulator's step (``discretize.latency_steps``)."""
     if dt is not None:
         if not (np.isfinite(dt) and dt > 0):
             raise DeployError(f"--dt must be a positive time, got {dt}")

@@ -15,15 +15,18 @@ Chip step n then samples the continuous membrane at t = n h in every layer, for 
 the step grid: the Dense stage's one-step delay is the integration step, not an added latency.
 ``reference.discrete`` simulates exactly this in float64.
 
-With ``integration = "euler"`` (snnTorch, norse, sinabs) the same chip form holds with
+With ``integration = "euler"`` (snnTorch, norse, sinabs' IAF) the same chip form holds with
     a_u = 1 - h / tau_syn,  a_v = 1 - h / tau_mem,  c = (r / tau_mem) h,
 the step those simulators take; the Dense delay then is the simulator's own one-step delay
 (norse), or one step of pipeline latency per layer (snnTorch steps a feed-forward chain in one step).
+With ``integration = "exponential"`` (sinabs' LIF: v <- alpha v + (1 - alpha) x) the input is held over
+the step: a_u = exp(-h / tau_syn), a_v = exp(-h / tau_mem), and a held input x moves u by (1 - a_v) r x
+(a CubaLIF's by (1 - a_v) r (1 - a_u) w_in x); the chain is stepped within one step, as under Euler.
 
 An Affine bias b is a constant input x = b, area b h per step. A CubaLIF filters it through I, so it
 arrives as one input of b h per step from a one-neuron constant source that fires every step. LIF
 and IF neurons hold one step's input in u: under exact integration the bias becomes part of the
-chip's bias, which acts from step 1, as every layer samples t = n h. Under Euler integration a layer
+chip's bias, which acts from step 1, as every layer samples t = n h. Under a simulator's step a layer
 at depth d gets its first input in step d + 1 (the pipeline latency above), and a simulator adds its
 bias together with that input, never before: the chip's bias cannot wait, so the bias comes as an
 input from the constant source's relay that starts then (``discretize``), as for a CubaLIF. It then
@@ -40,7 +43,7 @@ import numpy as np
 from ...targets.encoding import SINGLE_SPIKE_ENCODINGS
 from ..artifacts.discrete import DiscreteNetwork, Discretization
 from ..artifacts.network import FloatLayer, FloatNetwork
-from ..artifacts.semantics import Semantics
+from ..artifacts.semantics import SIMULATOR_INTEGRATIONS, Semantics
 from ..errors import DeployError
 from .load import feed_forward_depths
 
@@ -83,6 +86,12 @@ def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.
             return 1 - dt / layer.tau_syn, alpha_v, dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn
         return np.zeros(layer.size), alpha_v, layer.r / (layer.tau_mem if layer.dynamics == "LIF" else 1.0)
     alpha_v = np.exp(-dt / layer.tau_mem)
+    if integration == "exponential":
+        # The input held over the step: u carries (1 - a_v) r I, I's step (1 - a_u) w_in x; an IF has no leak.
+        if layer.dynamics == "CubaLIF":
+            alpha_u = np.exp(-dt / layer.tau_syn)
+            return alpha_u, alpha_v, (1 - alpha_v) * layer.r * (1 - alpha_u) * layer.w_in / dt
+        return np.zeros(layer.size), alpha_v, layer.r * ((1 - alpha_v) / dt if layer.dynamics == "LIF" else 1.0)
     if layer.dynamics == "CubaLIF":
         alpha_u = np.exp(-dt / layer.tau_syn)
         equal = np.isclose(layer.tau_syn, layer.tau_mem, rtol=1e-12, atol=0)
@@ -138,7 +147,7 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
     bias = np.sum([p.bias for p in layer.projections], axis=0)
     drive = (1 - alpha_v) * layer.v_leak
     if np.any(bias != 0):
-        if layer.dynamics == "CubaLIF" or semantics.integration == "euler":
+        if layer.dynamics == "CubaLIF" or semantics.integration in SIMULATOR_INTEGRATIONS:
             inputs.append((constant_source, (jump * dt * bias)[:, None]))
         elif layer.dynamics == "LIF":
             drive = drive + (1 - alpha_v) * layer.r * bias  # relaxes to v_leak + r b, exactly
@@ -169,10 +178,10 @@ def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> floa
 
 
 def latency_steps(net: FloatNetwork) -> int:
-    """The steps by which the chip's output lags the model: under Euler integration the output layer's
-    feed-forward depth (each Dense stage delays by one step, while a simulator steps the chain within
-    one), under exact integration none (every layer samples t = n dt)."""
-    if net.semantics.integration != "euler":
+    """The steps by which the chip's output lags the model: under a simulator's step (euler, exponential) the
+    output layer's feed-forward depth (each Dense stage delays by one step, while a simulator steps the chain
+    within one), under exact integration none (every layer samples t = n dt)."""
+    if net.semantics.integration not in SIMULATOR_INTEGRATIONS:
         return 0
     return feed_forward_depths(net.input_name, net.layers)[net.output]
 
@@ -200,7 +209,7 @@ def run_steps(net: FloatNetwork, dt: float) -> int:
 def discretize(net: FloatNetwork, dt: float, round_delays: bool = False) -> DiscreteNetwork:
     """The network's discrete form at step dt: every layer's, led by the constant sources its biases need.
 
-    With Euler integration a simulator steps a feed-forward chain within one time step, while the
+    Under a simulator's step (euler, exponential) a feed-forward chain advances within one time step, while the
     chip delays each stage by one: a layer at depth d sees its first input d steps late, so its bias
     comes from the relay that starts then too. Exact integration has no such latency (every layer
     samples t = n dt), and every bias comes from the first source. Delays become whole steps
@@ -211,7 +220,7 @@ def discretize(net: FloatNetwork, dt: float, round_delays: bool = False) -> Disc
     sem = net.semantics
     depths = feed_forward_depths(net.input_name, net.layers)
     discretized = [discretize_layer(layer, dt, sem, constant_source_name(
-        depths[layer.name] if sem.integration == "euler" else 1), round_delays) for layer in net.layers]
+        depths[layer.name] if sem.integration in SIMULATOR_INTEGRATIONS else 1), round_delays) for layer in net.layers]
     layers = tuple(layer for layer, _ in discretized)
     deepest = max((depth for depth in range(1, len(net.layers) + 1)
                    if any(source == constant_source_name(depth) for layer in layers for source, _ in layer.inputs)),
