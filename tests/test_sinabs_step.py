@@ -144,3 +144,29 @@ def test_the_command_line_compiles_and_verifies_a_sinabs_lif_graph(tmp_path, cap
     assert main(["verify", str(tmp_path / "sinabs.nir"), str(tmp_path / "sinabs.bundle"), "--data",
                  str(tmp_path / "test.npz"), "--json", str(tmp_path / "verdict.json")]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+def test_a_cubalif_steps_by_exponential_euler():
+    """NIR's CubaLIF under ``exponential`` (no sinabs export writes one: the formula as the semantics state it):
+    I <- a_s I + (1 - a_s) w_in x, then v <- a_m v + (1 - a_m) (v_leak + r I), the input x = W z held over the
+    step, here with v_leak = 0, one spike in the second step and the membrane never reaching its threshold. The
+    float reference's v is this, one step later (the layer's depth), to float64 rounding."""
+    tau_syn, tau_mem, r, w_in, weight = 3.0, 5.0, 1.5, 0.7, 2.0
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([1])), "fc": nir.Linear(weight=np.array([[weight]])),
+               "lif": nir.CubaLIF(tau_syn=np.array([tau_syn]), tau_mem=np.array([tau_mem]), r=np.array([r]),
+                                  v_leak=np.zeros(1), v_threshold=np.array([100.0]), w_in=np.array([w_in])),
+               "output": nir.Output(output_type=np.array([1]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    net = from_graph(graph, {**SEMANTICS, "horizon": 12, "integration": "exponential"})
+    z = np.zeros(12)
+    z[1] = 1.0
+    a_s, a_m, current, v, expected = np.exp(-1 / tau_syn), np.exp(-1 / tau_mem), 0.0, 0.0, []
+    for step in range(12):
+        current = a_s * current + (1 - a_s) * w_in * weight * z[step]
+        v = a_m * v + (1 - a_m) * r * current
+        expected.append(v)
+    raster = np.zeros((1, 13, 1), bool)
+    raster[0, :12, 0] = z.astype(bool)
+    _, _, traces = discrete.run(discretize(net, 1.0), SpikeEvents.from_raster(raster), 13, record_state=True)
+    np.testing.assert_allclose(traces["lif"]["v"][0, 1:, 0], expected, rtol=1e-12, atol=0)
