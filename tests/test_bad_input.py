@@ -69,6 +69,12 @@ def _silent_layer(graph) -> None:
     graph.nodes["fc2"].weight[:] = 0
 
 
+def _time_in_input_shape(graph) -> None:
+    """What sinabs.to_nir writes for layers fed (batch, time, channels): the sample's 30 steps in the Input."""
+    channels = int(np.prod(graph.nodes["input"].output_type["output"]))
+    graph.nodes["input"] = nir.Input(input_type=np.array([30, channels]))
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     """The inputs, built once: a small random TTFS model, its NIR, its bundle, a run record, and bad variants."""
@@ -106,6 +112,7 @@ def root(tmp_path_factory) -> Path:
     _graph(root, "tau.nir", edit=negative_tau)
     _graph(root, "threshold.nir", edit=tiny_threshold)
     _graph(root, "silent.nir", edit=_silent_layer)
+    _graph(root, "time_input.nir", edit=_time_in_input_shape)
     _graph(root, "loop.nir", edit=_synapse_loop)
     _graph(root, "fire_once.nir", {"fire_once": "no"})
     _graph(root, "time_unit.nir", {"time_unit": "ms"})
@@ -206,6 +213,9 @@ CASES = [
     case("truncated NIR", "compile {root}/truncated.nir -o {out}/x.bundle", "truncated.nir"),
     case("NaN weight", "compile {root}/nan.nir -o {out}/x.bundle", "node fc1: weight contains NaN"),
     case("negative tau", "compile {root}/tau.nir -o {out}/x.bundle", "node lif2: tau_syn must be > 0, got -1"),
+    case("time steps in the Input's shape", "compile {root}/time_input.nir -o {out}/x.bundle",
+         "fc1.input: [[5]]; the Input's shape holds a dimension the first node does not take, e.g. the export "
+         "sample's batch (snnTorch: ignore_dims=[0]) or time steps (sinabs: export through IAFSqueeze/LIFSqueeze)"),
     case("synapse loop feeding no neuron", "compile {root}/loop.nir -o {out}/x.bundle",
          "synapse nodes that feed no neuron: loop_a, loop_b"),
     case("threshold below one vth level", "compile {root}/threshold.nir -o {out}/x.bundle",

@@ -19,6 +19,14 @@ from ..errors import DeployError
 from .connectivity import SYNAPSE_TYPES, LinearMap, add, compose, linear_map
 
 
+# nir's type check when the Input's shape is not what the node it feeds takes: in exporters' graphs, the sample's
+# batch dimension (snnTorch without ignore_dims) or its time steps (sinabs' layers fed (batch, time, ...)).
+INPUT_MISMATCH = "type mismatch: input.output:"
+INPUT_MISMATCH_HINT = ("; the Input's shape holds a dimension the first node does not take, e.g. the export "
+                       "sample's batch (snnTorch: ignore_dims=[0]) or time steps (sinabs: export through "
+                       "IAFSqueeze/LIFSqueeze); README \"Verify your own network\"")
+
+
 def read_nir(path: str | Path):
     """nir.read with every failure turned into a one-line DeployError naming the file."""
     import nir
@@ -32,6 +40,8 @@ def read_nir(path: str | Path):
         raise DeployError(f"{path} is not a NIR file (not readable as HDF5)") from None
     except (KeyError, ValueError, TypeError, AssertionError, AttributeError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if INPUT_MISMATCH in message:
+            message += INPUT_MISMATCH_HINT
         raise DeployError(f"{path} is a malformed NIR graph: {message}") from None
 
 
