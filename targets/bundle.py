@@ -232,8 +232,8 @@ class Timing:
     Input spike time t is sent in step round(t / dt), at least 1; chip step n stands for t = n dt.
 
     ``latency_steps``: how many of the ``num_steps`` are pipeline latency, run after the horizon so
-    that the output's last steps are not cut. Under a simulator's step (euler, exponential) it steps a
-    feed-forward chain within one step, while every Dense stage delays by one: the output layer, at
+    that the output's last steps are not cut. Under a simulator's step (euler, exponential) the model
+    advances a feed-forward chain within one step, while every Dense stage delays by one: the output layer, at
     depth d, lags by d steps, and step n of a layer at depth d stands for the simulator's step
     n - d - 1 (0-based). Exact integration has none (every layer samples t = n dt).
 

@@ -230,8 +230,9 @@ def cmd_compile(args, outputs: OutputSet) -> int:
          f"time step: dt = {compiled.timing.dt:.6g} {sem.time_unit} ({1 / compiled.timing.dt:.2f} steps per "
          f"{sem.time_unit}{', snapped so the 12-bit decay is exact' if compiled.report.snapped_dt else ''}), "
          f"{compiled.timing.num_steps} steps per sample" + (f", the last {compiled.timing.latency_steps} of them the "
-                                                             f"pipeline latency of {sem.integration} integration (one step per layer)"
-                                                             if compiled.timing.latency_steps else ""),
+                                                             f"pipeline latency of {sem.integration} integration "
+                                                             "(one step per layer)" if compiled.timing.latency_steps
+                                                             else ""),
          *format_quantization(compiled.report.quantization),
          *format_placement(compiled.placement, target),
          *format_stock(compiled.report.stock),
