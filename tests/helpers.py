@@ -60,6 +60,13 @@ def assert_lava_matches_bitsim(bundle: Bundle, inputs: SpikeEvents, *, record_st
     return expected, actual
 
 
+def padded(spikes: np.ndarray, num_steps: int) -> SpikeEvents:
+    """The input spikes (samples, steps, channels), then silence up to ``num_steps``."""
+    raster = np.zeros((spikes.shape[0], num_steps, spikes.shape[2]), bool)
+    raster[:, :spikes.shape[1]] = spikes
+    return SpikeEvents.from_raster(raster)
+
+
 def snapshot(*folders: Path) -> dict:
     """Every file and folder below ``folders`` (hidden temp files too), with each file's sha256: equal
     snapshots mean nothing was created, deleted or changed."""

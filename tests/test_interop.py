@@ -39,9 +39,8 @@ from snn_deploy.deploy.stages.compile import choose_timing
 from snn_deploy.deploy.stages.discretize import discretize
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.targets import bitsim, description
-from snn_deploy.targets.record import SpikeEvents
 
-from helpers import assert_lava_matches_bitsim
+from helpers import assert_lava_matches_bitsim, padded
 
 # Both exporters still call nirtorch's deprecated extract_nir_graph.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -61,13 +60,6 @@ def input_spikes(seed: int) -> np.ndarray:
 def imported(path, dt: float, reset: str, spikes: np.ndarray):
     """The float network read from the file, with a horizon of the input's steps."""
     return load_graph(path, {**SEMANTICS, "reset": reset, "horizon": spikes.shape[1] * dt})
-
-
-def padded(spikes: np.ndarray, num_steps: int) -> SpikeEvents:
-    """The input spikes, then silence up to ``num_steps``."""
-    raster = np.zeros((spikes.shape[0], num_steps, spikes.shape[2]), bool)
-    raster[:, :spikes.shape[1]] = spikes
-    return SpikeEvents.from_raster(raster)
 
 
 def interpret(path, dt: float, reset: str, spikes: np.ndarray) -> dict[str, np.ndarray]:

@@ -19,7 +19,8 @@ from snn_deploy.deploy.references import discrete
 from snn_deploy.deploy.stages.compile import choose_timing
 from snn_deploy.deploy.stages.discretize import discretize
 from snn_deploy.deploy.stages.load import from_graph
-from snn_deploy.targets.record import SpikeEvents
+
+from helpers import padded
 
 NUM_SAMPLES, NUM_STEPS, SIZES = 6, 40, (5, 7, 6, 4)
 SEMANTICS = {"time_unit": "step", "fire_once": False, "reset": "subtract", "decoding": "spike_count_argmax",
@@ -28,6 +29,11 @@ SEMANTICS = {"time_unit": "step", "fire_once": False, "reset": "subtract", "deco
 # float64 rounding nor sinabs' >= (NIR's and the chip's >) can move a spike.
 MARGIN = 1e-9
 WEIGHTS = {"lif": (1.2, 1.5), "iaf": (0.0, 0.4)}  # (mean, sd): every layer fires in 7-55% of its steps
+
+
+def input_spikes(seed: int) -> np.ndarray:
+    """Random 0/1 input of the test's seed, (samples, steps, channels)."""
+    return np.random.default_rng(100 + seed).random((NUM_SAMPLES, NUM_STEPS, SIZES[0])) < 0.4
 
 
 def sinabs_layers(seed: int, kinds: tuple[str, ...]):
@@ -80,15 +86,13 @@ def test_exponential_integration_fires_every_spike_of_sinabs(seed, kinds):
     """Every spike of every layer and sample is sinabs', after the depth shift; the run covers the horizon and
     the output's depth, and nothing fires before its input can arrive."""
     layers = sinabs_layers(seed, kinds)
-    spikes = np.random.default_rng(100 + seed).random((NUM_SAMPLES, NUM_STEPS, SIZES[0])) < 0.4
+    spikes = input_spikes(seed)
     expected, closest = sinabs_run(layers, spikes)
     assert closest > MARGIN
     net = from_graph(sinabs_graph(layers), {**SEMANTICS, "integration": "exponential"})
     timing = choose_timing(net, dt=1.0, decay_bits=12)
     assert (timing.latency_steps, timing.num_steps) == (3, NUM_STEPS + 3)
-    raster = np.zeros((NUM_SAMPLES, timing.num_steps, SIZES[0]), bool)
-    raster[:, :NUM_STEPS] = spikes
-    events = discrete.simulate(discretize(net, 1.0), SpikeEvents.from_raster(raster), timing.num_steps)
+    events = discrete.simulate(discretize(net, 1.0), padded(spikes, timing.num_steps), timing.num_steps)
     for depth, (layer, simulated) in enumerate(zip(net.layers, expected), start=1):
         interpreted = events[layer.name].raster()
         assert 0.05 < simulated.mean() < 0.6, f"layer {layer.name} busy, not saturated"
@@ -101,12 +105,10 @@ def test_euler_is_another_network_for_sinabs_lif_layers():
     """The same LIF graph stepped by Euler (1 - dt/tau, the only simulator step before ``exponential``) moves
     spikes: the option decides whether the reference is the user's sinabs model."""
     layers = sinabs_layers(0, ("lif", "lif", "lif"))
-    spikes = np.random.default_rng(100).random((NUM_SAMPLES, NUM_STEPS, SIZES[0])) < 0.4
+    spikes = input_spikes(0)
     expected, _ = sinabs_run(layers, spikes)
     net = from_graph(sinabs_graph(layers), {**SEMANTICS, "integration": "euler"})
-    raster = np.zeros((NUM_SAMPLES, NUM_STEPS + 3, SIZES[0]), bool)
-    raster[:, :NUM_STEPS] = spikes
-    events = discrete.simulate(discretize(net, 1.0), SpikeEvents.from_raster(raster), NUM_STEPS + 3)
+    events = discrete.simulate(discretize(net, 1.0), padded(spikes, NUM_STEPS + 3), NUM_STEPS + 3)
     output = net.layers[-1].name
     assert not np.array_equal(events[output].raster()[:, 3:3 + NUM_STEPS], expected[-1])
 
@@ -133,7 +135,7 @@ def test_the_command_line_compiles_and_verifies_a_sinabs_lif_graph(tmp_path, cap
 
     layers = sinabs_layers(0, ("lif", "lif", "lif"))
     nir.write(tmp_path / "sinabs.nir", sinabs_graph(layers))
-    spikes = np.random.default_rng(100).random((NUM_SAMPLES, NUM_STEPS, SIZES[0])) < 0.4
+    spikes = input_spikes(0)
     np.savez(tmp_path / "test.npz", spikes=spikes)
     assert main(["compile", str(tmp_path / "sinabs.nir"), "-o", str(tmp_path / "sinabs.bundle"), "--dt", "1",
                  "--time-unit", "step", "--multi-spike", "--reset", "subtract", "--decoding", "spike_count_argmax",
@@ -166,7 +168,6 @@ def test_a_cubalif_steps_by_exponential_euler():
         current = a_s * current + (1 - a_s) * w_in * weight * z[step]
         v = a_m * v + (1 - a_m) * r * current
         expected.append(v)
-    raster = np.zeros((1, 13, 1), bool)
-    raster[0, :12, 0] = z.astype(bool)
-    _, _, traces = discrete.run(discretize(net, 1.0), SpikeEvents.from_raster(raster), 13, record_state=True)
+    _, _, traces = discrete.run(discretize(net, 1.0), padded(z.astype(bool)[None, :, None], 13), 13,
+                                record_state=True)
     np.testing.assert_allclose(traces["lif"]["v"][0, 1:, 0], expected, rtol=1e-12, atol=0)
