@@ -135,6 +135,9 @@ def test_verdict_in_words_counts_the_flips_within_one_step_of_a_tie(report):
                        "spike of a tie (the trained model's two largest output spike counts differ by at most one).",
                        "It is among the quarter of samples that the trained model decides by the smallest margins "
                        "(the hardest)."]
+    # The other count decoding's margin is in spikes too.
+    assert html.verdict_sentences(one_flip, verdict, SampleTiming(None, None, None, None, np.array([2.0, 1.5])),
+                                  _timing(), "spike_count_argmax")[:2] == one[:2]
     agreeing = _comparison({}, {"float": [0, 1], "discrete": [0, 1], "chip": [0, 1]}, labels=[0, 1])
     words = html.verdict_sentences(agreeing, verdict, SampleTiming(None, None, None, None, np.array([2.0, 0.5])),
                                    _timing(), "spike_count")

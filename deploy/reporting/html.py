@@ -529,10 +529,12 @@ def robustness_section(verdict: Verdict) -> Section:
                                   "plot": robustness_plot(levels)})
 
 
-# What "within one step (spike) of a tie" means, per decoding.
+# The unit of the float model's margin, per decoding, and what "within one of it of a tie" means.
+MARGIN_UNIT = {decision.FIRST_SPIKE: "step", **{decoding: "spike" for decoding in decision.COUNT_DECODINGS},
+               **{decoding: "chip unit" for decoding in decision.MEMBRANE_DECODINGS}}
 TIE_PHRASE = {decision.FIRST_SPIKE: "the trained model's first two output spikes at most one step apart",
               **{decoding: "the trained model's two largest output spike counts differ by at most one"
-                 for decoding in (decision.SPIKE_COUNT, decision.SPIKE_COUNT_ARGMAX)},
+                 for decoding in decision.COUNT_DECODINGS},
               **{decoding: "the trained model's two highest readout scores at most one chip unit of membrane apart"
                  for decoding in decision.MEMBRANE_DECODINGS}}
 
@@ -556,7 +558,7 @@ def latency_margin_plot(per_sample: SampleTiming, flipped: np.ndarray, timing: D
     ax.scatter(margin[flip], latency[flip], s=30, marker="x", color=CHIP_COLOR, linewidths=1.2,
                label=f"decision flip ({int(flip.sum())})")
     ax.axvline(TIE_WITHIN, color="black", linestyle=":", linewidth=0.9,
-               label=f"within one {'step' if decoding == decision.FIRST_SPIKE else 'spike'} of a tie")
+               label=f"within one {MARGIN_UNIT[decoding]} of a tie")
     rho = timing.difficulty.latency_margin_spearman
     ax.set_title("Spearman's rank correlation " + ("not defined (a constant)" if rho is None else f"{rho:+.2f}"),
                  fontsize=10)
@@ -701,7 +703,7 @@ def verdict_sentences(comparison: Comparison, verdict: Verdict, per_sample: Samp
     flips = int(flipped.sum())
     trained = "the trained model" + ("" if comparison.float_reference == "continuous" else
                                      " (here its discrete float reference: the chip's step schedule in float64, unquantized)")
-    unit = {decision.FIRST_SPIKE: "step", decision.SPIKE_COUNT: "spike"}.get(decoding, "chip unit")
+    unit = MARGIN_UNIT[decoding]
     if not flips:
         agreement = f"The chip decides as {trained} on all {samples} samples."
     else:
