@@ -1,7 +1,8 @@
 """compile, run and verify without torch: torch, tqdm and scikit-learn are optional extras
 (pyproject.toml), and a NIR graph must compile, run and verify on a machine without them. Each
 command runs in a fresh interpreter whose import system refuses those packages (a ``sys.meta_path``
-finder installed before snn_deploy is imported), and must exit 0 with the full environment's result."""
+finder installed before snn_deploy is imported), and must exit 0 with the full environment's result.
+A command that does need a missing extra exits 2 with one line naming it, not as a bug."""
 
 import json
 import os
@@ -20,10 +21,10 @@ from helpers import assert_records_equal
 BLOCKED = ("torch", "tqdm", "sklearn")
 
 # Refuses the blocked packages, noting each attempt in the file $SNN_BLOCKED_LOG, then runs the CLI.
-BLOCKED_CLI = f"""
+BLOCKED_CLI = """
 import json, os, sys
 
-BLOCKED = {BLOCKED!r}
+BLOCKED = tuple(os.environ["SNN_BLOCKED"].split(","))
 assert not [name for name in sys.modules if name.split(".")[0] in BLOCKED], "imported before the blocker"
 attempts = []
 
@@ -32,7 +33,7 @@ class Blocker:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             attempts.append(name)
-            raise ImportError(f"{{name}} is blocked: this test runs without the torch extra")
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by this test)", name=name)
         return None
 
 
@@ -59,11 +60,14 @@ def files(tmp_path_factory):
     return root
 
 
-def blocked_cli(argv, tmp_path, stderr=subprocess.PIPE) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """The CLI in a fresh interpreter without torch, tqdm and scikit-learn: its result and the imports it tried."""
-    log = tmp_path / "blocked-imports.json"
+def blocked_cli(argv, tmp_path, stderr=subprocess.PIPE, blocked: tuple[str, ...] = BLOCKED
+                ) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The CLI in a fresh interpreter without ``blocked`` (torch, tqdm and scikit-learn): its result and the imports
+    it tried. The log lies outside tmp_path, whose emptiness some tests check."""
+    log = tmp_path.parent / f"{tmp_path.name}-blocked-imports.json"
     result = subprocess.run([sys.executable, "-c", BLOCKED_CLI, *argv], stdout=subprocess.PIPE, stderr=stderr,
-                            text=True, env={**os.environ, "SNN_BLOCKED_LOG": str(log)}, check=False)
+                            text=True, env={**os.environ, "SNN_BLOCKED_LOG": str(log), "SNN_BLOCKED": ",".join(blocked)},
+                            check=False)
     return result, json.loads(log.read_text())
 
 
@@ -117,3 +121,36 @@ def test_digits_without_scikit_learn_is_a_one_line_error_naming_the_extra(files,
     assert result.stderr.strip() == ("snn-deploy run: error: the digits data set needs scikit-learn: "
                                      "pip install 'snn-deploy[data]'")
     assert attempts == ["sklearn"] and not (tmp_path / "digits.h5").exists()
+
+
+TORCH_LINE = "torch is not installed; it comes with the extra 'torch': pip install 'snn-deploy[torch]'"
+DEMO_LINE = ("snn-deploy demo: error: the demo's export of a zoo model needs torch, the extra 'torch' "
+             "(pip install 'snn-deploy[torch]')")
+
+
+@pytest.mark.parametrize("command", ["zoo", "export", "train", "finetune", "demo"])
+def test_a_command_that_needs_torch_names_the_extra_in_one_line(files, tmp_path, command):
+    """Exit 2 (the installation lacks an extra), not 4 (a bug in snn-deploy), and nothing written."""
+    argv = {"zoo": ["zoo"],
+            "export": ["export", "yinyang-ttfs", "-o", str(tmp_path / "yy.nir")],
+            "train": ["train", "yinyang-ttfs", "--epochs", "1", "-o", str(tmp_path / "yy.npz")],
+            "finetune": ["finetune", str(files / "yy.nir"), "--data", "random:rate=0.05", "--samples", "4",
+                         "-o", str(tmp_path / "yy.tuned.nir")],
+            "demo": ["demo", "--out", str(tmp_path / "demo-out")]}[command]
+    result, attempts = blocked_cli(argv, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (DEMO_LINE if command == "demo" else f"snn-deploy {command}: error: {TORCH_LINE}")
+    assert "torch" in attempts
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_without_its_extra_is_refused_before_the_run(files, tmp_path):
+    """verify --report needs matplotlib and jinja2: refused up front, with no verdict written either."""
+    result, attempts = blocked_cli(["verify", str(files / "yy.nir"), str(files / "yy.bundle"), "--data",
+                                    "yinyang:test", "--samples", "20", "--json", str(tmp_path / "v.json"),
+                                    "--report", str(tmp_path / "r.html")], tmp_path, blocked=("jinja2",))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == ("snn-deploy verify: error: --report needs jinja2, the extra 'report' "
+                                     "(pip install 'snn-deploy[report]')")
+    assert result.stdout == ""  # not a line of the run: it never started
+    assert attempts == ["jinja2"] and list(tmp_path.iterdir()) == []

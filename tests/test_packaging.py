@@ -1,7 +1,14 @@
-"""One import root, and targets/ importable with numpy and nir alone (the Lava worker's needs)."""
+"""One import root, targets/ importable with numpy and nir alone (the Lava worker's needs), and pyproject.toml's
+package list whole."""
 
 import subprocess
 import sys
+from pathlib import Path
+
+from snn_deploy.deploy.errors import EXTRAS
+from snn_deploy.targets.description import tomllib  # tomli before Python 3.11
+
+PYPROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
 
 
 def _python(code: str, cwd) -> subprocess.CompletedProcess:
@@ -26,3 +33,22 @@ def test_targets_import_without_torch(tmp_path):
     result = _python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_every_folder_that_ships_files_is_a_listed_package():
+    """setuptools treats every folder below a package as a package, and warns at each install about one that ships
+    files (the zoo, the report's templates) but is missing from pyproject.toml's `packages`."""
+    root = Path(__file__).resolve().parents[1]
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    shipped = set()
+    for package, folder in setuptools["package-dir"].items():
+        for path in (root / folder).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                shipped.add(".".join([package, *path.parent.relative_to(root / folder).parts]))
+    assert shipped <= listed, sorted(shipped - listed)
+    assert "snn_deploy.models.zoo" in shipped and "snn_deploy.deploy.reporting.templates" in shipped
+
+
+def test_the_extras_the_errors_name_are_pyproject_extras():
+    assert set(EXTRAS) <= set(PYPROJECT["project"]["optional-dependencies"])

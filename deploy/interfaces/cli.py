@@ -28,7 +28,7 @@ from ..artifacts.semantics import FIELDS, semantic_overrides
 from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..artifacts.tuning import TuningSettings
-from ..errors import BAD_INPUT_ERRORS, DeployError
+from ..errors import BAD_INPUT_ERRORS, DeployError, missing_extra, require_extra
 from ..reporting.text import (format_delays, format_placement, format_quantization, format_recommendation,
                               format_stock, format_summary, format_tuning)
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
@@ -330,6 +330,8 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     outputs.protect(args.graph, args.bundle, *(path for path in (args.replay, applied) if path), *_data_inputs(args))
     json_out = Path(args.json) if args.json else None
     report_out = Path(args.report) if args.report else None
+    if report_out:
+        require_extra("report", "--report")  # before the run, not after it
     for path in (json_out, report_out):
         if path:
             outputs.reserve(path)
@@ -405,6 +407,7 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
 def cmd_demo(args, outputs: OutputSet) -> int:
     from .demo import demo_commands
 
+    require_extra("torch", "the demo's export of a zoo model")  # before its folder, not at its first step
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -670,7 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{command}: interrupted; " + (f"it had written {written}" if written else "no output was written"),
               file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception:  # anything else is a bug in snn-deploy, never a verdict on the chip
+    except Exception as exc:  # anything else is a bug in snn-deploy, never a verdict on the chip
+        missing = missing_extra(exc) if isinstance(exc, ImportError) else None
+        if missing is not None:  # an optional dependency the command needs: the installation's, not a bug
+            print(f"{command}: error: {missing}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
         traceback.print_exc()
         print(f"{command}: internal error (exit {int(ExitCode.INTERNAL_ERROR)}): this is a bug in snn-deploy, not in "
               "your input; please report it with the command line and the traceback above", file=sys.stderr)

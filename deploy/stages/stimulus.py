@@ -22,7 +22,7 @@ from ...targets.encoding import encoding_description
 from ...targets.record import SpikeEvents
 from ..artifacts.semantics import input_encoding
 from ..artifacts.stimulus import DataOptions, DataReport, DataSpec, Stimulus
-from ..errors import DeployError
+from ..errors import DeployError, require_extra
 
 
 def graph_encoding(model_encoding, dataset: str) -> dict:
@@ -929,10 +929,9 @@ def tonic_folder_source(name: str, split: str, bundle, options: DataOptions) -> 
 
 
 def _tonic():
-    try:
-        import tonic
-    except ImportError:
-        raise DeployError("tonic's event data sets need tonic: pip install 'snn-deploy[events]'") from None
+    require_extra("events", "reading an event data set")
+    import tonic
+
     return tonic
 
 

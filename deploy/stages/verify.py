@@ -36,7 +36,7 @@ from ..artifacts.tolerances import Tolerances
 from ..artifacts.verdict import (Accuracy, Activity, Comparison, DecisionFlips, DivergentSample, Divergence,
                                  ErrorBudget, HardwareEvents, MembraneError, Metrics, ReadoutMetrics, SpikeCountError,
                                  SpikeTimeErrors, StepRange, TunedGraphRecord, Verdict)
-from ..errors import DeployError
+from ..errors import DeployError, require_extra
 from ..references import continuous as continuous_reference
 from ..references import discrete as discrete_reference
 from .discretize import discretize
@@ -366,16 +366,14 @@ def _process_pool(workers: int):
 
 # Seconds to wait for a Dask scheduler to answer before --scheduler is refused as unreachable.
 SCHEDULER_CONNECT_TIMEOUT = 10.0
-DISTRIBUTED_EXTRA = "pip install 'snn-deploy[distributed]'"
 
 
 @contextmanager
 def _dask_pool(address: str, workers: int):
     """The Dask distributed scheduler at ``address`` (imported here: deploy/ imports without dask)."""
-    try:
-        import distributed
-    except ImportError:
-        raise DeployError(f"--scheduler needs dask.distributed, the extra 'distributed' ({DISTRIBUTED_EXTRA})") from None
+    require_extra("distributed", "--scheduler")
+    import distributed
+
     _reach(address)
     with distributed.Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT, set_as_default=False) as client:
         threads = sum(client.nthreads().values())
