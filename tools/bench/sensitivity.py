@@ -43,24 +43,34 @@ TARGET_AGREEMENT = 0.97  # issue 18's bar for plain 8-bit deployments
 
 def with_gain_noise(discrete, sigma: float, seed: int = 0):
     rng = np.random.default_rng(seed)
+    return with_gains(discrete, {(d.name, source): gain * (1 + sigma * rng.standard_normal(gain.shape))
+                                 for d in discrete.populations for source, gain in d.inputs})
+
+
+def row_grids(discrete, bits: int) -> dict[str, np.ndarray]:
+    """Per population with inputs, the step of a signed ``bits``-bit grid spanning each neuron's largest |weight|
+    (size, 1)."""
+    levels = (1 << (bits - 1)) - 1
+    grids = {}
+    for d in discrete.populations:
+        if d.inputs:
+            row_max = np.abs(np.concatenate([gain for _, gain in d.inputs], axis=1)).max(axis=1, keepdims=True)
+            grids[d.name] = np.where(row_max > 0, row_max / levels, 1.0)
+    return grids
+
+
+def with_gains(discrete, gains: dict[tuple[str, str], np.ndarray]):
+    """``discrete`` with the gains of each (population, source) listed replaced."""
     return dataclasses.replace(discrete, populations=tuple(
-        dataclasses.replace(d, inputs=tuple((source, gain * (1 + sigma * rng.standard_normal(gain.shape)))
-                                            for source, gain in d.inputs)) for d in discrete.populations))
+        dataclasses.replace(d, inputs=tuple((source, gains.get((d.name, source), gain)) for source, gain in d.inputs))
+        for d in discrete.populations))
 
 
 def with_rounded_weights(discrete, bits: int):
     """Every neuron's weights rounded to nearest on a signed ``bits``-bit grid spanning its largest |weight|."""
-    levels = (1 << (bits - 1)) - 1
-    rounded = []
-    for d in discrete.populations:
-        if not d.inputs:
-            rounded.append(d)
-            continue
-        row_max = np.abs(np.concatenate([gain for _, gain in d.inputs], axis=1)).max(axis=1, keepdims=True)
-        step = np.where(row_max > 0, row_max / levels, 1.0)
-        rounded.append(dataclasses.replace(d, inputs=tuple((source, step * np.rint(gain / step))
-                                                           for source, gain in d.inputs)))
-    return dataclasses.replace(discrete, populations=tuple(rounded))
+    grids = row_grids(discrete, bits)
+    return with_gains(discrete, {(d.name, source): grids[d.name] * np.rint(gain / grids[d.name])
+                                 for d in discrete.populations for source, gain in d.inputs})
 
 
 def floored_arithmetic(floors: dict[str, np.ndarray]) -> schedule.Arithmetic:
