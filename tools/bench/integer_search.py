@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from imported_graphs import GRAPHS, HERE, REFERENCE, TARGET
-from sensitivity import row_grids, with_gains
+from sensitivity import on_grids, rounded_mantissas, row_grids
 from snn_deploy.deploy import compile_network, load_graph
 from snn_deploy.deploy.references import discrete as reference
 from snn_deploy.deploy.stages.discretize import discretize
@@ -53,14 +53,14 @@ def measure(name: str, rate: float, tuning_samples: int, proposals: int) -> dict
 
     float_tuning, float_held_out = outputs(discrete, tuning), outputs(discrete, held_out)
     grids = row_grids(discrete, WEIGHT_BITS)
-    mantissas = {(d.name, source): np.rint(gain / grids[d.name]) for d in discrete.populations
-                 for source, gain in d.inputs}
+    mantissas = rounded_mantissas(discrete, grids)
     keys = list(mantissas)
     sizes = np.array([mantissas[k].size for k in keys], float)
+    block_odds = sizes / sizes.sum()  # every weight equally likely to be drawn
     levels = (1 << (WEIGHT_BITS - 1)) - 1
 
     def network():
-        return with_gains(discrete, {k: grids[k[0]] * m for k, m in mantissas.items()})
+        return on_grids(discrete, grids, mantissas)
 
     def tuning_loss(net_) -> tuple[float, float]:
         counts, decisions = outputs(net_, tuning)
@@ -76,7 +76,7 @@ def measure(name: str, rate: float, tuning_samples: int, proposals: int) -> dict
     curve = [{"proposals": 0, "accepted": 0, "tuning": tuning_agreement, "held_out": held_out_agreement(current)}]
     accepted, started = 0, time.perf_counter()
     for proposal in range(1, proposals + 1):
-        key = keys[rng.choice(len(keys), p=sizes / sizes.sum())]
+        key = keys[rng.choice(len(keys), p=block_odds)]
         block = mantissas[key]
         index = np.unravel_index(rng.integers(block.size), block.shape)
         was, move = block[index], rng.choice((-1, 1))

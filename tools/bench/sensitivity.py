@@ -66,11 +66,20 @@ def with_gains(discrete, gains: dict[tuple[str, str], np.ndarray]):
         for d in discrete.populations))
 
 
+def rounded_mantissas(discrete, grids: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+    """Per (population, source), its gains rounded to nearest on the population's ``row_grids``, in grid steps."""
+    return {(d.name, source): np.rint(gain / grids[d.name]) for d in discrete.populations for source, gain in d.inputs}
+
+
+def on_grids(discrete, grids: dict[str, np.ndarray], mantissas: dict[tuple[str, str], np.ndarray]):
+    """``discrete`` with the gains these mantissas of ``grids`` make."""
+    return with_gains(discrete, {key: grids[key[0]] * m for key, m in mantissas.items()})
+
+
 def with_rounded_weights(discrete, bits: int):
     """Every neuron's weights rounded to nearest on a signed ``bits``-bit grid spanning its largest |weight|."""
     grids = row_grids(discrete, bits)
-    return with_gains(discrete, {(d.name, source): grids[d.name] * np.rint(gain / grids[d.name])
-                                 for d in discrete.populations for source, gain in d.inputs})
+    return on_grids(discrete, grids, rounded_mantissas(discrete, grids))
 
 
 def floored_arithmetic(floors: dict[str, np.ndarray]) -> schedule.Arithmetic:
