@@ -36,10 +36,8 @@ import torch
 
 from ..targets.decision import SPIKE_COUNT, decide
 
+from .time_constants import TAU_MEM, TAU_SYN
 from .ttfs import on_numpy
-
-TAU_MEM = 1.0
-TAU_SYN = 0.5 * TAU_MEM
 
 # Bacho & Chu (2023) spike-count targets (also the bats MNIST experiment): 15 for the label, 3 for the others.
 TARGET_TRUE = 15

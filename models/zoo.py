@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..targets.encoding import Encoding, encoding_description, encoding_from_description
 from ..targets.files import atomic_path
 from .data import Dataset
-from . import multispike
-from ..targets.encoding import Encoding, encoding_description, encoding_from_description
-from .ttfs import network_spike_times_numpy, predict
+from .time_constants import TAU_MEM, TAU_SYN
 
 FORMAT_VERSION = 1
 
@@ -49,8 +48,8 @@ class MultiSpikeModel(TrainedModel):
 
     n_max: tuple[int, ...]
     horizon: float
-    tau_syn: float = multispike.TAU_SYN
-    tau_mem: float = multispike.TAU_MEM
+    tau_syn: float = TAU_SYN
+    tau_mem: float = TAU_MEM
 
 
 def zoo_dir() -> pathlib.Path:
@@ -154,15 +153,20 @@ def load(name_or_path: str) -> TTFSModel | MultiSpikeModel:
 
 def output_spike_times(model: TTFSModel | MultiSpikeModel, features: np.ndarray) -> np.ndarray:
     """Output-layer spike times for raw features (N, F): first spikes (N, n_classes) of a TTFSModel, spike buffers
-    (N, n_classes, n_max) of a MultiSpikeModel."""
+    (N, n_classes, n_max) of a MultiSpikeModel. The closed forms are torch's (imported here: loading, listing and
+    exporting a checkpoint need no torch)."""
+    from . import multispike, ttfs
+
     t_in = model.encoding.encode(features)
     if isinstance(model, MultiSpikeModel):
         return multispike.network_spike_times_numpy(t_in, model.weights, model.threshold, model.n_max,
                                                     model.horizon)[-1]
-    return network_spike_times_numpy(t_in, model.weights, model.threshold)[-1]
+    return ttfs.network_spike_times_numpy(t_in, model.weights, model.threshold)[-1]
 
 
 def accuracy(model: TTFSModel | MultiSpikeModel, dataset: Dataset) -> float:
     """Fraction of samples decided correctly: first output spike (TTFS), most output spikes (multi-spike)."""
-    decide = multispike.predict if isinstance(model, MultiSpikeModel) else predict
+    from . import multispike, ttfs
+
+    decide = multispike.predict if isinstance(model, MultiSpikeModel) else ttfs.predict
     return float(np.mean(decide(output_spike_times(model, dataset.features)) == dataset.labels))

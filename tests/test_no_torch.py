@@ -1,5 +1,6 @@
 """compile, run and verify without torch: torch, tqdm and scikit-learn are optional extras
-(pyproject.toml), and a NIR graph must compile, run and verify on a machine without them. Each
+(pyproject.toml), and a NIR graph must compile, run and verify on a machine without them, as must the zoo's
+listing, its export and the demo. Each
 command runs in a fresh interpreter whose import system refuses those packages (a ``sys.meta_path``
 finder installed before snn_deploy is imported), and must exit 0 with the full environment's result.
 A command that does need a missing extra exits 2 with one line naming it, not as a bug."""
@@ -124,24 +125,50 @@ def test_digits_without_scikit_learn_is_a_one_line_error_naming_the_extra(files,
 
 
 TORCH_LINE = "torch is not installed; it comes with the extra 'torch': pip install 'snn-deploy[torch]'"
-DEMO_LINE = ("snn-deploy demo: error: the demo's export of a zoo model needs torch, the extra 'torch' "
-             "(pip install 'snn-deploy[torch]')")
 
 
-@pytest.mark.parametrize("command", ["zoo", "export", "train", "finetune", "demo"])
+@pytest.mark.parametrize("command", ["train", "finetune"])
 def test_a_command_that_needs_torch_names_the_extra_in_one_line(files, tmp_path, command):
     """Exit 2 (the installation lacks an extra), not 4 (a bug in snn-deploy), and nothing written."""
-    argv = {"zoo": ["zoo"],
-            "export": ["export", "yinyang-ttfs", "-o", str(tmp_path / "yy.nir")],
-            "train": ["train", "yinyang-ttfs", "--epochs", "1", "-o", str(tmp_path / "yy.npz")],
+    argv = {"train": ["train", "yinyang-ttfs", "--epochs", "1", "-o", str(tmp_path / "yy.npz")],
             "finetune": ["finetune", str(files / "yy.nir"), "--data", "random:rate=0.05", "--samples", "4",
-                         "-o", str(tmp_path / "yy.tuned.nir")],
-            "demo": ["demo", "--out", str(tmp_path / "demo-out")]}[command]
+                         "-o", str(tmp_path / "yy.tuned.nir")]}[command]
     result, attempts = blocked_cli(argv, tmp_path)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == (DEMO_LINE if command == "demo" else f"snn-deploy {command}: error: {TORCH_LINE}")
+    assert result.stderr.strip() == f"snn-deploy {command}: error: {TORCH_LINE}"
     assert "torch" in attempts
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zoo_lists_the_same_models_without_torch(tmp_path, capsys):
+    """Listing reads the checkpoints' sidecars; only a model's closed-form forward pass needs torch."""
+    assert main(["zoo"]) == 0
+    full = capsys.readouterr().out
+    result, attempts = blocked_cli(["zoo"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    assert result.stdout == full and "yinyang-multispike" in full
+
+
+@pytest.mark.parametrize("model", ["yinyang-ttfs", "digits-multispike"])
+def test_export_without_torch_writes_the_same_graph(tmp_path, model):
+    assert main(["export", model, "-o", str(tmp_path / "full.nir"), "-q"]) == 0
+    result, attempts = blocked_cli(["export", model, "-o", str(tmp_path / "blocked.nir"), "-q"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    assert (tmp_path / "blocked.nir").read_bytes() == (tmp_path / "full.nir").read_bytes()
+
+
+def test_the_demo_runs_without_torch_to_the_same_verdict(tmp_path):
+    """export, compile, run and verify of the demo: a pip install without extras runs the main job."""
+    argv = ["demo", "--samples", "20", "-q"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    result, attempts = blocked_cli([*argv, "--out", str(tmp_path / "blocked")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert attempts == []
+    full, blocked = (json.loads((tmp_path / name / "verify.json").read_text()) for name in ("full", "blocked"))
+    assert full["passed"] and full["accuracy"]["chip"] > 0.8
+    assert {**blocked, "nir_file": None} == {**full, "nir_file": None}  # each names the graph in its own folder
 
 
 def test_a_report_without_its_extra_is_refused_before_the_run(files, tmp_path):

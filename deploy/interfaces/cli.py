@@ -407,7 +407,6 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
 def cmd_demo(args, outputs: OutputSet) -> int:
     from .demo import demo_commands
 
-    require_extra("torch", "the demo's export of a zoo model")  # before its folder, not at its first step
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

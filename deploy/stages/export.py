@@ -42,12 +42,11 @@ def to_nir(model):
     """Build the NIR graph of a zoo model (a ``models.zoo.TTFSModel`` or ``MultiSpikeModel``)."""
     import nir
 
-    from ...models.multispike import TAU_MEM, TAU_SYN
     from ...models.zoo import MultiSpikeModel, TTFSModel
 
     if not isinstance(model, (TTFSModel, MultiSpikeModel)):
         raise DeployError(f"{model.name} is a {type(model).__name__}, which has no NIR form")
-    tau_syn = TAU_SYN / TAU_MEM if isinstance(model, MultiSpikeModel) else 1.0
+    tau_syn = model.tau_syn / model.tau_mem if isinstance(model, MultiSpikeModel) else 1.0
 
     nodes = {"input": nir.Input(input_type=np.array([model.weights[0].shape[1]]))}
     edges = []
