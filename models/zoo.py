@@ -143,9 +143,12 @@ def load(name_or_path: str) -> TTFSModel | MultiSpikeModel:
         if kind == "ttfs":
             return TTFSModel(**common)
         if kind == "multispike":
+            tau_syn, tau_mem = float(description["tau_syn"]), float(description["tau_mem"])
+            if tau_syn / tau_mem != TAU_SYN / TAU_MEM:  # the closed form's spike times solve for this ratio only
+                raise ValueError(f"tau_syn / tau_mem is {tau_syn / tau_mem:g}; the multi-spike model's closed form "
+                                 f"is for {TAU_SYN / TAU_MEM:g}")
             return MultiSpikeModel(**common, n_max=tuple(int(n) for n in description["n_max"]),
-                                   horizon=float(description["horizon"]), tau_syn=float(description["tau_syn"]),
-                                   tau_mem=float(description["tau_mem"]))
+                                   horizon=float(description["horizon"]), tau_syn=tau_syn, tau_mem=tau_mem)
         raise ValueError(f"unknown model kind {kind!r}")
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot load model from {path} (and {sidecar_path(path).name}): {error}") from error

@@ -1,6 +1,7 @@
 """The multi-spike and digits checkpoints of the zoo: they load, reproduce their stored accuracies exactly, and say
 how they were trained (the digits models are refit on training + validation)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -78,6 +79,15 @@ def test_multispike_model_round_trip_is_exact(tmp_path):
     for ours, theirs in zip(loaded.weights, model.weights):
         np.testing.assert_array_equal(ours, theirs)
     assert loaded == zoo.MultiSpikeModel(**{**model.__dict__, "weights": loaded.weights})
+
+
+def test_a_multispike_checkpoint_of_another_tau_ratio_is_refused(tmp_path):
+    """The closed form (models/multispike.py) solves for tau_syn = tau_mem / 2: another ratio would export a graph
+    the trained model never was."""
+    model = zoo.load("yinyang-multispike")
+    zoo.save(dataclasses.replace(model, tau_syn=0.4), tmp_path / "other.npz")
+    with pytest.raises(ValueError, match=r"tau_syn / tau_mem is 0\.4; the multi-spike model's closed form is for 0\.5"):
+        zoo.load(str(tmp_path / "other.npz"))
 
 
 def test_short_multispike_training_is_finite_and_deterministic():
