@@ -3,6 +3,9 @@ test_bad_input.py)."""
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import nir
 import numpy as np
@@ -323,3 +326,33 @@ def test_zoo_lists_every_model_with_its_accuracy_and_no_caveat(capsys):
     assert [line.split()[0] for line in lines] == ["digits-multispike", "digits-ttfs", "yinyang-multispike",
                                                    "yinyang-ttfs", "eventdigits-cnn"]
     assert all("test accuracy" in line and "not supported" not in line for line in lines)
+
+
+def _cli_with_closed_stdout(argv) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter whose stdout is a pipe nobody reads any more (``snn-deploy zoo | head -1`` once
+    head has left): every write to it fails, from the first."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "snn_deploy.deploy.interfaces.cli", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("argv", [["zoo"], ["targets"], ["--help"]])
+def test_a_reader_that_left_ends_the_listing_quietly(argv):
+    result = _cli_with_closed_stdout(argv)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_verdict_piped_to_a_reader_that_left_is_still_written_and_returned(files, tmp_path):
+    """The lines are lost; the verdict JSON and the exit code are the command's own, as with stdout read."""
+    argv = ["verify", str(files / "m.nir"), str(files / "m.bundle"), "--data", "yinyang:test", "--samples", "40",
+            "--min-agreement", "1.0", "--max-accuracy-drop", "0"]
+    read = subprocess.run([sys.executable, "-m", "snn_deploy.deploy.interfaces.cli", *argv, "--json",
+                           str(tmp_path / "read.json")], capture_output=True, text=True, check=False)
+    left = _cli_with_closed_stdout([*argv, "--json", str(tmp_path / "left.json")])
+    assert left.stderr == ""
+    assert left.returncode == read.returncode and read.returncode in (0, 1)
+    assert (tmp_path / "left.json").read_bytes() == (tmp_path / "read.json").read_bytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import os
 import sys
 import time
 import traceback
@@ -61,10 +62,21 @@ def exit_codes_epilog() -> str:
 
 # --- helpers ----------------------------------------------------------------------------------
 
+def _print(line: str) -> None:
+    """One line on stdout. A reader that leaves early (``snn-deploy zoo | head -3``, ``verify ... | grep -m1 PASS``)
+    ends the lines, not the command: the rest go to /dev/null, and the files and the exit code are the command's."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # also for what print left in the buffer, flushed at exit
+        os.close(devnull)
+
+
 def _say(args, *lines: str) -> None:
     if not getattr(args, "quiet", False):
         for line in lines:
-            print(line)
+            _print(line)
 
 
 @contextmanager
@@ -130,10 +142,10 @@ def cmd_zoo(args, outputs: OutputSet) -> int:
     for name in zoo.names():
         model = zoo.load(name)
         acc = model.meta.get("accuracy", {}).get("test")
-        print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
+        _print(f"{name:24s} {model.dataset:10s} test accuracy {acc:.4f}" if acc is not None else name)
     for name in zoo.graph_names():  # trained elsewhere, kept as the NIR graph its library exported
         graph = zoo.graph_description(name)
-        print(f"{name:24s} {graph['dataset']:10s} test accuracy {graph['meta']['accuracy']['test']:.4f} "
+        _print(f"{name:24s} {graph['dataset']:10s} test accuracy {graph['meta']['accuracy']['test']:.4f} "
               f"(NIR graph {zoo.graph_path(name)})")
     return ExitCode.PASSED
 
@@ -143,10 +155,10 @@ def cmd_targets(args, outputs: OutputSet) -> int:
         try:
             target = description.load(name)
         except description.TargetError as exc:
-            print(f"{name:12s} (unusable: {exc})")
+            _print(f"{name:12s} (unusable: {exc})")
             continue
         boards = ", ".join(f"{board} ({chips} chip{'s' if chips != 1 else ''})" for board, chips in target.boards)
-        print(f"{name:12s} {target.description}" + (f"; boards: {boards}" if boards else ""))
+        _print(f"{name:12s} {target.description}" + (f"; boards: {boards}" if boards else ""))
     return ExitCode.PASSED
 
 
