@@ -252,7 +252,7 @@ def imported_graphs(reference_dir) -> dict:
         "cnn_sinabs": (compile_network(load_graph(graphs / "cnn_sinabs.nir", cnn), loihi2, dt=1, split_weights=True),
                        0.05, 1),
         "two_lif_neurons": (compile_network(load_graph(graphs / "two_lif_neurons.nir", {**paper, "spike": "dirac"}),
-                                            loihi2, steps_per_tau=10_000), 0.01, 2),
+                                            loihi2, steps_per_tau=100), 0.01, 2),
         "lif_norse pulse": (compile_network(load_graph(lif / "lif_norse.nir", {**paper, "spike": "pulse"}), loihi2,
                                             dt=1e-4), 0.05, 4),
         "lif_norse dirac": (compile_network(load_graph(lif / "lif_norse.nir", {**paper, "spike": "dirac"}), loihi2,

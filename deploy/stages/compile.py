@@ -15,9 +15,10 @@ from ...targets.bundle import (Bundle, CalibrationReport, CompileReport, DelayRe
                                Source, StockReport, Timing)
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
+from ..artifacts.semantics import SIMULATOR_INTEGRATIONS
 from ..artifacts.tolerances import Tolerances
 from ..errors import DeployError
-from .discretize import discretize, latency_steps, run_steps, snapped_dt
+from .discretize import discretize, latency_steps, run_steps, snapped_dt, unsnapped_dt
 from .load import feed_forward_depths
 from .place import place, placement_report
 from .quantize import max_delay_steps, quantize
@@ -28,18 +29,35 @@ from .stock import PADDING_STEPS, stock_network
 DEFAULT_STEPS_PER_TAU = 128
 
 
+def model_dt(net: FloatNetwork, dt: float | None) -> float | None:
+    """The step the model fixes: ``dt`` if given; else, under a simulator's step, 1 where time is counted in steps,
+    and an error where it is not (the simulator's step is part of the model, and NIR does not record it); None
+    where the compiler may choose."""
+    semantics = net.semantics
+    if dt is not None or semantics.integration not in SIMULATOR_INTEGRATIONS:
+        return dt
+    if semantics.time_unit != "step":
+        raise DeployError(f"--integration {semantics.integration} runs the network at the step its simulator took, "
+                          "which the graph does not record: give it with --dt (snnTorch's default export: --dt 1e-4 "
+                          "with --time-unit s)")
+    return 1.0
+
+
 def choose_timing(net: FloatNetwork, steps_per_tau: float = DEFAULT_STEPS_PER_TAU, snap_decay: bool = True,
                   dt: float | None = None, *, decay_bits: int) -> Timing:
-    """The given dt (e.g. the step a discrete-time model was trained at), or dt near 1 / steps_per_tau
-    snapped so the target's decay (of ``decay_bits``) is exact (unless told not to); enough steps to cover the
-    horizon, plus the output's pipeline latency under a simulator's step (``discretize.latency_steps``)."""
+    """The given dt (e.g. the step a discrete-time model was trained at), or dt near tau / steps_per_tau (tau the
+    network's most common time constant) snapped so the target's decay (of ``decay_bits``) is exact (unless told
+    not to); enough steps to cover the horizon, plus the output's pipeline latency under a simulator's step
+    (``discretize.latency_steps``). Under a simulator's step dt is the simulator's, part of the model: it must be
+    given, unless time is counted in steps (dt = 1)."""
+    dt = model_dt(net, dt)
     if dt is not None:
         if not (np.isfinite(dt) and dt > 0):
             raise DeployError(f"--dt must be a positive time, got {dt}")
     elif not (np.isfinite(steps_per_tau) and 1e-3 <= steps_per_tau <= 1e5):
         raise DeployError(f"--steps-per-tau must be in [0.001, 100000], got {steps_per_tau}")
     else:
-        dt = snapped_dt(net, steps_per_tau, decay_bits) if snap_decay else 1.0 / steps_per_tau
+        dt = snapped_dt(net, steps_per_tau, decay_bits) if snap_decay else unsnapped_dt(net, steps_per_tau)
     return Timing(dt=dt, num_steps=run_steps(net, dt), time_unit=net.semantics.time_unit,
                   latency_steps=latency_steps(net))
 
@@ -145,7 +163,7 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     widths=target.widths, backends=target.backends,
                     encoding=net.semantics.encoding, decoding=net.semantics.decoding, source=source,
                     report=CompileReport(quantization=quantized.report, placement=placement_report(placement, target),
-                                         snapped_dt=snap_decay and dt is None, split_weights=split_weights,
+                                         snapped_dt=snap_decay and model_dt(net, dt) is None, split_weights=split_weights,
                                          requested_steps_per_tau=steps_per_tau, target_spec=target.spec,
                                          stock=stock_report, delays=delays))
     if calibrate is None:

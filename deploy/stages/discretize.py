@@ -72,18 +72,29 @@ def constant_relay(depth: int) -> Discretization:
                           bias_source=True)
 
 
+# A tau this close above dt is dt: snnTorch writes tau = dt / (1 - beta) in float32, so beta = 0 gives a tau of
+# 9.99999975e-05 for dt = 1e-4, one float32 rounding (2^-23 relative) short of dt.
+EULER_TAU_TOLERANCE = 1 + 2 * float(np.finfo(np.float32).eps)
+
+
+def _euler_decay(dt: float, tau: np.ndarray) -> np.ndarray:
+    """1 - dt / tau, Euler's decay per step; 0 where tau is dt within EULER_TAU_TOLERANCE (no memory, beta = 0)."""
+    return np.maximum(1 - dt / tau, 0.0)
+
+
 def _decay_and_jump(layer: FloatLayer, dt: float, integration: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a_u, a_v, jump of v units of u per unit input area) of one layer."""
     if integration == "euler":
         too_long = [tau for tau in (layer.tau_syn if layer.dynamics == "CubaLIF" else None, layer.tau_mem)
-                    if tau is not None and np.any(dt > tau)]
+                    if tau is not None and np.any(dt > tau * EULER_TAU_TOLERANCE)]
         if too_long:
-            raise DeployError(f"node {layer.name}: the Euler step dt = {dt:g} exceeds a time constant "
-                              f"({float(np.min(too_long[0])):g}); it would flip the decay's sign (a graph from norse "
+            raise DeployError(f"node {layer.name}: the Euler step dt = {dt:.9g} exceeds a time constant "
+                              f"({float(np.min(too_long[0])):.9g}); it would flip the decay's sign (a graph from norse "
                               "1.1's to_nir holds dt x tau: divide its taus by dt, README \"Graphs from other tools\")")
-        alpha_v = 1 - dt / layer.tau_mem
+        alpha_v = _euler_decay(dt, layer.tau_mem)
         if layer.dynamics == "CubaLIF":
-            return 1 - dt / layer.tau_syn, alpha_v, dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn
+            return (_euler_decay(dt, layer.tau_syn), alpha_v,
+                    dt * layer.r / layer.tau_mem * layer.w_in / layer.tau_syn)
         return np.zeros(layer.size), alpha_v, layer.r / (layer.tau_mem if layer.dynamics == "LIF" else 1.0)
     alpha_v = np.exp(-dt / layer.tau_mem)
     if integration == "exponential":
@@ -158,21 +169,36 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
                           readout=layer.readout, delays=tuple(delays)), rounding
 
 
+def reference_tau(net: FloatNetwork) -> float | None:
+    """The network's most common time constant (the smallest of those equally common), or None if it has none
+    (IF layers only)."""
+    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+    taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
+    if taus.size == 0:
+        return None
+    values, counts = np.unique(taus, return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def unsnapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
+    """tau / steps_per_tau for the most common time constant tau (``reference_tau``); 1 / steps_per_tau time units
+    without one."""
+    tau = reference_tau(net)
+    return (1.0 if tau is None else tau) / steps_per_tau
+
+
 def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> float:
-    """The dt near 1 / steps_per_tau for which the most common time constant decays exactly.
+    """The dt near tau / steps_per_tau for which the most common time constant tau decays exactly.
 
     The chip decays by (D - d) / D per step with integer d, D = 2**decay_bits (the target's; 4096 on
     Loihi). For dt = -tau ln(1 - d / D) that factor is exactly exp(-dt / tau), so the decay adds no
     error at all for that tau.
     """
-    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
-    taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
-    if taus.size == 0:
-        return 1.0 / steps_per_tau
-    values, counts = np.unique(taus, return_counts=True)
-    tau = float(values[np.argmax(counts)])
+    tau = reference_tau(net)
+    if tau is None:
+        return unsnapped_dt(net, steps_per_tau)
     unity = 1 << decay_bits
-    decay = round(unity * (1 - math.exp(-1.0 / (steps_per_tau * tau))))
+    decay = round(unity * (1 - math.exp(-1.0 / steps_per_tau)))
     decay = min(max(decay, 1), unity - 1)
     return -tau * math.log1p(-decay / unity)
 
@@ -215,8 +241,10 @@ def discretize(net: FloatNetwork, dt: float, round_delays: bool = False) -> Disc
     samples t = n dt), and every bias comes from the first source. Delays become whole steps
     (``delay_steps``; ``round_delays`` rounds them).
     """
-    if not (np.isfinite(dt) and 1e-5 <= dt <= 1e3):
-        raise DeployError(f"time step dt must be in [1e-5, 1e3] time units, got {dt}")
+    tau = reference_tau(net) or 1.0
+    if not (np.isfinite(dt) and 1e-5 <= dt / tau <= 1e3):
+        raise DeployError(f"time step dt must be in [1e-5, 1e3] x tau = [{1e-5 * tau:g}, {1e3 * tau:g}] "
+                          f"{net.semantics.time_unit} (tau {tau:g}, the graph's most common time constant), got {dt:g}")
     sem = net.semantics
     depths = feed_forward_depths(net.input_name, net.layers)
     discretized = [discretize_layer(layer, dt, sem, constant_source_name(
