@@ -46,24 +46,31 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+# The signals that stop a command: Ctrl-C, and a job runner's or `kill`'s stop.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
-    """A Ctrl-C (SIGINT) during the block takes effect when it ends, so the renames all happen or none.
+    """A Ctrl-C (SIGINT) or SIGTERM during the block takes effect when it ends, so the renames all happen or none.
 
-    Only the main thread receives signals; where Python does not own the SIGINT handler, nothing changes.
+    Only the main thread receives signals; a signal whose handler Python does not own is left alone.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    owned = [number for number, handler in previous.items() if handler is not None]
     received = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    for number in owned:
+        signal.signal(number, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, None)
+        for number in owned:
+            signal.signal(number, previous[number])
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)  # now under its own handler
 
 
 @contextlib.contextmanager

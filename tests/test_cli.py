@@ -4,6 +4,7 @@ test_bad_input.py)."""
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -104,12 +105,31 @@ def test_a_layer_driven_by_its_bias_alone_compiles_and_runs_as_the_reference(tmp
     assert capsys.readouterr().err == ""
 
 
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
+def _sigterm():
+    """A real SIGTERM: its handler runs before raise_signal returns to this thread's next instruction."""
+    signal.raise_signal(signal.SIGTERM)
+
+
+# How a command is stopped (``_stop`` calls the current one): (name, stop, exit code, the word stderr says).
+STOPS = [("ctrl-c", _ctrl_c, 130, "interrupted"), ("sigterm", _sigterm, 143, "terminated")]
+_current_stop = {"stop": _ctrl_c}
+
+
+def _stop():
+    _current_stop["stop"]()
+    raise AssertionError("the stop did not stop the command")
+
+
 def _interrupting(original=None):
-    """A stand-in that raises KeyboardInterrupt, after calling ``original`` if given."""
+    """A stand-in that stops the command (``_stop``), after calling ``original`` if given."""
     def interrupt(*args, **kwargs):
         if original is not None:
             original(*args, **kwargs)
-        raise KeyboardInterrupt
+        _stop()
     return interrupt
 
 
@@ -120,7 +140,7 @@ def _interrupt_after_staging(suffix):
     def staged_then_interrupted(self, path, content):
         tmp = stage(self, path, content)
         if str(path).endswith(suffix):
-            raise KeyboardInterrupt
+            _stop()
         return tmp
     return staged_then_interrupted
 
@@ -174,20 +194,23 @@ def _command(files, out, command):
     }[command]
 
 
+@pytest.mark.parametrize("how, stop, exit_code, word", STOPS, ids=[name for name, *_ in STOPS])
 @pytest.mark.parametrize("command, moment, target, stand_in", INTERRUPTIONS,
                          ids=[f"{c}: {m}" for c, m, _, _ in INTERRUPTIONS])
-def test_ctrl_c_at_any_stage_exits_130_leaving_no_output(files, tmp_path, capsys, monkeypatch, command, moment,
-                                                         target, stand_in):
-    """Ctrl-C, injected deterministically at each stage of each command: exit 130, the message says no output
-    was written, and indeed no output and no temp file is left; the inputs are unchanged."""
+def test_ctrl_c_or_sigterm_at_any_stage_exits_leaving_no_output(files, tmp_path, capsys, monkeypatch, command, moment,
+                                                                target, stand_in, how, stop, exit_code, word):
+    """Ctrl-C (exit 130) or SIGTERM (143), injected deterministically at each stage of each command: the message
+    says no output was written, and indeed no output and no temp file is left; the inputs are unchanged."""
     if command == "train":  # the stand-in trainer: no real training in this test
         monkeypatch.setattr("snn_deploy.models.train.train_yinyang_ttfs", _trained)
+    monkeypatch.setitem(_current_stop, "stop", stop)
     before = snapshot(files)
     monkeypatch.setattr(target, stand_in())
     code = main(_command(files, tmp_path, command))
     err = capsys.readouterr().err
-    assert code == 130, err
-    assert err.strip() == f"snn-deploy {command}: interrupted; no output was written"
+    assert code == exit_code, err
+    assert err.strip() == f"snn-deploy {command}: {word}; no output was written"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # main left the handler as it found it
     assert list(tmp_path.iterdir()) == []
     assert snapshot(files) == before
 
@@ -203,27 +226,27 @@ def test_every_command_of_the_interruption_table_succeeds_without_the_interrupti
         assert {path.name for path in out.iterdir()} == outputs, command
 
 
-def test_ctrl_c_during_the_commit_takes_effect_after_it(files, tmp_path, capsys, monkeypatch):
-    """A SIGINT that arrives between two renames is held until the last one: both outputs are in place,
+@pytest.mark.parametrize("number, exit_code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                     (signal.SIGTERM, 143, "terminated")], ids=["sigint", "sigterm"])
+def test_a_stop_during_the_commit_takes_effect_after_it(files, tmp_path, capsys, monkeypatch, number, exit_code,
+                                                        word):
+    """A SIGINT or SIGTERM that arrives between two renames is held until the last one: both outputs are in place,
     and the message says so."""
-    import os
-    import signal
-
     replace = os.replace
     finals = []
 
-    def replace_with_a_ctrl_c(src, dst):
+    def replace_with_a_stop(src, dst):
         if os.path.dirname(dst) == str(tmp_path) and not os.path.basename(dst).startswith("."):
             finals.append(dst)  # a rename of the final commit (the report's writer renames into its temp file)
             if len(finals) == 1:
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(number)
         replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", replace_with_a_ctrl_c)
+    monkeypatch.setattr(os, "replace", replace_with_a_stop)
     code = main(_command(files, tmp_path, "verify"))
     err = capsys.readouterr().err
-    assert code == 130 and "Traceback" not in err
-    assert err.strip() == (f"snn-deploy verify: interrupted; it had written {tmp_path / 'v.json'}, "
+    assert code == exit_code and "Traceback" not in err
+    assert err.strip() == (f"snn-deploy verify: {word}; it had written {tmp_path / 'v.json'}, "
                            f"{tmp_path / 'r.html'}")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["r.html", "v.json"]
     assert json.loads((tmp_path / "v.json").read_text())["samples"] == 5
@@ -287,7 +310,7 @@ def test_exit_codes_are_one_thing_each_and_help_lists_them(capsys):
 
     assert {code.name: code.value for code in ExitCode} == {
         "PASSED": 0, "TOLERANCE_EXCEEDED": 1, "BAD_INPUT": 2, "BACKEND_FAILED": 3, "INTERNAL_ERROR": 4,
-        "INTERRUPTED": 130}
+        "INTERRUPTED": 130, "TERMINATED": 143}
     assert main(["--help"]) == 0
     epilog = " ".join(capsys.readouterr().out.split())
     for code in ExitCode:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -53,6 +55,30 @@ class ExitCode(enum.IntEnum):
     BACKEND_FAILED = 3, "the back end failed (its traceback on stderr)"
     INTERNAL_ERROR = 4, "an internal error, a bug in snn-deploy (its traceback on stderr: please report it)"
     INTERRUPTED = 130, "interrupted (Ctrl-C)"
+    TERMINATED = 143, "terminated (SIGTERM)"
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: its outputs whole or not at
+    all, a Lava worker stopped."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_stops_the_command() -> Iterator[None]:
+    """SIGTERM raises Terminated while the command runs (Python's default would end the process where it stands,
+    temp files and all); only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_codes_epilog() -> str:
@@ -672,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"snn-deploy {args.command}"
     outputs = OutputSet()
     try:
-        with outputs:
+        with _sigterm_stops_the_command(), outputs:
             return args.func(args, outputs)
     except BAD_INPUT_ERRORS as exc:
         print(f"{command}: error: {_one_line(exc)}", file=sys.stderr)
@@ -680,11 +706,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LavaRunError as exc:
         print(f"{command}: the back end failed:\n{exc}", file=sys.stderr)
         return ExitCode.BACKEND_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         written = ", ".join(str(path) for path in outputs.committed)
-        print(f"{command}: interrupted; " + (f"it had written {written}" if written else "no output was written"),
-              file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        terminated = isinstance(stop, Terminated)
+        print(f"{command}: {'terminated' if terminated else 'interrupted'}; "
+              + (f"it had written {written}" if written else "no output was written"), file=sys.stderr)
+        return ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
     except Exception as exc:  # anything else is a bug in snn-deploy, never a verdict on the chip
         missing = missing_extra(exc) if isinstance(exc, ImportError) else None
         if missing is not None:  # an optional dependency the command needs: the installation's, not a bug
