@@ -79,3 +79,14 @@ def test_an_euler_tau_one_float32_rounding_below_dt_is_dt():
     with pytest.raises(DeployError, match=r"the Euler step dt = 0\.000100001 exceeds a time constant "
                                           r"\(9\.99999975e-05\)"):
         discretize(net, 1.00001e-4)
+
+
+def test_the_tau_of_steps_per_tau_is_the_membranes():
+    """yinyang-multispike has as many tau_syn = 1/2 as tau_mem = 1 (time in tau_mem): 128 steps per tau_mem, the
+    step snapped for the equally common tau_syn: 4096 (1 - e^(-2 / 128)) = 63.50 rounds to 64: 127.0 steps per tau."""
+    from snn_deploy.deploy.stages.export import to_nir
+    from snn_deploy.models import zoo
+
+    bundle = compile_network(from_graph(to_nir(zoo.load("yinyang-multispike"))), LOIHI2)
+    assert bundle.timing.dt == -0.5 * math.log1p(-64 / 4096)
+    assert round(1 / bundle.timing.dt, 3) == 126.997

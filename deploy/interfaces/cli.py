@@ -58,6 +58,10 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143, "terminated (SIGTERM)"
 
 
+# What an HTML report may be called: another suffix (r.pdf) would hold a page its name says it is not.
+REPORT_SUFFIXES = (".html", ".htm")
+
+
 class Terminated(KeyboardInterrupt):
     """A SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: its outputs whole or not at
     all, a Lava worker stopped."""
@@ -369,6 +373,8 @@ def cmd_verify(args, outputs: OutputSet) -> int:
     json_out = Path(args.json) if args.json else None
     report_out = Path(args.report) if args.report else None
     if report_out:
+        if report_out.suffix.lower() not in REPORT_SUFFIXES:
+            raise DeployError(f"--report writes an HTML page: name it .html, not {report_out.name}")
         require_extra("report", "--report")  # before the run, not after it
     for path in (json_out, report_out):
         if path:

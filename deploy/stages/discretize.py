@@ -169,10 +169,8 @@ def discretize_layer(layer: FloatLayer, dt: float, semantics: Semantics,
                           readout=layer.readout, delays=tuple(delays)), rounding
 
 
-def reference_tau(net: FloatNetwork) -> float | None:
-    """The network's most common time constant (the smallest of those equally common), or None if it has none
-    (IF layers only)."""
-    taus = np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers])
+def _most_common(taus: np.ndarray) -> float | None:
+    """The most common finite positive value (the smallest of those equally common); None if there is none."""
     taus = taus[np.isfinite(taus) & (taus > 0)]  # LIF/IF have no synaptic decay, IF no leak
     if taus.size == 0:
         return None
@@ -180,25 +178,29 @@ def reference_tau(net: FloatNetwork) -> float | None:
     return float(values[np.argmax(counts)])
 
 
+def reference_tau(net: FloatNetwork) -> float | None:
+    """The network's most common membrane time constant, the tau of --steps-per-tau; None if it has none (IF
+    layers only)."""
+    return _most_common(np.concatenate([layer.tau_mem for layer in net.layers]))
+
+
 def unsnapped_dt(net: FloatNetwork, steps_per_tau: float) -> float:
-    """tau / steps_per_tau for the most common time constant tau (``reference_tau``); 1 / steps_per_tau time units
-    without one."""
-    tau = reference_tau(net)
-    return (1.0 if tau is None else tau) / steps_per_tau
+    """tau / steps_per_tau (``reference_tau``); 1 / steps_per_tau time units without a tau."""
+    return (reference_tau(net) or 1.0) / steps_per_tau
 
 
 def snapped_dt(net: FloatNetwork, steps_per_tau: float, decay_bits: int) -> float:
-    """The dt near tau / steps_per_tau for which the most common time constant tau decays exactly.
+    """The dt near ``unsnapped_dt`` for which the most common time constant (synaptic or membrane) decays exactly.
 
     The chip decays by (D - d) / D per step with integer d, D = 2**decay_bits (the target's; 4096 on
     Loihi). For dt = -tau ln(1 - d / D) that factor is exactly exp(-dt / tau), so the decay adds no
     error at all for that tau.
     """
-    tau = reference_tau(net)
+    tau = _most_common(np.concatenate([np.concatenate([layer.tau_syn, layer.tau_mem]) for layer in net.layers]))
     if tau is None:
         return unsnapped_dt(net, steps_per_tau)
     unity = 1 << decay_bits
-    decay = round(unity * (1 - math.exp(-1.0 / steps_per_tau)))
+    decay = round(unity * (1 - math.exp(-unsnapped_dt(net, steps_per_tau) / tau)))
     decay = min(max(decay, 1), unity - 1)
     return -tau * math.log1p(-decay / unity)
 
