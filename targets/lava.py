@@ -101,10 +101,12 @@ def worker_python() -> str:
     python = venv / "bin" / "python"
     if python.is_file() and (venv / COMPLETE_STAMP).is_file():
         return str(python)
+    by_hand = f"set {PYTHON_ENV_VAR} to a Python 3.10 with lava-nc 0.10.0, numpy < 2 and snn-deploy installed"
+    if not (repo_root() / SETUP_COMMAND).is_file():  # installed from a wheel: no source tree to build one in
+        raise BackendUnavailable(f"no Lava environment: {by_hand}")
     state = "is incomplete" if venv.exists() else "is missing"
-    raise BackendUnavailable(
-        f"the Lava environment {venv} {state}: run {SETUP_COMMAND} (it needs Python 3.10), "
-        f"or set {PYTHON_ENV_VAR} to a Python with lava-nc 0.10.0 and snn-deploy installed")
+    raise BackendUnavailable(f"the Lava environment {venv} {state}: run {SETUP_COMMAND} (it needs Python 3.10), "
+                             f"or {by_hand}")
 
 
 # --- the worker process -------------------------------------------------------------------------

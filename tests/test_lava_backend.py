@@ -48,6 +48,12 @@ def random_inputs(num_samples: int, num_steps: int = 20) -> SpikeEvents:
 def test_missing_or_half_built_lava_environment_names_the_setup_command(monkeypatch, tmp_path):
     monkeypatch.delenv(lava.PYTHON_ENV_VAR, raising=False)
     monkeypatch.setattr(lava, "repo_root", lambda: tmp_path)
+    # Installed from a wheel (site-packages holds no tools/): only the variable can name an environment.
+    with pytest.raises(BackendUnavailable, match=r"^no Lava environment: set SNN_DEPLOY_LAVA_PYTHON to a Python 3\.10 "
+                                                 r"with lava-nc 0\.10\.0, numpy < 2 and snn-deploy installed$"):
+        lava.run(small_bundle(), random_inputs(1))
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "setup-lava").touch()  # a source tree
     with pytest.raises(BackendUnavailable, match=r"is missing: run \./tools/setup-lava"):
         lava.run(small_bundle(), random_inputs(1))
     python = tmp_path / ".venv-lava" / "bin" / "python"
