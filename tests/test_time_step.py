@@ -90,3 +90,27 @@ def test_the_tau_of_steps_per_tau_is_the_membranes():
     bundle = compile_network(from_graph(to_nir(zoo.load("yinyang-multispike"))), LOIHI2)
     assert bundle.timing.dt == -0.5 * math.log1p(-64 / 4096)
     assert round(1 / bundle.timing.dt, 3) == 126.997
+
+
+def test_the_step_snntorchs_export_implies_is_named_when_missing_or_contradicted(tmp_path, capsys):
+    """snnTorch writes r = tau / dt for its hard-coded dt = 1e-4 s (lif_graph does too): a missing --dt names it, and
+    another --dt compiles (it may be meant) with a note on stderr, even under --quiet."""
+    taus = np.array([2e-4, 1e-3], dtype=np.float32).astype(np.float64)  # float32, as snnTorch computes them
+    net = from_graph(lif_graph(taus), semantics("euler"))
+    with pytest.raises(DeployError, match=r"give it with --dt \(its r = tau / dt holds for --dt 0\.0001, as "
+                                          r"snnTorch's export writes it\)$"):
+        compile_network(net, LOIHI2)
+    nir.write(tmp_path / "leaky.nir", lif_graph(taus))
+    argv = ["compile", str(tmp_path / "leaky.nir"), "--time-unit", "s", "--multi-spike", "--reset", "zero",
+            "--decoding", "spike_count", "--duration", "2.5e-3", "--spike", "pulse", "--integration", "euler", "-q"]
+    assert main([*argv, "--dt", "1e-4", "-o", str(tmp_path / "right.bundle")]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*argv, "--dt", "1e-5", "-o", str(tmp_path / "other.bundle")]) == 0
+    assert capsys.readouterr().err.strip() == (
+        "snn-deploy compile: note: this graph's r = tau / dt (as snnTorch's export writes it) holds for dt = 0.0001, "
+        "not the 1e-05 of this compile: at another dt its inputs are scaled otherwise; check --dt")
+
+    nir_default = lif_graph(taus)
+    nir_default.nodes["lif"].r[:] = 1.0  # NIR's default r: no step implied
+    with pytest.raises(DeployError, match=r"\(snnTorch's default export: --dt 1e-4 with --time-unit s\)$"):
+        compile_network(from_graph(nir_default, semantics("euler")), LOIHI2)

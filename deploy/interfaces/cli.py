@@ -247,7 +247,7 @@ def cmd_export(args, outputs: OutputSet) -> int:
 
 
 def cmd_compile(args, outputs: OutputSet) -> int:
-    from ..stages.compile import compile_network
+    from ..stages.compile import compile_network, implied_dt_note
 
     target = description.load(args.target)
     if args.max_chips < 1:
@@ -263,6 +263,9 @@ def cmd_compile(args, outputs: OutputSet) -> int:
                                calibrate_samples=args.calibrate_samples, round_delays=args.round_delays)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
+    note = implied_dt_note(net, compiled.timing.dt)
+    if note:  # a likely mistake, said even with --quiet
+        print(f"snn-deploy compile: {note}", file=sys.stderr)
     sem = net.semantics
     _say(args,
          f"compiled {args.graph} for {target.name}: {len(net.layers)} layers, "

@@ -29,6 +29,39 @@ from .stock import PADDING_STEPS, stock_network
 DEFAULT_STEPS_PER_TAU = 128
 
 
+# Relative spread within which every tau / r (and tau_syn / w_in) name one step: snnTorch computes them in float32.
+IMPLIED_DT_TOLERANCE = 1e-6
+
+
+def implied_dt(net: FloatNetwork) -> float | None:
+    """The step that r = tau_mem / dt (and w_in = tau_syn / dt) in every LIF and CubaLIF layer implies, as snnTorch's
+    export writes them (its hard-coded 1e-4 s); None where they name no one step, or where every r is NIR's 1."""
+    ratios = []
+    for layer in net.layers:
+        if layer.dynamics in ("LIF", "CubaLIF"):
+            ratios.append(layer.tau_mem / layer.r)
+        if layer.dynamics == "CubaLIF":
+            ratios.append(layer.tau_syn / layer.w_in)
+    if not ratios or all(np.all(layer.r == 1) for layer in net.layers):
+        return None
+    ratios = np.concatenate(ratios)
+    step = float(np.median(ratios))
+    if not (np.all(np.isfinite(ratios)) and step > 0
+            and np.all(np.abs(ratios - step) <= IMPLIED_DT_TOLERANCE * step)):
+        return None
+    return step
+
+
+def implied_dt_note(net: FloatNetwork, dt: float) -> str | None:
+    """A line for a run at ``dt`` under a simulator's step where the graph implies another (``implied_dt``), else
+    None."""
+    step = implied_dt(net) if net.semantics.integration in SIMULATOR_INTEGRATIONS else None
+    if step is None or abs(dt - step) <= IMPLIED_DT_TOLERANCE * step:
+        return None
+    return (f"note: this graph's r = tau / dt (as snnTorch's export writes it) holds for dt = {step:.6g}, not the "
+            f"{dt:g} of this compile: at another dt its inputs are scaled otherwise; check --dt")
+
+
 def model_dt(net: FloatNetwork, dt: float | None) -> float | None:
     """The step the model fixes: ``dt`` if given; else, under a simulator's step, 1 where time is counted in steps,
     and an error where it is not (the simulator's step is part of the model, and NIR does not record it); None
@@ -37,9 +70,11 @@ def model_dt(net: FloatNetwork, dt: float | None) -> float | None:
     if dt is not None or semantics.integration not in SIMULATOR_INTEGRATIONS:
         return dt
     if semantics.time_unit != "step":
+        step = implied_dt(net)
         raise DeployError(f"--integration {semantics.integration} runs the network at the step its simulator took, "
-                          "which the graph does not record: give it with --dt (snnTorch's default export: --dt 1e-4 "
-                          "with --time-unit s)")
+                          "which the graph does not record: give it with --dt ("
+                          + (f"its r = tau / dt holds for --dt {step:.6g}, as snnTorch's export writes it)"
+                             if step is not None else "snnTorch's default export: --dt 1e-4 with --time-unit s)"))
     return 1.0
 
 
