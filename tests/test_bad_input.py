@@ -162,6 +162,7 @@ def _user_data(root: Path) -> None:
                          "label_3.npz": dict(spikes=raster, labels=[0, 3, 1]),
                          "float_labels.npz": dict(spikes=raster, labels=[0.0, 1.0, 2.0]),
                          "half.npz": dict(spikes=raster * 0.5),
+                         "empty.npz": dict(spikes=np.zeros((0, 10, 5), bool), labels=np.zeros(0, np.int64)),
                          "channel_9.npz": dict(sample=[0, 1], step=[2, 3], channel=[1, 9]),
                          "no_layout.npz": dict(images=raster),
                          **{f"{what}_time.npz": dict(sample=[0, 0], time=[0.5, value], time_unit="ms", channel=[0, 1])
@@ -195,10 +196,15 @@ class Case(NamedTuple):
     argv: str  # {root}: the inputs, {out}: an empty folder for outputs, {readonly}: an unwritable folder
     message: str  # in the error line
     extra_forbidden: tuple[str, ...] = ()  # more functions the refusal must come before
+    exact: bool = False  # the message is the whole error, after "snn-deploy COMMAND: error: "
 
 
 def case(name, argv, message, *extra_forbidden):
     return Case(name, argv, message, extra_forbidden)
+
+
+def exact_case(name, argv, message):
+    return Case(name, argv, message, exact=True)
 
 
 VERIFY = "verify {root}/m.nir {root}/m.bundle --data yinyang:test --samples 5"
@@ -350,6 +356,13 @@ CASES = [
     case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
          "--time-scale maps recording time to steps; spikes.npz gives steps"),
     case("--time-scale zero", VERIFY_ON + "{root}/nan_time.npz --time-scale 0", "--time-scale must be a positive number"),
+    exact_case("data without samples", VERIFY_ON + "{root}/empty.npz", "empty.npz holds no samples"),
+    exact_case("run on data without samples", "run {root}/m.bundle --data {root}/empty.npz -o {out}/r.h5",
+               "empty.npz holds no samples"),
+    exact_case("calibration on data without samples", COMPILE + " --calibrate {root}/empty.npz -o {out}/x.bundle",
+               "empty.npz holds no samples"),
+    exact_case("--samples 0 of data without samples", VERIFY_ON + "{root}/empty.npz --samples 0",
+               "--samples must be at least 1, got 0"),
     case("samples beyond the file", "run {root}/m.bundle --data {root}/spikes.npz --samples 4 -o {out}/r.h5",
          "--samples 4 asks for more samples than spikes.npz has (3)"),
     case("a sensor larger than the network's input", VERIFY_ON + "nmnist:test --data-root {root}/nmnist --time-scale 1",
@@ -455,7 +468,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(bad, root, readonly,
     captured = capsys.readouterr()
     line = _assert_one_line(captured.err)
     assert code == 2, captured.err
-    assert bad.message in line
+    if bad.exact:
+        assert line.partition(": error: ")[2] == bad.message
+    else:
+        assert bad.message in line
     assert snapshot(root, tmp_path) == before  # no output, no temp file, every input byte for byte
 
 

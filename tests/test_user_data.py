@@ -4,6 +4,7 @@ identical input spikes. Events after the run are cropped and counted, and so are
 spikes are written as NIR data that nir.read_data reads and --replay accepts."""
 
 import json
+import re
 
 import h5py
 import nir
@@ -93,6 +94,20 @@ def test_events_after_the_run_merged_events_and_empty_samples_are_counted(small)
     report = stimulus.report
     assert (report.events, report.cropped_events, report.merged_events, report.empty_samples) == (6, 1, 1, 1)
     assert stimulus.labels is None and stimulus.selection.endswith("samples 0-3")
+
+
+def test_data_without_samples_are_refused_from_every_source(small):
+    """A run over no samples would judge nothing (verify divided by zero): refused where the samples are counted."""
+    tmp_path, path, bundle, _ = small
+    np.savez(tmp_path / "no_events.npz", sample=np.zeros(0, np.int64), step=np.zeros(0, np.int64),
+             channel=np.zeros(0, np.int64), num_samples=0)
+    nothing = np.zeros((0, INPUT_STEPS, 6), bool)
+    for data, name in ((str(tmp_path / "no_events.npz"), "no_events.npz"), (nothing, "numpy raster"),
+                       (nir.TimeGriddedData(nothing, dt=1e-4), "NIR data"), (np.zeros((0, 6)), "the features array")):
+        with pytest.raises(DeployError, match=f"^{re.escape(name)} holds no samples$"):
+            load_stimulus(data, None, bundle)
+    with pytest.raises(DeployError, match="^numpy raster holds no samples$"):
+        verify(str(path), bundle, data=nothing, labels=np.zeros(0, np.int64))
 
 
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------

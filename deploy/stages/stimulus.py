@@ -196,9 +196,10 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
         return _features_stimulus(dataset.name, dataset.features, dataset.labels, bundle, record_state, references)
     if isinstance(data, np.ndarray) and data.ndim == 2:  # features, as verify(net, bundle, features, labels) takes
         _no_data_options(replace(options, labels=None), "input features")
-        features, labels = _first(data, samples, "the features"), None
+        what = "the features array"
+        features, labels = _first(data, samples, what), None
         if options.labels is not None:
-            labels = _checked_labels(_labels_option(options), data.shape[0], bundle, "the features")[:features.shape[0]]
+            labels = _checked_labels(_labels_option(options), data.shape[0], bundle, what)[:features.shape[0]]
         return _features_stimulus(f"features {_digest(features)}", features, labels, bundle, record_state, references)
     source = event_source(data, bundle, options)
     return _events_stimulus(source, samples, bundle, options, record_state, references)
@@ -275,11 +276,14 @@ def _first(array: np.ndarray, samples: int | None, what: str) -> np.ndarray:
 
 
 def _sample_count(samples: int | None, available: int, what: str) -> int:
-    """How many of the data's first samples are used: all, or ``--samples``."""
+    """How many of the data's first samples are used: all, or ``--samples``. Every source's count passes here, so
+    data without samples are refused here (a run over none would judge nothing)."""
+    if samples is not None and samples < 1:
+        raise DeployError(f"--samples must be at least 1, got {samples}")
+    if available == 0:
+        raise DeployError(f"{what} holds no samples")
     if samples is None:
         return available
-    if samples < 1:
-        raise DeployError(f"--samples must be at least 1, got {samples}")
     if samples > available:
         raise DeployError(f"--samples {samples} asks for more samples than {what} has ({available})")
     return samples
