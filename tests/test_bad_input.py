@@ -335,8 +335,13 @@ CASES = [
     case("a label outside the classes", VERIFY_ON + "{root}/label_3.npz",
          "sample 1 has label 3, outside the network's 3 classes [0, 2]"),
     case("labels not integers", VERIFY_ON + "{root}/float_labels.npz", "must be a 1-D array of integers"),
-    case("--labels of the wrong length", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/two_labels.npy",
-         "unlabelled.npz has 3 samples but 2 labels"),
+    exact_case("--labels of the wrong length", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/two_labels.npy",
+               "unlabelled.npz has 3 samples but 2 labels in two_labels.npy"),
+    exact_case("--labels an .npz of one array, not labels", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/seven.npz",
+               "seven.npz must be a 1-D array of integers, got shape (3, 10, 7) bool"),
+    exact_case("--labels an .npz of several arrays, none labels", VERIFY_ON + "{root}/unlabelled.npz --labels "
+               "{root}/channel_9.npz", "channel_9.npz has arrays sample, step, channel: --labels takes a .npy, or a "
+               ".npz holding one array or one named 'labels'"),
     case("--labels file missing", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/nope.npy",
          "labels file not found"),
     case("--labels over the data's own", VERIFY_ON + "{root}/spikes.npz --labels {root}/two_labels.npy",

@@ -15,6 +15,7 @@ import tonic  # the events extra: tools/env.sh installs it
 from snn_deploy.deploy import DataOptions, SpikeEvents, compile_network, load_graph, load_stimulus, verify
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.deploy.stages.stimulus import data_spec
 from snn_deploy.targets import description
 from snn_deploy.targets import record as record_io
 
@@ -108,6 +109,21 @@ def test_data_without_samples_are_refused_from_every_source(small):
             load_stimulus(data, None, bundle)
     with pytest.raises(DeployError, match="^numpy raster holds no samples$"):
         verify(str(path), bundle, data=nothing, labels=np.zeros(0, np.int64))
+
+
+def test_labels_come_from_an_npz_of_one_array_or_with_labels_and_from_python_sequences(small):
+    tmp_path, path, bundle, raster = small
+    labels = np.arange(5) % 3
+    np.savez(tmp_path / "with_labels.npz", spikes=raster, labels=labels)  # another data file's own labels
+    np.savez(tmp_path / "only.npz", y=labels)
+    for given in (str(tmp_path / "with_labels.npz"), str(tmp_path / "only.npz"), labels.tolist(), tuple(labels)):
+        stimulus = load_stimulus(raster, None, bundle, options=DataOptions(labels=given))
+        np.testing.assert_array_equal(stimulus.labels, labels, err_msg=str(given))
+    np.savez(tmp_path / "unlabelled.npz", spikes=raster)
+    assert data_spec(str(tmp_path / "unlabelled.npz"), None, bundle, DataOptions(labels=labels.tolist())).labelled
+    assert verify(str(path), bundle, data=raster, labels=labels.tolist()).metrics.accuracy is not None
+    with pytest.raises(DeployError, match=r"^labels must be a 1-D array of integers, one per sample$"):
+        load_stimulus(raster, None, bundle, options=DataOptions(labels=[[0, 1], [2]]))
 
 
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------

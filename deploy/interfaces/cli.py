@@ -497,7 +497,8 @@ def _add_input_options(p: argparse.ArgumentParser, samples_default: str = f"rand
                         "spike trains, random[:rate=0.05,seed=0] (spikes per channel and step)")
     p.add_argument("--samples", type=int, help=f"use the first N samples ({samples_default})")
     g = p.add_argument_group("the user's data")
-    g.add_argument("--labels", metavar="FILE.npy", help="one integer class per sample, for data without labels")
+    g.add_argument("--labels", metavar="FILE", help="one integer class per sample, for data without labels: a .npy, "
+                   "or a .npz holding one array or an array 'labels'")
     g.add_argument("--data-root", metavar="DIR", help="the folder of a tonic data set: what tonic was given as "
                    "save_to (holding e.g. NMNIST/), or the data set's own folder, downloaded or unpacked by hand")
     g.add_argument("--time-scale", type=float, metavar="S",

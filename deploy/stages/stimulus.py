@@ -199,7 +199,7 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
         what = "the features array"
         features, labels = _first(data, samples, what), None
         if options.labels is not None:
-            labels = _checked_labels(_labels_option(options), data.shape[0], bundle, what)[:features.shape[0]]
+            labels = _checked_labels(*_labels_option(options), data.shape[0], bundle, what)[:features.shape[0]]
         return _features_stimulus(f"features {_digest(features)}", features, labels, bundle, record_state, references)
     source = event_source(data, bundle, options)
     return _events_stimulus(source, samples, bundle, options, record_state, references)
@@ -235,7 +235,7 @@ def data_spec(data: str | Path, samples: int | None, bundle, options: DataOption
         _no_data_options(options, str(data))
         dataset = load_data(str(data), samples)
         return DataSpec(str(data), samples, options, int(dataset.labels.size), dataset.name, labelled=True)
-    absolute = [str(Path(path).resolve()) if path is not None and not isinstance(path, np.ndarray) else path
+    absolute = [str(Path(path).resolve()) if isinstance(path, (str, os.PathLike)) else path
                 for path in (options.labels, options.data_root)]
     options = replace(options, labels=absolute[0], data_root=absolute[1])
     if Path(data).is_file():
@@ -426,16 +426,16 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
     size = bundle.network.input.size
     count, _ = _selected(source, samples, bundle, options)
     first, stop = part or (0, count)
-    labels, labelled = source.labels, source.num_samples
+    labels, origin, labelled = source.labels, None, source.num_samples
     if callable(labels):
         labels, labelled, first_label = labels(first, stop), stop - first, 0
     else:
         first_label = first
     if options.labels is not None:
-        labels = _labels_option(options)
+        labels, origin = _labels_option(options)
         first_label = first
     if labels is not None:
-        labels = _checked_labels(labels, labelled, bundle, source.name)[first_label:first_label + stop - first]
+        labels = _checked_labels(labels, origin, labelled, bundle, source.name)[first_label:first_label + stop - first]
     timing = bundle.timing
     input_steps = timing.num_steps - timing.latency_steps
     collected = _Collector(source.name, stop - first, input_steps, size, first)
@@ -497,33 +497,47 @@ class _Collector:
         return SpikeEvents.from_blocks(self.parts, self.num_samples, num_steps, self.size)
 
 
-def _labels_option(options: DataOptions) -> np.ndarray | None:
-    """``--labels``: a .npy file, or from Python an array."""
+def _labels_option(options: DataOptions) -> tuple[np.ndarray, str | None]:
+    """``--labels`` (given), and the file it names (None: from Python, an array or a sequence): a .npy, or a .npz
+    holding one array or one named 'labels' (a data file's own labels, given to other data)."""
     labels = options.labels
-    if labels is None or isinstance(labels, np.ndarray):
-        return labels
+    if not isinstance(labels, (str, os.PathLike)):
+        try:
+            return np.asarray(labels), None
+        except ValueError:  # ragged
+            raise DeployError("labels must be a 1-D array of integers, one per sample") from None
     path = Path(labels)
     if not path.is_file():
         raise DeployError(f"labels file not found: {path}")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DeployError(f"{path} is not a readable .npy array of labels ({exc.__class__.__name__})") from None
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded, path.name
+        with loaded:
+            arrays = loaded.files
+            if "labels" in arrays or len(arrays) == 1:
+                return loaded["labels" if "labels" in arrays else arrays[0]], path.name
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DeployError(f"{path} is not a readable array of labels ({exc.__class__.__name__})") from None
+    raise DeployError(f"{path.name} has arrays {', '.join(arrays) or 'none'}: --labels takes a .npy, or a .npz "
+                      "holding one array or one named 'labels'")
 
 
-def _checked_labels(labels, num_samples: int, bundle, what: str) -> np.ndarray:
-    """One whole-number class per sample, each one of the network's outputs."""
+def _checked_labels(labels, origin: str | None, num_samples: int, bundle, what: str) -> np.ndarray:
+    """One whole-number class per sample, each one of the network's outputs. ``origin``: the file the labels were
+    given in (None: they are the data's own, or an array)."""
     labels = np.asarray(labels)
     classes = bundle.network.population(bundle.network.output).size
+    named = origin or f"the labels of {what}"
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DeployError(f"the labels of {what} must be a 1-D array of integers, got shape {labels.shape} "
-                          f"{labels.dtype}")
+        raise DeployError(f"{named} must be a 1-D array of integers, got shape {labels.shape} {labels.dtype}")
     if labels.size != num_samples:
-        raise DeployError(f"{what} has {num_samples} samples but {labels.size} labels")
+        raise DeployError(f"{what} has {num_samples} samples but {labels.size} labels" + (f" in {origin}" if origin
+                                                                                          else ""))
     outside = (labels < 0) | (labels >= classes)
     if outside.any():
         first = np.flatnonzero(outside)[0]
-        raise DeployError(f"the labels of {what}: sample {first} has label {labels[first]}, outside the network's "
+        raise DeployError(f"{named}: sample {first} has label {labels[first]}, outside the network's "
                           f"{classes} classes [0, {classes - 1}]")
     return labels.astype(np.int64)
 
