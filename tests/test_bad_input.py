@@ -166,7 +166,7 @@ def _user_data(root: Path) -> None:
                          "channel_9.npz": dict(sample=[0, 1], step=[2, 3], channel=[1, 9]),
                          "no_layout.npz": dict(images=raster),
                          **{f"{what}_time.npz": dict(sample=[0, 0], time=[0.5, value], time_unit="ms", channel=[0, 1])
-                            for what, value in (("negative", -1.0), ("nan", np.nan), ("inf", np.inf))}}.items():
+                            for what, value in (("good", 1.0), ("negative", -1.0), ("nan", np.nan), ("inf", np.inf))}}.items():
         np.savez(root / name, **arrays)
     np.save(root / "two_labels.npy", np.array([0, 1]))
     (root / "corrupt.npz").write_bytes(b"PK not a zip at all")
@@ -358,8 +358,15 @@ CASES = [
          "shd:test: sample 0 has a NaN or infinite spike time"),
     case("time stamps for a graph in tau without --time-scale", VERIFY_ON + "{root}/negative_time.npz",
          "negative_time.npz has time stamps and the graph's time unit is tau: state how they map with --time-scale S"),
-    case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
-         "--time-scale maps recording time to steps; spikes.npz gives steps"),
+    exact_case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
+               "--time-scale maps recording time to steps; spikes.npz needs no time scale: one data step = one chip "
+               "step (dt 0.00784318 tau)"),
+    exact_case("--downsample for a raster", VERIFY_ON + "{root}/spikes.npz --downsample 4x4",
+               "--downsample reduces a tonic data set's sensor; spikes.npz has no sensor: its channels are the "
+               "network's 5 inputs"),
+    exact_case("--downsample for time-stamped events", VERIFY_ON + "{root}/good_time.npz --time-scale 1 --downsample "
+               "4x4", "--downsample reduces a tonic data set's sensor; good_time.npz has no sensor: its channels are "
+               "the network's 5 inputs"),
     case("--time-scale zero", VERIFY_ON + "{root}/nan_time.npz --time-scale 0", "--time-scale must be a positive number"),
     exact_case("data without samples", VERIFY_ON + "{root}/empty.npz", "empty.npz holds no samples"),
     exact_case("run on data without samples", "run {root}/m.bundle --data {root}/empty.npz -o {out}/r.h5",

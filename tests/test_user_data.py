@@ -126,6 +126,18 @@ def test_labels_come_from_an_npz_of_one_array_or_with_labels_and_from_python_seq
         load_stimulus(raster, None, bundle, options=DataOptions(labels=[[0, 1], [2]]))
 
 
+def test_downsample_and_time_scale_are_refused_where_they_do_not_apply(small):
+    tmp_path, _, bundle, raster = small
+    events = nir.EventData(np.array([[0, 1]]), np.array([[1e-4, 2e-4]]), n_neurons=6, t_max=1e-3)
+    refusals = {"--downsample": (DataOptions(downsample=(2, 2)), "has no sensor: its channels are the network's 6 "
+                                 "inputs"),
+                "--time-scale": (DataOptions(time_scale=1.0), "needs no time scale: ")}
+    for data, name in ((raster, "numpy raster"), (events, "NIR data"), (SpikeEvents.from_raster(raster), "spike events")):
+        for option, (options, reason) in refusals.items():
+            with pytest.raises(DeployError, match=f"^{option} .*; {name} {reason}"):
+                load_stimulus(data, None, bundle, options=options)
+
+
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------
 
 def _npz_like(tmp_path, name: str, samples, channel_of, time_unit: str, times_of=lambda e: e["t"]):

@@ -408,9 +408,24 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
                       "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
 
 
+# The options that apply to some of the user's data only: per option, the source's field saying it used the
+# option, and why it does not apply where it did not (an option is refused there, never ignored).
+SOURCE_OPTIONS = {
+    "--time-scale": ("time_scale", "time_scale_given",
+                     lambda source, size: f"--time-scale maps recording time to steps; {source.name} needs no time "
+                                          f"scale: {source.time_mapping}"),
+    "--downsample": ("downsample", "downsample",
+                     lambda source, size: f"--downsample reduces a tonic data set's sensor; {source.name} has no "
+                                          f"sensor: its channels are the network's {size} inputs"),
+}
+
+
 def _selected(source: EventSource, samples: int | None, bundle, options: DataOptions) -> tuple[int, bool]:
     """The checks of a source that need none of its samples: the samples selected, and whether they are labelled."""
     size = bundle.network.input.size
+    for option, used, refusal in SOURCE_OPTIONS.values():
+        if getattr(options, option) is not None and not getattr(source, used):
+            raise DeployError(refusal(source, size))
     if source.channels is not None and source.channels != size:
         raise DeployError(f"{source.name} has {source.channels} input channels; the network takes {size}")
     if options.labels is not None and source.labels is not None:
@@ -597,12 +612,6 @@ def time_bins(times, width: float, limit: int, name: str, sample=None) -> np.nda
     return np.minimum(np.floor(times / width), limit).astype(np.int64)
 
 
-def _no_time_scale(options: DataOptions, name: str) -> None:
-    if options.time_scale is not None:
-        raise DeployError(f"--time-scale maps recording time to steps; {name} gives steps (one data step = one "
-                          "chip step)")
-
-
 # --- sources ------------------------------------------------------------------------------------------------
 
 # Samples per batch of a source read sample by sample, and the bytes a batch of a dense raster may take.
@@ -620,7 +629,6 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
     num_samples, steps, channels = shape
     mapping = _steps_mapping(bundle)
     if data_dt is None:
-        _no_time_scale(options, name)
         scale, given = None, False
     else:
         scale, given = _time_scale(bundle, options, name)
@@ -651,8 +659,6 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
 
 def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> EventSource:
     """Input spikes already in chip steps (step 1 is the first)."""
-    _no_time_scale(options, "a SpikeEvents")
-
     def batches(start: int, stop: int):
         first, last = np.searchsorted(events.events[0], [start, stop])
         sample, step, channel = events.events[:, first:last]
@@ -714,8 +720,6 @@ def npz_source(path: Path, bundle, options: DataOptions) -> EventSource:
                                       f"{', '.join(TIME_UNITS_SECONDS)})")
                 return _stamped_events_source(name, sample, channel, stamps, unit, count, channels, labels, bundle,
                                               options)
-            if data_dt is None:
-                _no_time_scale(options, name)
             return _events_in_memory_source(name, f"{name}: {sample.size} events in steps of {count} samples", sample,
                                          stamps, channel, count, channels, labels, _steps_mapping(bundle))
     except KeyError as exc:
@@ -866,16 +870,12 @@ def _nir_node(nodes, input_name: str, name: str):
 def _nir_observable_source(name: str, observable: _NirObservable, labels, bundle, options) -> EventSource:
     timing = bundle.timing
     if observable.kind == "TimeGriddedData":
-        _no_time_scale(options, name)
         if not math.isclose(observable.dt, timing.dt, rel_tol=1e-9):
             raise DeployError(f"{name}: its time grid has dt {observable.dt:g}; the bundle's is {timing.dt:g} "
                               f"{timing.time_unit}")
         grid = observable.data
         return raster_source(name, tuple(grid.shape), lambda start, stop: grid[start:stop], labels, bundle,
                              options, data_dt=None)
-    if options.time_scale is not None:
-        raise DeployError(f"--time-scale maps recording time; NIR data's times are in the graph's time unit "
-                          f"({timing.time_unit})")
     idx, time = observable.idx, observable.time
     if idx.ndim != 2 or idx.shape != time.shape:
         raise DeployError(f"{name}: EventData idx and time must be (samples, events) arrays of one shape, got "
