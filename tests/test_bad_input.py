@@ -156,12 +156,15 @@ def _user_data(root: Path) -> None:
     """The user's data, good and bad, for the random model (5 inputs, 3 classes, time unit tau), and an
     SHD-sized graph (700 inputs, 20 classes, in seconds) with an SHD file holding a NaN time."""
     raster = np.random.default_rng(0).random((3, 10, 5)) < 0.3
+    counts = raster.astype(np.int64)
+    counts[0, 0, 0], counts[2, 5, 1] = 16, 2  # pixel values, not spikes
     for name, arrays in {"spikes.npz": dict(spikes=raster, labels=[0, 1, 2]), "unlabelled.npz": dict(spikes=raster),
                          "seven.npz": dict(spikes=np.zeros((3, 10, 7), bool)),
                          "short_labels.npz": dict(spikes=raster, labels=[0, 1]),
                          "label_3.npz": dict(spikes=raster, labels=[0, 3, 1]),
                          "float_labels.npz": dict(spikes=raster, labels=[0.0, 1.0, 2.0]),
                          "half.npz": dict(spikes=raster * 0.5),
+                         "counts.npz": dict(spikes=counts),
                          "empty.npz": dict(spikes=np.zeros((0, 10, 5), bool), labels=np.zeros(0, np.int64)),
                          "channel_9.npz": dict(sample=[0, 1], step=[2, 3], channel=[1, 9]),
                          "no_layout.npz": dict(images=raster),
@@ -348,7 +351,12 @@ CASES = [
          "spikes.npz has its own labels; --labels would replace them"),
     case("--labels for a shipped data set", VERIFY + " --labels {root}/two_labels.npy",
          "--labels applies to the user's data (files, arrays, tonic data sets), not to yinyang:test"),
-    case("half a spike in a raster", VERIFY_ON + "{root}/half.npz", "a raster holds spike counts, whole numbers"),
+    exact_case("half a spike in a raster", VERIFY_ON + "{root}/half.npz",
+               "half.npz: 40 raster entries of samples 0-2 are not 0 or 1 (the largest 0.5); the chip's input spikes "
+               "are binary, one or none per channel and step (if these mean spikes: raster > 0)"),
+    exact_case("counts in a raster", VERIFY_ON + "{root}/counts.npz",
+               "counts.npz: 2 raster entries of samples 0-2 are not 0 or 1 (the largest 16); the chip's input spikes "
+               "are binary, one or none per channel and step (if these mean spikes: raster > 0)"),
     case("negative time", VERIFY_ON + "{root}/negative_time.npz --time-scale 1",
          "negative_time.npz: sample 0 has a negative spike time (-1)"),
     case("NaN time", VERIFY_ON + "{root}/nan_time.npz --time-scale 1", "sample 0 has a NaN or infinite spike time (nan)"),

@@ -138,6 +138,19 @@ def test_downsample_and_time_scale_are_refused_where_they_do_not_apply(small):
                 load_stimulus(data, None, bundle, options=options)
 
 
+def test_rasters_of_counts_are_refused_not_merged(small):
+    """A raster's entries are the chip's input spikes, one or none: counts (here tonic ToFrame's, as NIR gridded
+    data) would run the network on other inputs than the model saw. Events on one channel and step still merge."""
+    tmp_path, _, bundle, raster = small
+    frames = raster.astype(np.int64) * 3
+    message = (f"^NIR data: {np.count_nonzero(frames)} raster entries of samples 0-4 are not 0 or 1 \\(the largest "
+               f"3\\); the chip's input spikes are binary")
+    with pytest.raises(DeployError, match=message):
+        load_stimulus(nir.TimeGriddedData(frames, dt=1e-4), None, bundle)
+    stimulus = load_stimulus(raster.astype(np.float32), None, bundle)  # 0.0 and 1.0 are spikes
+    assert stimulus.report.events == raster.sum() and stimulus.report.merged_events == 0
+
+
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------
 
 def _npz_like(tmp_path, name: str, samples, channel_of, time_unit: str, times_of=lambda e: e["t"]):

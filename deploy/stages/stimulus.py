@@ -621,8 +621,9 @@ RASTER_BATCH_BYTES = 64 * 2**20
 
 def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray], labels, bundle,
                   options: DataOptions, data_dt: tuple[float, str] | None) -> EventSource:
-    """A dense (samples, steps, channels) raster of spike counts (bool, integers, or floats holding whole
-    numbers), ``read(start, stop)`` giving samples [start, stop). One raster step is one chip step; a raster
+    """A dense (samples, steps, channels) raster of spikes, 0 or 1 (bool, integers or floats),
+    ``read(start, stop)`` giving samples [start, stop). The chip's input spikes are binary: a raster of counts
+    (pixel intensities, event counts per frame) is refused, not merged, which would run another network's input. One raster step is one chip step; a raster
     stating its step ``data_dt`` (length, unit) must have the bundle's."""
     if len(shape) != 3:
         raise DeployError(f"{name}: a raster of input spikes has shape (samples, steps, channels), got {shape}")
@@ -642,16 +643,17 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
 
     def batches(first: int, stop: int):
         for start in range(first, stop, batch):
-            counts = np.asarray(read(start, min(start + batch, stop)))
-            if counts.dtype.kind not in "biuf":
-                raise DeployError(f"{name}: a raster holds spike counts (bool or integers), got {counts.dtype}")
-            whole = np.isfinite(counts) & (counts == np.floor(counts)) if counts.dtype.kind == "f" else None
-            if whole is not None and not whole.all():
-                raise DeployError(f"{name}: a raster holds spike counts, whole numbers; it has {counts[~whole][0]}")
-            if (counts < 0).any():
-                raise DeployError(f"{name}: a raster holds spike counts, none negative; it has {counts.min()}")
-            sample, step, channel = np.nonzero(counts)
-            yield sample + start, step, channel, counts[sample, step, channel]
+            end = min(start + batch, stop)
+            spikes = np.asarray(read(start, end))
+            if spikes.dtype.kind not in "biuf":
+                raise DeployError(f"{name}: a raster holds spikes (bool or numbers 0 and 1), got {spikes.dtype}")
+            other = (spikes != 0) & (spikes != 1)
+            if other.any():
+                raise DeployError(f"{name}: {np.count_nonzero(other)} raster entries of samples {start}-{end - 1} are "
+                                  f"not 0 or 1 (the largest {spikes[other].max().item()}); the chip's input spikes "
+                                  "are binary, one or none per channel and step (if these mean spikes: raster > 0)")
+            sample, step, channel = np.nonzero(spikes)
+            yield sample + start, step, channel, None
 
     return EventSource(name, f"{name}: {num_samples} samples x {steps} steps x {channels} channels (a raster)",
                        num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given)
@@ -759,7 +761,7 @@ def _npz_raster(path: Path, name: str) -> tuple[tuple, Callable[[int, int], np.n
     header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran_order, dtype = header(member)
     if dtype.hasobject:
-        raise DeployError(f"{name}: spikes holds Python objects; it must hold spike counts (bool or integers)")
+        raise DeployError(f"{name}: spikes holds Python objects; it must hold spikes (bool or numbers 0 and 1)")
     if fortran_order or len(shape) != 3:  # not streamable by sample: read whole (numpy checks the shape below)
         array = np.load(path, allow_pickle=False)["spikes"]
         return array.shape, lambda start, stop: array[start:stop]
