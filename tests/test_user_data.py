@@ -16,6 +16,7 @@ from snn_deploy.deploy import DataOptions, SpikeEvents, compile_network, load_gr
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.interfaces.cli import main
 from snn_deploy.deploy.stages.stimulus import data_spec
+from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets import description
 from snn_deploy.targets import record as record_io
 
@@ -149,6 +150,22 @@ def test_rasters_of_counts_are_refused_not_merged(small):
         load_stimulus(nir.TimeGriddedData(frames, dt=1e-4), None, bundle)
     stimulus = load_stimulus(raster.astype(np.float32), None, bundle)  # 0.0 and 1.0 are spikes
     assert stimulus.report.events == raster.sum() and stimulus.report.merged_events == 0
+
+
+def test_data_of_other_steps_than_the_run_are_said_padded_or_cropped(small, tmp_path, capsys):
+    _, path, bundle, raster = small  # 50 steps; the run has 40 input steps
+    bundle_io.save(bundle, tmp_path / "g.bundle")
+    said = {"long.npz": (raster, "the data have 50, the run 40 input steps (the data's last 10 cropped)"),
+            "short.npz": (raster[:, :10], "the data have 10, the run 40 input steps (the rest silent)"),
+            "exact.npz": (raster[:, :INPUT_STEPS], None)}
+    for name, (spikes, line) in said.items():
+        np.savez(tmp_path / name, spikes=spikes)
+        data = ["--data", str(tmp_path / name)]
+        assert main(["verify", str(path), str(tmp_path / "g.bundle"), *data, "--json", str(tmp_path / "v.json")]) in (0, 1)
+        assert main(["run", str(tmp_path / "g.bundle"), *data, "-o", str(tmp_path / f"{name}.h5")]) == 0
+        lines = [text for text in capsys.readouterr().out.splitlines() if text.startswith("  steps: ")]
+        assert lines == ([f"  steps: {line}"] * 2 if line else []), name  # verify's, then run's
+        assert json.loads((tmp_path / "v.json").read_text())["data"]["data_steps"] == spikes.shape[1]
 
 
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------

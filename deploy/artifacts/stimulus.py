@@ -37,7 +37,9 @@ class DataReport:
     per network time unit (None where the data come in steps). ``events``: input events read;
     ``cropped_events``: of them, those after the run's input steps (dropped); ``merged_events``: those
     falling on a channel in a step that already had one (the chip's input carries one spike per channel
-    and step); ``empty_samples``: samples left without any input spike."""
+    and step); ``empty_samples``: samples left without any input spike; ``data_steps``: the steps the data have
+    (a raster's; None where their length is unstated, as for events), padded with silence or cropped to the
+    run's ``input_steps``."""
 
     source: str
     time_mapping: str
@@ -49,6 +51,7 @@ class DataReport:
     merged_events: int
     empty_samples: int
     downsample: tuple[int, int] | None = None
+    data_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -122,7 +122,11 @@ def _data_lines(report, num_samples: int) -> list[str]:
     """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
     if report is None:
         return []
-    return [f"data: {report.source}", f"  time: {report.time_mapping}",
+    steps = ([] if report.data_steps in (None, report.input_steps) else
+             [f"  steps: the data have {report.data_steps}, the run {report.input_steps} input steps ("
+              + ("the rest silent)" if report.data_steps < report.input_steps else
+                 f"the data's last {report.data_steps - report.input_steps} cropped)")])
+    return [f"data: {report.source}", f"  time: {report.time_mapping}", *steps,
             f"  {report.events} input events: {report.cropped_events} after the run's {report.input_steps} input steps "
             f"(cropped), {report.merged_events} merged into a spike already on their channel and step; "
             f"{report.empty_samples} of {num_samples} samples without any input spike"]

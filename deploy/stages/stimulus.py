@@ -351,8 +351,8 @@ class EventSource:
     arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
     ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
     ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
-    they have (None: unstated). ``labels``: one per sample of the data, or a function giving those of samples
-    [start, stop) (where they are read with the samples)."""
+    they have (None: unstated); ``steps`` likewise their steps. ``labels``: one per sample of the data, or a
+    function giving those of samples [start, stop) (where they are read with the samples)."""
 
     name: str
     description: str
@@ -364,6 +364,7 @@ class EventSource:
     time_scale: float | None = None
     time_scale_given: bool = False
     downsample: tuple[int, int] | None = None
+    steps: int | None = None
 
 
 def event_source(data, bundle, options: DataOptions) -> EventSource:
@@ -464,7 +465,7 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
                         time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
                         cropped_events=collected.cropped, merged_events=collected.merged,
                         empty_samples=int(np.count_nonzero(np.diff(inputs.sample_bounds(np.arange(stop - first + 1))) == 0)),
-                        downsample=source.downsample)
+                        downsample=source.downsample, data_steps=source.steps)
     return Stimulus(source.name, inputs, labels, report=report,
                     selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))
 
@@ -656,7 +657,8 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
             yield sample + start, step, channel, None
 
     return EventSource(name, f"{name}: {num_samples} samples x {steps} steps x {channels} channels (a raster)",
-                       num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given)
+                       num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given,
+                       steps=steps)
 
 
 def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> EventSource:
