@@ -156,16 +156,20 @@ def _user_data(root: Path) -> None:
     """The user's data, good and bad, for the random model (5 inputs, 3 classes, time unit tau), and an
     SHD-sized graph (700 inputs, 20 classes, in seconds) with an SHD file holding a NaN time."""
     raster = np.random.default_rng(0).random((3, 10, 5)) < 0.3
+    counts = raster.astype(np.int64)
+    counts[0, 0, 0], counts[2, 5, 1] = 16, 2  # pixel values, not spikes
     for name, arrays in {"spikes.npz": dict(spikes=raster, labels=[0, 1, 2]), "unlabelled.npz": dict(spikes=raster),
                          "seven.npz": dict(spikes=np.zeros((3, 10, 7), bool)),
                          "short_labels.npz": dict(spikes=raster, labels=[0, 1]),
                          "label_3.npz": dict(spikes=raster, labels=[0, 3, 1]),
                          "float_labels.npz": dict(spikes=raster, labels=[0.0, 1.0, 2.0]),
                          "half.npz": dict(spikes=raster * 0.5),
+                         "counts.npz": dict(spikes=counts),
+                         "empty.npz": dict(spikes=np.zeros((0, 10, 5), bool), labels=np.zeros(0, np.int64)),
                          "channel_9.npz": dict(sample=[0, 1], step=[2, 3], channel=[1, 9]),
                          "no_layout.npz": dict(images=raster),
                          **{f"{what}_time.npz": dict(sample=[0, 0], time=[0.5, value], time_unit="ms", channel=[0, 1])
-                            for what, value in (("negative", -1.0), ("nan", np.nan), ("inf", np.inf))}}.items():
+                            for what, value in (("good", 1.0), ("negative", -1.0), ("nan", np.nan), ("inf", np.inf))}}.items():
         np.savez(root / name, **arrays)
     np.save(root / "two_labels.npy", np.array([0, 1]))
     (root / "corrupt.npz").write_bytes(b"PK not a zip at all")
@@ -195,10 +199,15 @@ class Case(NamedTuple):
     argv: str  # {root}: the inputs, {out}: an empty folder for outputs, {readonly}: an unwritable folder
     message: str  # in the error line
     extra_forbidden: tuple[str, ...] = ()  # more functions the refusal must come before
+    exact: bool = False  # the message is the whole error, after "snn-deploy COMMAND: error: "
 
 
 def case(name, argv, message, *extra_forbidden):
     return Case(name, argv, message, extra_forbidden)
+
+
+def exact_case(name, argv, message):
+    return Case(name, argv, message, exact=True)
 
 
 VERIFY = "verify {root}/m.nir {root}/m.bundle --data yinyang:test --samples 5"
@@ -331,15 +340,25 @@ CASES = [
     case("a label outside the classes", VERIFY_ON + "{root}/label_3.npz",
          "sample 1 has label 3, outside the network's 3 classes [0, 2]"),
     case("labels not integers", VERIFY_ON + "{root}/float_labels.npz", "must be a 1-D array of integers"),
-    case("--labels of the wrong length", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/two_labels.npy",
-         "unlabelled.npz has 3 samples but 2 labels"),
+    exact_case("--labels of the wrong length", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/two_labels.npy",
+               "unlabelled.npz has 3 samples but 2 labels in two_labels.npy"),
+    exact_case("--labels an .npz of one array, not labels", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/seven.npz",
+               "seven.npz must be a 1-D array of integers, got shape (3, 10, 7) bool"),
+    exact_case("--labels an .npz of several arrays, none labels", VERIFY_ON + "{root}/unlabelled.npz --labels "
+               "{root}/channel_9.npz", "channel_9.npz has arrays sample, step, channel: --labels takes a .npy, or a "
+               ".npz holding one array or one named 'labels'"),
     case("--labels file missing", VERIFY_ON + "{root}/unlabelled.npz --labels {root}/nope.npy",
          "labels file not found"),
     case("--labels over the data's own", VERIFY_ON + "{root}/spikes.npz --labels {root}/two_labels.npy",
          "spikes.npz has its own labels; --labels would replace them"),
     case("--labels for a shipped data set", VERIFY + " --labels {root}/two_labels.npy",
          "--labels applies to the user's data (files, arrays, tonic data sets), not to yinyang:test"),
-    case("half a spike in a raster", VERIFY_ON + "{root}/half.npz", "a raster holds spike counts, whole numbers"),
+    exact_case("half a spike in a raster", VERIFY_ON + "{root}/half.npz",
+               "half.npz: 40 raster entries of samples 0-2 are not 0 or 1 (the largest 0.5); the chip's input spikes "
+               "are binary, one or none per channel and step (if these mean spikes: raster > 0)"),
+    exact_case("counts in a raster", VERIFY_ON + "{root}/counts.npz",
+               "counts.npz: 2 raster entries of samples 0-2 are not 0 or 1 (the largest 16); the chip's input spikes "
+               "are binary, one or none per channel and step (if these mean spikes: raster > 0)"),
     case("negative time", VERIFY_ON + "{root}/negative_time.npz --time-scale 1",
          "negative_time.npz: sample 0 has a negative spike time (-1)"),
     case("NaN time", VERIFY_ON + "{root}/nan_time.npz --time-scale 1", "sample 0 has a NaN or infinite spike time (nan)"),
@@ -349,9 +368,23 @@ CASES = [
          "shd:test: sample 0 has a NaN or infinite spike time"),
     case("time stamps for a graph in tau without --time-scale", VERIFY_ON + "{root}/negative_time.npz",
          "negative_time.npz has time stamps and the graph's time unit is tau: state how they map with --time-scale S"),
-    case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
-         "--time-scale maps recording time to steps; spikes.npz gives steps"),
+    exact_case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
+               "--time-scale maps recording time to steps; spikes.npz needs no time scale: one data step = one chip "
+               "step (dt 0.00784318 tau)"),
+    exact_case("--downsample for a raster", VERIFY_ON + "{root}/spikes.npz --downsample 4x4",
+               "--downsample reduces a tonic data set's sensor; spikes.npz has no sensor: its channels are the "
+               "network's 5 inputs"),
+    exact_case("--downsample for time-stamped events", VERIFY_ON + "{root}/good_time.npz --time-scale 1 --downsample "
+               "4x4", "--downsample reduces a tonic data set's sensor; good_time.npz has no sensor: its channels are "
+               "the network's 5 inputs"),
     case("--time-scale zero", VERIFY_ON + "{root}/nan_time.npz --time-scale 0", "--time-scale must be a positive number"),
+    exact_case("data without samples", VERIFY_ON + "{root}/empty.npz", "empty.npz holds no samples"),
+    exact_case("run on data without samples", "run {root}/m.bundle --data {root}/empty.npz -o {out}/r.h5",
+               "empty.npz holds no samples"),
+    exact_case("calibration on data without samples", COMPILE + " --calibrate {root}/empty.npz -o {out}/x.bundle",
+               "empty.npz holds no samples"),
+    exact_case("--samples 0 of data without samples", VERIFY_ON + "{root}/empty.npz --samples 0",
+               "--samples must be at least 1, got 0"),
     case("samples beyond the file", "run {root}/m.bundle --data {root}/spikes.npz --samples 4 -o {out}/r.h5",
          "--samples 4 asks for more samples than spikes.npz has (3)"),
     case("a sensor larger than the network's input", VERIFY_ON + "nmnist:test --data-root {root}/nmnist --time-scale 1",
@@ -457,7 +490,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(bad, root, readonly,
     captured = capsys.readouterr()
     line = _assert_one_line(captured.err)
     assert code == 2, captured.err
-    assert bad.message in line
+    if bad.exact:
+        assert line.partition(": error: ")[2] == bad.message
+    else:
+        assert bad.message in line
     assert snapshot(root, tmp_path) == before  # no output, no temp file, every input byte for byte
 
 

@@ -4,6 +4,7 @@ identical input spikes. Events after the run are cropped and counted, and so are
 spikes are written as NIR data that nir.read_data reads and --replay accepts."""
 
 import json
+import re
 
 import h5py
 import nir
@@ -14,6 +15,8 @@ import tonic  # the events extra: tools/env.sh installs it
 from snn_deploy.deploy import DataOptions, SpikeEvents, compile_network, load_graph, load_stimulus, verify
 from snn_deploy.deploy.errors import DeployError
 from snn_deploy.deploy.interfaces.cli import main
+from snn_deploy.deploy.stages.stimulus import data_spec
+from snn_deploy.targets import bundle as bundle_io
 from snn_deploy.targets import description
 from snn_deploy.targets import record as record_io
 
@@ -93,6 +96,76 @@ def test_events_after_the_run_merged_events_and_empty_samples_are_counted(small)
     report = stimulus.report
     assert (report.events, report.cropped_events, report.merged_events, report.empty_samples) == (6, 1, 1, 1)
     assert stimulus.labels is None and stimulus.selection.endswith("samples 0-3")
+
+
+def test_data_without_samples_are_refused_from_every_source(small):
+    """A run over no samples would judge nothing (verify divided by zero): refused where the samples are counted."""
+    tmp_path, path, bundle, _ = small
+    np.savez(tmp_path / "no_events.npz", sample=np.zeros(0, np.int64), step=np.zeros(0, np.int64),
+             channel=np.zeros(0, np.int64), num_samples=0)
+    nothing = np.zeros((0, INPUT_STEPS, 6), bool)
+    for data, name in ((str(tmp_path / "no_events.npz"), "no_events.npz"), (nothing, "numpy raster"),
+                       (nir.TimeGriddedData(nothing, dt=1e-4), "NIR data"), (np.zeros((0, 6)), "the features array")):
+        with pytest.raises(DeployError, match=f"^{re.escape(name)} holds no samples$"):
+            load_stimulus(data, None, bundle)
+    with pytest.raises(DeployError, match="^numpy raster holds no samples$"):
+        verify(str(path), bundle, data=nothing, labels=np.zeros(0, np.int64))
+
+
+def test_labels_come_from_an_npz_of_one_array_or_with_labels_and_from_python_sequences(small):
+    tmp_path, path, bundle, raster = small
+    labels = np.arange(5) % 3
+    np.savez(tmp_path / "with_labels.npz", spikes=raster, labels=labels)  # another data file's own labels
+    np.savez(tmp_path / "only.npz", y=labels)
+    for given in (str(tmp_path / "with_labels.npz"), str(tmp_path / "only.npz"), labels.tolist(), tuple(labels)):
+        stimulus = load_stimulus(raster, None, bundle, options=DataOptions(labels=given))
+        np.testing.assert_array_equal(stimulus.labels, labels, err_msg=str(given))
+    np.savez(tmp_path / "unlabelled.npz", spikes=raster)
+    assert data_spec(str(tmp_path / "unlabelled.npz"), None, bundle, DataOptions(labels=labels.tolist())).labelled
+    assert verify(str(path), bundle, data=raster, labels=labels.tolist()).metrics.accuracy is not None
+    with pytest.raises(DeployError, match=r"^labels must be a 1-D array of integers, one per sample$"):
+        load_stimulus(raster, None, bundle, options=DataOptions(labels=[[0, 1], [2]]))
+
+
+def test_downsample_and_time_scale_are_refused_where_they_do_not_apply(small):
+    tmp_path, _, bundle, raster = small
+    events = nir.EventData(np.array([[0, 1]]), np.array([[1e-4, 2e-4]]), n_neurons=6, t_max=1e-3)
+    refusals = {"--downsample": (DataOptions(downsample=(2, 2)), "has no sensor: its channels are the network's 6 "
+                                 "inputs"),
+                "--time-scale": (DataOptions(time_scale=1.0), "needs no time scale: ")}
+    for data, name in ((raster, "numpy raster"), (events, "NIR data"), (SpikeEvents.from_raster(raster), "spike events")):
+        for option, (options, reason) in refusals.items():
+            with pytest.raises(DeployError, match=f"^{option} .*; {name} {reason}"):
+                load_stimulus(data, None, bundle, options=options)
+
+
+def test_rasters_of_counts_are_refused_not_merged(small):
+    """A raster's entries are the chip's input spikes, one or none: counts (here tonic ToFrame's, as NIR gridded
+    data) would run the network on other inputs than the model saw. Events on one channel and step still merge."""
+    tmp_path, _, bundle, raster = small
+    frames = raster.astype(np.int64) * 3
+    message = (f"^NIR data: {np.count_nonzero(frames)} raster entries of samples 0-4 are not 0 or 1 \\(the largest "
+               f"3\\); the chip's input spikes are binary")
+    with pytest.raises(DeployError, match=message):
+        load_stimulus(nir.TimeGriddedData(frames, dt=1e-4), None, bundle)
+    stimulus = load_stimulus(raster.astype(np.float32), None, bundle)  # 0.0 and 1.0 are spikes
+    assert stimulus.report.events == raster.sum() and stimulus.report.merged_events == 0
+
+
+def test_data_of_other_steps_than_the_run_are_said_padded_or_cropped(small, tmp_path, capsys):
+    _, path, bundle, raster = small  # 50 steps; the run has 40 input steps
+    bundle_io.save(bundle, tmp_path / "g.bundle")
+    said = {"long.npz": (raster, "the data have 50, the run 40 input steps (the data's last 10 cropped)"),
+            "short.npz": (raster[:, :10], "the data have 10, the run 40 input steps (the rest silent)"),
+            "exact.npz": (raster[:, :INPUT_STEPS], None)}
+    for name, (spikes, line) in said.items():
+        np.savez(tmp_path / name, spikes=spikes)
+        data = ["--data", str(tmp_path / name)]
+        assert main(["verify", str(path), str(tmp_path / "g.bundle"), *data, "--json", str(tmp_path / "v.json")]) in (0, 1)
+        assert main(["run", str(tmp_path / "g.bundle"), *data, "-o", str(tmp_path / f"{name}.h5")]) == 0
+        lines = [text for text in capsys.readouterr().out.splitlines() if text.startswith("  steps: ")]
+        assert lines == ([f"  steps: {line}"] * 2 if line else []), name  # verify's, then run's
+        assert json.loads((tmp_path / "v.json").read_text())["data"]["data_steps"] == spikes.shape[1]
 
 
 # --- tonic's data sets, in folders as tonic downloads them (archives present) and as unpacked by hand -------

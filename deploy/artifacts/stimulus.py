@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -16,12 +16,13 @@ class DataOptions:
     """How the user's data are read onto a bundle's input (the command line's ``--labels``, ``--data-root``,
     ``--time-scale`` and ``--downsample``; None: not given).
 
-    ``labels``: a ``.npy`` file (or, from Python, an array) of one integer class per sample.
+    ``labels``: one integer class per sample: a ``.npy`` file, a ``.npz`` holding one array or an array
+    ``labels``, or from Python an array or a sequence.
     ``data_root``: the folder holding a tonic data set (``nmnist:test``, ``shd:test``, ...).
     ``time_scale``: the recording's seconds per network time unit, for time-stamped events.
     ``downsample``: the (width, height) a larger sensor is reduced to (tonic's Downsample)."""
 
-    labels: str | Path | np.ndarray | None = None
+    labels: str | Path | np.ndarray | Sequence[int] | None = None
     data_root: str | Path | None = None
     time_scale: float | None = None
     downsample: tuple[int, int] | None = None
@@ -36,7 +37,9 @@ class DataReport:
     per network time unit (None where the data come in steps). ``events``: input events read;
     ``cropped_events``: of them, those after the run's input steps (dropped); ``merged_events``: those
     falling on a channel in a step that already had one (the chip's input carries one spike per channel
-    and step); ``empty_samples``: samples left without any input spike."""
+    and step); ``empty_samples``: samples left without any input spike; ``data_steps``: the steps the data have
+    (a raster's; None where their length is unstated, as for events), padded with silence or cropped to the
+    run's ``input_steps``."""
 
     source: str
     time_mapping: str
@@ -48,6 +51,7 @@ class DataReport:
     merged_events: int
     empty_samples: int
     downsample: tuple[int, int] | None = None
+    data_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

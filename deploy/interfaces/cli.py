@@ -152,7 +152,11 @@ def _data_lines(report, num_samples: int) -> list[str]:
     """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
     if report is None:
         return []
-    return [f"data: {report.source}", f"  time: {report.time_mapping}",
+    steps = ([] if report.data_steps in (None, report.input_steps) else
+             [f"  steps: the data have {report.data_steps}, the run {report.input_steps} input steps ("
+              + ("the rest silent)" if report.data_steps < report.input_steps else
+                 f"the data's last {report.data_steps - report.input_steps} cropped)")])
+    return [f"data: {report.source}", f"  time: {report.time_mapping}", *steps,
             f"  {report.events} input events: {report.cropped_events} after the run's {report.input_steps} input steps "
             f"(cropped), {report.merged_events} merged into a spike already on their channel and step; "
             f"{report.empty_samples} of {num_samples} samples without any input spike"]
@@ -533,7 +537,8 @@ def _add_input_options(p: argparse.ArgumentParser, samples_default: str = f"rand
                         "spike trains, random[:rate=0.05,seed=0] (spikes per channel and step)")
     p.add_argument("--samples", type=int, help=f"use the first N samples ({samples_default})")
     g = p.add_argument_group("the user's data")
-    g.add_argument("--labels", metavar="FILE.npy", help="one integer class per sample, for data without labels")
+    g.add_argument("--labels", metavar="FILE", help="one integer class per sample, for data without labels: a .npy, "
+                   "or a .npz holding one array or an array 'labels'")
     g.add_argument("--data-root", metavar="DIR", help="the folder of a tonic data set: what tonic was given as "
                    "save_to (holding e.g. NMNIST/), or the data set's own folder, downloaded or unpacked by hand")
     g.add_argument("--time-scale", type=float, metavar="S",

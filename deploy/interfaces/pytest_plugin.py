@@ -9,8 +9,8 @@ or .toml; or takes an already compiled bundle, a .bundle file or a Bundle), runs
 ``snn-deploy compile`` and ``snn-deploy verify``. ``data`` is anything ``verify`` takes: a data set
 split, a .npz or NIR data file, a tonic data set ("nmnist:test" with ``data_root``), seeded random
 spike trains "random:rate=0.05,seed=0", or from Python a raster, a SpikeEvents, NIR data or a tonic
-data set object; ``labels`` (an array or .npy file), ``time_scale`` and ``downsample`` as the command
-line's ``--labels``, ``--time-scale`` and ``--downsample``; ``workers`` and ``scheduler`` as verify's
+data set object; ``labels`` (an array, a sequence or a file), ``time_scale`` and ``downsample`` as the
+command line's ``--labels``, ``--time-scale`` and ``--downsample``; ``workers`` and ``scheduler`` as verify's
 ``--workers`` and ``--scheduler`` (the samples split between local processes or a Dask scheduler's
 workers; the same verdict). A relative path (the graph, a bundle, a
 data or labels file, ``data_root``) is taken from the folder of the calling test file.

@@ -196,9 +196,10 @@ def load_stimulus(data, samples: int | None, bundle, *, options: DataOptions = D
         return _features_stimulus(dataset.name, dataset.features, dataset.labels, bundle, record_state, references)
     if isinstance(data, np.ndarray) and data.ndim == 2:  # features, as verify(net, bundle, features, labels) takes
         _no_data_options(replace(options, labels=None), "input features")
-        features, labels = _first(data, samples, "the features"), None
+        what = "the features array"
+        features, labels = _first(data, samples, what), None
         if options.labels is not None:
-            labels = _checked_labels(_labels_option(options), data.shape[0], bundle, "the features")[:features.shape[0]]
+            labels = _checked_labels(*_labels_option(options), data.shape[0], bundle, what)[:features.shape[0]]
         return _features_stimulus(f"features {_digest(features)}", features, labels, bundle, record_state, references)
     source = event_source(data, bundle, options)
     return _events_stimulus(source, samples, bundle, options, record_state, references)
@@ -234,7 +235,7 @@ def data_spec(data: str | Path, samples: int | None, bundle, options: DataOption
         _no_data_options(options, str(data))
         dataset = load_data(str(data), samples)
         return DataSpec(str(data), samples, options, int(dataset.labels.size), dataset.name, labelled=True)
-    absolute = [str(Path(path).resolve()) if path is not None and not isinstance(path, np.ndarray) else path
+    absolute = [str(Path(path).resolve()) if isinstance(path, (str, os.PathLike)) else path
                 for path in (options.labels, options.data_root)]
     options = replace(options, labels=absolute[0], data_root=absolute[1])
     if Path(data).is_file():
@@ -275,11 +276,14 @@ def _first(array: np.ndarray, samples: int | None, what: str) -> np.ndarray:
 
 
 def _sample_count(samples: int | None, available: int, what: str) -> int:
-    """How many of the data's first samples are used: all, or ``--samples``."""
+    """How many of the data's first samples are used: all, or ``--samples``. Every source's count passes here, so
+    data without samples are refused here (a run over none would judge nothing)."""
+    if samples is not None and samples < 1:
+        raise DeployError(f"--samples must be at least 1, got {samples}")
+    if available == 0:
+        raise DeployError(f"{what} holds no samples")
     if samples is None:
         return available
-    if samples < 1:
-        raise DeployError(f"--samples must be at least 1, got {samples}")
     if samples > available:
         raise DeployError(f"--samples {samples} asks for more samples than {what} has ({available})")
     return samples
@@ -347,8 +351,8 @@ class EventSource:
     arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
     ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
     ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
-    they have (None: unstated). ``labels``: one per sample of the data, or a function giving those of samples
-    [start, stop) (where they are read with the samples)."""
+    they have (None: unstated); ``steps`` likewise their steps. ``labels``: one per sample of the data, or a
+    function giving those of samples [start, stop) (where they are read with the samples)."""
 
     name: str
     description: str
@@ -360,6 +364,7 @@ class EventSource:
     time_scale: float | None = None
     time_scale_given: bool = False
     downsample: tuple[int, int] | None = None
+    steps: int | None = None
 
 
 def event_source(data, bundle, options: DataOptions) -> EventSource:
@@ -404,9 +409,24 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
                       "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
 
 
+# The options that apply to some of the user's data only: per option, the source's field saying it used the
+# option, and why it does not apply where it did not (an option is refused there, never ignored).
+SOURCE_OPTIONS = {
+    "--time-scale": ("time_scale", "time_scale_given",
+                     lambda source, size: f"--time-scale maps recording time to steps; {source.name} needs no time "
+                                          f"scale: {source.time_mapping}"),
+    "--downsample": ("downsample", "downsample",
+                     lambda source, size: f"--downsample reduces a tonic data set's sensor; {source.name} has no "
+                                          f"sensor: its channels are the network's {size} inputs"),
+}
+
+
 def _selected(source: EventSource, samples: int | None, bundle, options: DataOptions) -> tuple[int, bool]:
     """The checks of a source that need none of its samples: the samples selected, and whether they are labelled."""
     size = bundle.network.input.size
+    for option, used, refusal in SOURCE_OPTIONS.values():
+        if getattr(options, option) is not None and not getattr(source, used):
+            raise DeployError(refusal(source, size))
     if source.channels is not None and source.channels != size:
         raise DeployError(f"{source.name} has {source.channels} input channels; the network takes {size}")
     if options.labels is not None and source.labels is not None:
@@ -422,16 +442,16 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
     size = bundle.network.input.size
     count, _ = _selected(source, samples, bundle, options)
     first, stop = part or (0, count)
-    labels, labelled = source.labels, source.num_samples
+    labels, origin, labelled = source.labels, None, source.num_samples
     if callable(labels):
         labels, labelled, first_label = labels(first, stop), stop - first, 0
     else:
         first_label = first
     if options.labels is not None:
-        labels = _labels_option(options)
+        labels, origin = _labels_option(options)
         first_label = first
     if labels is not None:
-        labels = _checked_labels(labels, labelled, bundle, source.name)[first_label:first_label + stop - first]
+        labels = _checked_labels(labels, origin, labelled, bundle, source.name)[first_label:first_label + stop - first]
     timing = bundle.timing
     input_steps = timing.num_steps - timing.latency_steps
     collected = _Collector(source.name, stop - first, input_steps, size, first)
@@ -445,7 +465,7 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
                         time_scale_given=source.time_scale_given, input_steps=input_steps, events=collected.events,
                         cropped_events=collected.cropped, merged_events=collected.merged,
                         empty_samples=int(np.count_nonzero(np.diff(inputs.sample_bounds(np.arange(stop - first + 1))) == 0)),
-                        downsample=source.downsample)
+                        downsample=source.downsample, data_steps=source.steps)
     return Stimulus(source.name, inputs, labels, report=report,
                     selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))
 
@@ -493,33 +513,47 @@ class _Collector:
         return SpikeEvents.from_blocks(self.parts, self.num_samples, num_steps, self.size)
 
 
-def _labels_option(options: DataOptions) -> np.ndarray | None:
-    """``--labels``: a .npy file, or from Python an array."""
+def _labels_option(options: DataOptions) -> tuple[np.ndarray, str | None]:
+    """``--labels`` (given), and the file it names (None: from Python, an array or a sequence): a .npy, or a .npz
+    holding one array or one named 'labels' (a data file's own labels, given to other data)."""
     labels = options.labels
-    if labels is None or isinstance(labels, np.ndarray):
-        return labels
+    if not isinstance(labels, (str, os.PathLike)):
+        try:
+            return np.asarray(labels), None
+        except ValueError:  # ragged
+            raise DeployError("labels must be a 1-D array of integers, one per sample") from None
     path = Path(labels)
     if not path.is_file():
         raise DeployError(f"labels file not found: {path}")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DeployError(f"{path} is not a readable .npy array of labels ({exc.__class__.__name__})") from None
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded, path.name
+        with loaded:
+            arrays = loaded.files
+            if "labels" in arrays or len(arrays) == 1:
+                return loaded["labels" if "labels" in arrays else arrays[0]], path.name
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DeployError(f"{path} is not a readable array of labels ({exc.__class__.__name__})") from None
+    raise DeployError(f"{path.name} has arrays {', '.join(arrays) or 'none'}: --labels takes a .npy, or a .npz "
+                      "holding one array or one named 'labels'")
 
 
-def _checked_labels(labels, num_samples: int, bundle, what: str) -> np.ndarray:
-    """One whole-number class per sample, each one of the network's outputs."""
+def _checked_labels(labels, origin: str | None, num_samples: int, bundle, what: str) -> np.ndarray:
+    """One whole-number class per sample, each one of the network's outputs. ``origin``: the file the labels were
+    given in (None: they are the data's own, or an array)."""
     labels = np.asarray(labels)
     classes = bundle.network.population(bundle.network.output).size
+    named = origin or f"the labels of {what}"
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DeployError(f"the labels of {what} must be a 1-D array of integers, got shape {labels.shape} "
-                          f"{labels.dtype}")
+        raise DeployError(f"{named} must be a 1-D array of integers, got shape {labels.shape} {labels.dtype}")
     if labels.size != num_samples:
-        raise DeployError(f"{what} has {num_samples} samples but {labels.size} labels")
+        raise DeployError(f"{what} has {num_samples} samples but {labels.size} labels" + (f" in {origin}" if origin
+                                                                                          else ""))
     outside = (labels < 0) | (labels >= classes)
     if outside.any():
         first = np.flatnonzero(outside)[0]
-        raise DeployError(f"the labels of {what}: sample {first} has label {labels[first]}, outside the network's "
+        raise DeployError(f"{named}: sample {first} has label {labels[first]}, outside the network's "
                           f"{classes} classes [0, {classes - 1}]")
     return labels.astype(np.int64)
 
@@ -579,12 +613,6 @@ def time_bins(times, width: float, limit: int, name: str, sample=None) -> np.nda
     return np.minimum(np.floor(times / width), limit).astype(np.int64)
 
 
-def _no_time_scale(options: DataOptions, name: str) -> None:
-    if options.time_scale is not None:
-        raise DeployError(f"--time-scale maps recording time to steps; {name} gives steps (one data step = one "
-                          "chip step)")
-
-
 # --- sources ------------------------------------------------------------------------------------------------
 
 # Samples per batch of a source read sample by sample, and the bytes a batch of a dense raster may take.
@@ -594,15 +622,15 @@ RASTER_BATCH_BYTES = 64 * 2**20
 
 def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray], labels, bundle,
                   options: DataOptions, data_dt: tuple[float, str] | None) -> EventSource:
-    """A dense (samples, steps, channels) raster of spike counts (bool, integers, or floats holding whole
-    numbers), ``read(start, stop)`` giving samples [start, stop). One raster step is one chip step; a raster
+    """A dense (samples, steps, channels) raster of spikes, 0 or 1 (bool, integers or floats),
+    ``read(start, stop)`` giving samples [start, stop). The chip's input spikes are binary: a raster of counts
+    (pixel intensities, event counts per frame) is refused, not merged, which would run another network's input. One raster step is one chip step; a raster
     stating its step ``data_dt`` (length, unit) must have the bundle's."""
     if len(shape) != 3:
         raise DeployError(f"{name}: a raster of input spikes has shape (samples, steps, channels), got {shape}")
     num_samples, steps, channels = shape
     mapping = _steps_mapping(bundle)
     if data_dt is None:
-        _no_time_scale(options, name)
         scale, given = None, False
     else:
         scale, given = _time_scale(bundle, options, name)
@@ -616,25 +644,25 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
 
     def batches(first: int, stop: int):
         for start in range(first, stop, batch):
-            counts = np.asarray(read(start, min(start + batch, stop)))
-            if counts.dtype.kind not in "biuf":
-                raise DeployError(f"{name}: a raster holds spike counts (bool or integers), got {counts.dtype}")
-            whole = np.isfinite(counts) & (counts == np.floor(counts)) if counts.dtype.kind == "f" else None
-            if whole is not None and not whole.all():
-                raise DeployError(f"{name}: a raster holds spike counts, whole numbers; it has {counts[~whole][0]}")
-            if (counts < 0).any():
-                raise DeployError(f"{name}: a raster holds spike counts, none negative; it has {counts.min()}")
-            sample, step, channel = np.nonzero(counts)
-            yield sample + start, step, channel, counts[sample, step, channel]
+            end = min(start + batch, stop)
+            spikes = np.asarray(read(start, end))
+            if spikes.dtype.kind not in "biuf":
+                raise DeployError(f"{name}: a raster holds spikes (bool or numbers 0 and 1), got {spikes.dtype}")
+            other = (spikes != 0) & (spikes != 1)
+            if other.any():
+                raise DeployError(f"{name}: {np.count_nonzero(other)} raster entries of samples {start}-{end - 1} are "
+                                  f"not 0 or 1 (the largest {spikes[other].max().item()}); the chip's input spikes "
+                                  "are binary, one or none per channel and step (if these mean spikes: raster > 0)")
+            sample, step, channel = np.nonzero(spikes)
+            yield sample + start, step, channel, None
 
     return EventSource(name, f"{name}: {num_samples} samples x {steps} steps x {channels} channels (a raster)",
-                       num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given)
+                       num_samples, channels, labels, batches, mapping, None if scale is None else float(scale), given,
+                       steps=steps)
 
 
 def spike_events_source(events: SpikeEvents, bundle, options: DataOptions) -> EventSource:
     """Input spikes already in chip steps (step 1 is the first)."""
-    _no_time_scale(options, "a SpikeEvents")
-
     def batches(start: int, stop: int):
         first, last = np.searchsorted(events.events[0], [start, stop])
         sample, step, channel = events.events[:, first:last]
@@ -696,8 +724,6 @@ def npz_source(path: Path, bundle, options: DataOptions) -> EventSource:
                                       f"{', '.join(TIME_UNITS_SECONDS)})")
                 return _stamped_events_source(name, sample, channel, stamps, unit, count, channels, labels, bundle,
                                               options)
-            if data_dt is None:
-                _no_time_scale(options, name)
             return _events_in_memory_source(name, f"{name}: {sample.size} events in steps of {count} samples", sample,
                                          stamps, channel, count, channels, labels, _steps_mapping(bundle))
     except KeyError as exc:
@@ -737,7 +763,7 @@ def _npz_raster(path: Path, name: str) -> tuple[tuple, Callable[[int, int], np.n
     header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran_order, dtype = header(member)
     if dtype.hasobject:
-        raise DeployError(f"{name}: spikes holds Python objects; it must hold spike counts (bool or integers)")
+        raise DeployError(f"{name}: spikes holds Python objects; it must hold spikes (bool or numbers 0 and 1)")
     if fortran_order or len(shape) != 3:  # not streamable by sample: read whole (numpy checks the shape below)
         array = np.load(path, allow_pickle=False)["spikes"]
         return array.shape, lambda start, stop: array[start:stop]
@@ -848,16 +874,12 @@ def _nir_node(nodes, input_name: str, name: str):
 def _nir_observable_source(name: str, observable: _NirObservable, labels, bundle, options) -> EventSource:
     timing = bundle.timing
     if observable.kind == "TimeGriddedData":
-        _no_time_scale(options, name)
         if not math.isclose(observable.dt, timing.dt, rel_tol=1e-9):
             raise DeployError(f"{name}: its time grid has dt {observable.dt:g}; the bundle's is {timing.dt:g} "
                               f"{timing.time_unit}")
         grid = observable.data
         return raster_source(name, tuple(grid.shape), lambda start, stop: grid[start:stop], labels, bundle,
                              options, data_dt=None)
-    if options.time_scale is not None:
-        raise DeployError(f"--time-scale maps recording time; NIR data's times are in the graph's time unit "
-                          f"({timing.time_unit})")
     idx, time = observable.idx, observable.time
     if idx.ndim != 2 or idx.shape != time.shape:
         raise DeployError(f"{name}: EventData idx and time must be (samples, events) arrays of one shape, got "

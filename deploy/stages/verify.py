@@ -539,8 +539,9 @@ def verify(graph, bundle, data=None, labels=None, *, samples: int | None = None,
     ("yinyang:test", "test.npz", "run.h5", "nmnist:test" with ``data_root``, "random:seed=1"), or a
     (samples, steps, channels) raster, a SpikeEvents, NIR data, a tonic data set object, or (samples,
     features) features for the bundle's input encoding. ``labels``: one class per sample (an array or a
-    .npy file) for data without their own. ``tolerances``: a Tolerances, or options over the graph's
-    tolerance file (as the command line's); ``max_accuracy_drop`` among the options needs labels.
+    sequence of integers, or a file as ``--labels`` takes) for data without their own. ``tolerances``: a
+    Tolerances, or options over the graph's tolerance file (as the command line's); ``max_accuracy_drop`` among
+    the options needs labels.
     ``engine``: bitsim's engine. ``workers``: the local processes the comparison is split between; ``scheduler``:
     the address of a Dask distributed scheduler whose workers it is split between instead (``workers`` then
     sets the number of parts; 1: one per worker thread). Data named by a spec (a shipped data set split,
