@@ -371,6 +371,9 @@ CASES = [
     exact_case("--time-scale for data in steps", VERIFY_ON + "{root}/spikes.npz --time-scale 1",
                "--time-scale maps recording time to steps; spikes.npz needs no time scale: one data step = one chip "
                "step (dt 0.00784318 tau)"),
+    exact_case("--data-root for a file", VERIFY_ON + "{root}/spikes.npz --data-root {root}",
+               "--data-root names the folder of a tonic data set (nmnist:test, ...); spikes.npz is read from where it "
+               "is"),
     exact_case("--downsample for a raster", VERIFY_ON + "{root}/spikes.npz --downsample 4x4",
                "--downsample reduces a tonic data set's sensor; spikes.npz has no sensor: its channels are the "
                "network's 5 inputs"),

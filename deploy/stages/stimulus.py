@@ -268,7 +268,7 @@ def require_labels(stimulus: Stimulus | DataSpec, why: str) -> None:
     """Accuracy needs labels: data without them are refused where it is asked for."""
     if not stimulus.labelled:
         raise DeployError(f"{why} needs labels; {stimulus.name} has none (give them in the data, or as --labels "
-                          "FILE.npy)")
+                          "FILE, a .npy or .npz)")
 
 
 def _first(array: np.ndarray, samples: int | None, what: str) -> np.ndarray:
@@ -351,7 +351,7 @@ class EventSource:
     arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
     ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
     ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
-    they have (None: unstated); ``steps`` likewise their steps. ``labels``: one per sample of the data, or a
+    they have (None: unstated); ``steps`` likewise their steps; ``data_root`` the folder read (a tonic data set's). ``labels``: one per sample of the data, or a
     function giving those of samples [start, stop) (where they are read with the samples)."""
 
     name: str
@@ -365,6 +365,7 @@ class EventSource:
     time_scale_given: bool = False
     downsample: tuple[int, int] | None = None
     steps: int | None = None
+    data_root: Path | None = None
 
 
 def event_source(data, bundle, options: DataOptions) -> EventSource:
@@ -418,6 +419,9 @@ SOURCE_OPTIONS = {
     "--downsample": ("downsample", "downsample",
                      lambda source, size: f"--downsample reduces a tonic data set's sensor; {source.name} has no "
                                           f"sensor: its channels are the network's {size} inputs"),
+    "--data-root": ("data_root", "data_root",
+                    lambda source, size: f"--data-root names the folder of a tonic data set (nmnist:test, ...); "
+                                         f"{source.name} is read from where it is"),
 }
 
 
@@ -624,8 +628,8 @@ def raster_source(name: str, shape: tuple, read: Callable[[int, int], np.ndarray
                   options: DataOptions, data_dt: tuple[float, str] | None) -> EventSource:
     """A dense (samples, steps, channels) raster of spikes, 0 or 1 (bool, integers or floats),
     ``read(start, stop)`` giving samples [start, stop). The chip's input spikes are binary: a raster of counts
-    (pixel intensities, event counts per frame) is refused, not merged, which would run another network's input. One raster step is one chip step; a raster
-    stating its step ``data_dt`` (length, unit) must have the bundle's."""
+    (pixel intensities, event counts per frame) is refused, not merged, which would run another network's input.
+    One raster step is one chip step; a raster stating its step ``data_dt`` (length, unit) must have the bundle's."""
     if len(shape) != 3:
         raise DeployError(f"{name}: a raster of input spikes has shape (samples, steps, channels), got {shape}")
     num_samples, steps, channels = shape
@@ -947,7 +951,7 @@ def tonic_folder_source(name: str, split: str, bundle, options: DataOptions) -> 
     # Samples in the order of their files (tonic lists some folders in the file system's order).
     paths = dataset.data if len(dataset.data) == len(dataset) else None
     order = sorted(range(len(dataset)), key=paths.__getitem__) if paths else range(len(dataset))
-    return tonic_source(dataset, f"{name}:{split}", order, bundle, options, kind=class_name)
+    return replace(tonic_source(dataset, f"{name}:{split}", order, bundle, options, kind=class_name), data_root=root)
 
 
 def _tonic():
