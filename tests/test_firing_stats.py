@@ -147,7 +147,7 @@ def test_the_verdict_states_the_firing_statistics_in_json_and_text(deployed):
     net, bundle, inputs, times, labels = deployed
     verdict = _verdict(net, bundle, inputs, times, labels)
     result = json.loads(verdict.to_json())
-    assert result["schema_version"] == SCHEMA_VERSION == 6
+    assert result["schema_version"] == SCHEMA_VERSION == 7
     assert result["firing"]["reference"] == "discrete"
     assert list(result["firing"]["layers"]) == [layer.name for layer in net.layers]
     for name, layer in result["firing"]["layers"].items():

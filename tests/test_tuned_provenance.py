@@ -68,7 +68,7 @@ def test_the_bundle_records_what_its_graph_was_tuned_from(files):
 def test_verify_with_the_original_graph_compares_the_chip_with_the_original_float_model(files, tmp_path, capsys):
     report = tmp_path / "report.html"
     verdict, printed = _verify(files, files["original"], tmp_path, capsys, "--report", str(report))
-    assert verdict["schema_version"] == 6 and verdict["nir_file"] == "G.nir"
+    assert verdict["schema_version"] == 7 and verdict["nir_file"] == "G.nir"
     assert verdict["tuned_graph"] == {
         "tuned_file": "G.tuned.nir", "tuned_sha256": _sha256(files["tuned"]), "original_file": "G.nir",
         "original_sha256": _sha256(files["original"]), "data": "yinyang:train", "settings": SETTINGS,

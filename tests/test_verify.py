@@ -91,3 +91,41 @@ def test_a_bundle_without_recorded_semantics_is_refused(braille):
     old = dataclasses.replace(bundle, source=dataclasses.replace(bundle.source, semantics={}))
     with pytest.raises(DeployError, match="records no semantics"):
         reference_network(graph, old)
+
+
+def test_a_failed_decision_tolerance_names_the_stage_the_flips_come_from(braille, tmp_path, capsys):
+    """The split Braille bundle verified at a tolerance it does not meet (agreement 1); its figures then restated as the chip's
+    8-bit weights or the time step would leave them: the advice follows the flips, and says nothing where every
+    tolerance holds or the bundle already has split weights."""
+    import dataclasses
+
+    from snn_deploy.deploy.artifacts.verdict import DecisionFlips
+    from snn_deploy.deploy.reporting.text import format_advice
+
+    graph, bundle = braille
+    argv = ["verify", str(graph), str(bundle), "--data", "random:rate=0.05,seed=0", "--samples", "40"]
+    assert main([*argv, "--min-agreement", "1", "-q"]) == 1
+    assert main([*argv, "--json", str(tmp_path / "v.json")]) in (0, 1)
+    out = capsys.readouterr().out
+    assert _json(tmp_path / "v.json")["split_weights"] is True
+    assert "decisions flip at" not in out  # split already, or nothing failed
+
+    from snn_deploy.deploy.stages.verify import verify
+    verdict = verify(str(graph), str(bundle), data="random:rate=0.05,seed=0", samples=40,
+                     tolerances={"min_agreement": 1.0})
+    assert not verdict.passed and verdict.metrics.split_weights
+
+    def advice(flips: DecisionFlips, split: bool) -> list[str]:
+        metrics = dataclasses.replace(verdict.metrics, decision_flips=flips, split_weights=split)
+        return format_advice(dataclasses.replace(verdict, metrics=metrics))
+
+    assert advice(DecisionFlips(0, 3), split=False) == [
+        "  3 decisions flip at the chip's 8-bit weights (discrete -> chip): compile with --split-weights (about "
+        "14-bit weights, twice the synapse memory), or with --calibrate DATA, which measures on DATA whether it helps"]
+    assert advice(DecisionFlips(0, 3), split=True) == []
+    assert advice(DecisionFlips(4, 1), split=False) == [
+        "  4 decisions flip at the time step (float -> discrete): compile with a finer one (a larger --steps-per-tau, "
+        "or a smaller --dt where the model allows it)"]
+    passing = dataclasses.replace(verdict, tolerances=dataclasses.replace(verdict.tolerances, min_agreement=0.0))
+    assert format_advice(dataclasses.replace(passing, metrics=dataclasses.replace(
+        verdict.metrics, decision_flips=DecisionFlips(0, 3), split_weights=False))) == []

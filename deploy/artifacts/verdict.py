@@ -19,8 +19,8 @@ from .tolerances import Tolerances
 
 # 2: decision latency, accuracy by step, early decision, difficulty, robustness; 3: firing statistics;
 # 4: the bundle's calibration record; 5: the fine-tuned graph a bundle was compiled from, and compile's
-# recommendation; 6: difficulty.count_rule, where the two count decodings part
-SCHEMA_VERSION = 6
+# recommendation; 6: difficulty.count_rule, where the two count decodings part; 7: split_weights, the bundle's
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,7 @@ class Metrics:
     calibration: CalibrationReport | None = None  # the bundle's compile-time calibration (None: not calibrated)
     tuned_graph: TunedGraphRecord | None = None  # the bundle's graph was fine-tuned (None: it was not)
     recommendation: Recommendation | None = None  # an option compile measured would decide more like float (or None)
+    split_weights: bool = False  # the bundle was compiled with --split-weights
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,28 @@ def format_summary(verdict: Verdict) -> list[str]:
     lines.extend(f"  {line}" for line in format_energy(m.energy))
     lines.extend(format_decision_timing(verdict))
     lines.append("  PASS" if verdict.passed else "  FAIL: " + "; ".join(verdict.failures))
-    return lines
+    return [*lines, *format_advice(verdict)]
+
+
+# The tolerances that count decisions: where one fails, the flips say which stage parted from the model.
+DECISION_CHECKS = {"min_agreement", "max_accuracy_drop"}
+
+
+def format_advice(verdict: Verdict) -> list[str]:
+    """Where a decision tolerance failed: the stage most flips come from and the compile option that acts on it (no
+    lines where none applies)."""
+    m = verdict.metrics
+    if not {check.tolerance for check in checks(m, verdict.tolerances) if not check.passed} & DECISION_CHECKS:
+        return []
+    flips = m.decision_flips
+    if flips.discrete_to_chip > flips.float_to_discrete and not m.split_weights:
+        return [f"  {flips.discrete_to_chip} decisions flip at the chip's 8-bit weights (discrete -> chip): compile "
+                "with --split-weights (about 14-bit weights, twice the synapse memory), or with --calibrate DATA, "
+                "which measures on DATA whether it helps"]
+    if flips.float_to_discrete > flips.discrete_to_chip:
+        return [f"  {flips.float_to_discrete} decisions flip at the time step (float -> discrete): compile with a "
+                "finer one (a larger --steps-per-tau, or a smaller --dt where the model allows it)"]
+    return []
 
 
 def format_tuned_graph(record: TunedGraphRecord) -> str:
@@ -270,7 +291,7 @@ def format_failure(verdict: Verdict, nir_file: str) -> str:
         status = "EXCEEDED" if not row.passed else "ok"
         lines.append(f"  {status:9s}{row.tolerance:26s}{row.measured:10.4g}  {'>=' if row.at_least else '<='}  "
                      f"{row.allowed:<10.4g}  {row.subject}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *format_advice(verdict)])
 
 
 def _steps(value: float | None) -> str:

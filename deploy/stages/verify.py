@@ -521,7 +521,8 @@ def judge(comparison: Comparison, net: FloatNetwork, bundle: Bundle, *, dataset:
         data=data, readout=readout_metrics(c, bundle),
         calibration=bundle.report.calibration if bundle.report is not None else None,
         tuned_graph=tuned_graph_record(net, bundle),
-        recommendation=bundle.report.recommendation if bundle.report is not None else None)
+        recommendation=bundle.report.recommendation if bundle.report is not None else None,
+        split_weights=bundle.report is not None and bundle.report.split_weights)
     failures = tuple(check.failure for check in checks(metrics, tolerances) if not check.passed)
     return Verdict(metrics=metrics, tolerances=tolerances, failures=failures)
 
