@@ -317,6 +317,16 @@ def test_report_is_self_contained_and_written_atomically(report):
     assert page.count('src="data:image/png;base64,') >= 4
     disagreeing = np.flatnonzero(comparison.decisions["chip"] != comparison.decisions["float"])
     assert disagreeing.size, "the test network should disagree on some samples"
+    # The advice verify prints under a failed decision tolerance, under the failures.
+    from markupsafe import escape
+
+    from snn_deploy.deploy.reporting.text import DECISION_CHECKS, format_advice
+
+    advice = format_advice(verdict)
+    exceeded = {check.tolerance for check in html.checks(verdict.metrics, verdict.tolerances) if not check.passed}
+    assert bool(advice) == bool(exceeded & DECISION_CHECKS)  # each fixture's flips have a stage that dominates
+    for line in advice:
+        assert f'<p class="advice">{escape(line.strip())}</p>' in page
     assert f"sample {disagreeing[0]}:" in page  # its raster is drawn
     # Where each tolerance came from: the file beside the model, the option as typed, the defaults.
     assert f"tolerance file {path.parent / 'm.tolerances.toml'}" in page

@@ -60,7 +60,8 @@ from ..stages.latency import SampleTiming, sample_timing
 from ..stages.place import CoreBudget, readable_bytes
 from ..stages.tolerances import FIELDS, checks, dotted, origin
 from ..stages.verify import bundle_target
-from .text import format_placement, format_range, format_recommendation, format_tuned_graph, joules, seconds
+from .text import (format_advice, format_placement, format_range, format_recommendation, format_tuned_graph,
+                   joules, seconds)
 
 MODELS = ("float", "discrete", "chip")
 RASTER_SAMPLES = 4  # samples drawn in the raster section, the worst disagreeing ones first
@@ -762,7 +763,8 @@ def header_data(comparison: Comparison, verdict: Verdict, per_sample: SampleTimi
     tolerances = table(["tolerance", "measurement", "measured", "allowed", "", "from"], cells, classes)
     return {"nir_file": m.nir_file, "target": m.target, "passed": verdict.passed,
             "verdict": verdict_sentences(comparison, verdict, per_sample, timing, decoding),
-            "facts": table(None, facts), "tolerances": tolerances, "failures": list(verdict.failures)}
+            "facts": table(None, facts), "tolerances": tolerances, "failures": list(verdict.failures),
+            "advice": [line.strip() for line in format_advice(verdict)]}
 
 
 def accuracy_section(comparison: Comparison, verdict: Verdict, num_classes: int) -> Section:
