@@ -504,8 +504,8 @@ def _add_time_step_options(p: argparse.ArgumentParser) -> None:
     from ..stages.compile import DEFAULT_STEPS_PER_TAU
 
     p.add_argument("--steps-per-tau", type=float, default=DEFAULT_STEPS_PER_TAU,
-                   help="chip steps per time constant (the graph's most common membrane tau; per time unit without one), "
-                        f"approximately (default {DEFAULT_STEPS_PER_TAU}; ignored with --dt)")
+                   help="chip steps per time constant (the graph's most common membrane tau; per time unit without "
+                        f"one), approximately (default {DEFAULT_STEPS_PER_TAU}; ignored with --dt)")
     p.add_argument("--no-snap", action="store_true",
                    help="use exactly tau/steps-per-tau as dt instead of snapping it to an exact 12-bit decay")
 
