@@ -136,3 +136,20 @@ def test_entry_point_is_named_like_the_module():
 
     ours = [ep for ep in entry_points(group="pytest11") if ep.value == "snn_deploy.deploy.testing"]
     assert all(ep.name == ep.value for ep in ours), ours
+
+
+def test_a_compiled_bundle_is_taken_whatever_its_file_is_called(project):
+    """compile writes what -o names (the README's examples write .npz): a .npz bundle is the bundle, not a target
+    name, and verifies as the same bundle named .bundle does."""
+    from snn_deploy.deploy.interfaces.cli import main
+
+    for name in ("model.npz", "model.bundle"):
+        assert main(["compile", str(project.path / "model.nir"), "--steps-per-tau", "16", "-o",
+                     str(project.path / name), "-q"]) == 0
+    project.makepyfile(test_model="""
+def test_model_deploys(snn_verify):
+    options = dict(data="yinyang:test", samples=30, min_agreement=0.0, max_accuracy_drop=1.0)
+    npz, bundle = snn_verify("model.nir", "model.npz", **options), snn_verify("model.nir", "model.bundle", **options)
+    assert npz.to_dict() == bundle.to_dict() and npz.metrics.samples == 30
+""")
+    project.runpytest(*PLUGIN).assert_outcomes(passed=1)

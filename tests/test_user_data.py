@@ -259,6 +259,50 @@ def test_dvsgesture_folder_loads_through_tonic_downsampled_as_its_npz(tmp_path, 
     assert stimulus.report.downsample == (32, 32)
 
 
+def _small_nmnist(tmp_path):
+    """Two N-MNIST samples of 40 ms, and a graph of the sensor downsampled to 8x8x2, stepped in 1 ms bins."""
+    rng = np.random.default_rng(9)
+    write_nmnist(tmp_path / "data", [(label, random_events(rng, 400, 34, 34, 2, 40_000)) for label in (1, 2)])
+    return compiled(tmp_path, 8 * 8 * 2, 3, "step", 1.0)
+
+
+def test_a_time_scale_that_loses_most_events_is_noted(tmp_path, capsys):
+    """At 1 ms per step the 40 ms recording fills the 40 steps; at 1 us per step 99% of it falls after the run; at
+    1 s per step it piles into the first step. verify still judges, and says so on stderr even under --quiet."""
+    path, bundle = _small_nmnist(tmp_path)
+    bundle_io.save(bundle, tmp_path / "g.bundle")
+    argv = ["verify", str(path), str(tmp_path / "g.bundle"), "--data", "nmnist:test", "--data-root",
+            str(tmp_path / "data"), "--downsample", "8x8", "--min-agreement", "0", "--max-accuracy-drop", "1", "-q"]
+    notes = {}
+    for scale in ("1e-3", "1e-6", "1"):
+        assert main([*argv, "--time-scale", scale]) == 0
+        notes[scale] = capsys.readouterr().err.strip()
+    assert notes["1e-3"] == ""
+    assert re.fullmatch(r"snn-deploy verify: note: (9\d|100)% of the data's 800 events fall after the run's last input "
+                        r"step: check --time-scale \(1e-06\)", notes["1e-6"]), notes["1e-6"]
+    assert re.fullmatch(r"snn-deploy verify: note: 70% of the data's 800 events merge into a spike already on "
+                        r"their channel and step: check --time-scale \(1\)", notes["1"]), notes["1"]
+
+
+def test_a_tonic_sample_it_cannot_read_is_bad_input_naming_its_file(tmp_path):
+    path, bundle = _small_nmnist(tmp_path)
+    cut = sorted((tmp_path / "data").rglob("*.bin"))[0]
+    cut.write_bytes(cut.read_bytes()[:-2])  # a truncated copy: not a whole number of 5-byte events
+    options = DataOptions(data_root=tmp_path / "data", time_scale=1e-3, downsample=(8, 8))
+    with pytest.raises(DeployError, match=rf"^nmnist:test: sample 0 \({re.escape(str(cut))}\) is not readable "
+                                          r"\(ValueError: "):
+        load_stimulus("nmnist:test", None, bundle, options=options)
+
+
+def test_a_tonic_object_with_a_transform_is_not_downsampled_again(tmp_path):
+    path, bundle = _small_nmnist(tmp_path)
+    offline = type("NMNIST", (tonic.datasets.NMNIST,), {"_check_exists": lambda self: True})  # tonic would download
+    transformed = offline(str(tmp_path / "data"), train=False, transform=tonic.transforms.Downsample(spatial_factor=0.5))
+    with pytest.raises(DeployError, match=r"^--downsample reduces NMNIST's sensor, and the data set has a transform "
+                                          r"of its own \(Downsample\): reduce it in one place$"):
+        load_stimulus(transformed, None, bundle, options=DataOptions(time_scale=1e-3, downsample=(8, 8)))
+
+
 def test_a_tonic_data_set_object_is_data_too(tmp_path):
     """tonic's own SHD object (its check passes: the archive name and the file are there) through verify."""
     rng = np.random.default_rng(6)

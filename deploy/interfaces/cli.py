@@ -148,6 +148,15 @@ def _data_options(args) -> DataOptions:
                        downsample=args.downsample)
 
 
+def _note_time_mapping(args, report) -> None:
+    """A data mapping that loses most events, said on stderr even with --quiet (``time_mapping_note``)."""
+    from ..stages.stimulus import time_mapping_note
+
+    note = time_mapping_note(report)
+    if note:
+        print(f"snn-deploy {args.command}: {note}", file=sys.stderr)
+
+
 def _data_lines(report, num_samples: int) -> list[str]:
     """How the user's data were read: said, never left to be guessed (nothing for the shipped data sets)."""
     if report is None:
@@ -346,6 +355,7 @@ def cmd_run(args, outputs: OutputSet) -> int:
     else:
         outputs.stage(out, lambda tmp: record_io.save(result, tmp))
     outputs.commit()
+    _note_time_mapping(args, stimulus.report)
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
     _say(args, *_data_lines(stimulus.report, inputs.num_samples), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
@@ -415,6 +425,7 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         from ..reporting.html import write_report
         outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
+    _note_time_mapping(args, report)
     _say(args, *_data_lines(report, stimulus.num_samples), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED

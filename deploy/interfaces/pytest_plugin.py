@@ -4,7 +4,7 @@
         snn_verify("model.nir", "loihi2", data="test_spikes.npz", min_agreement=0.99)
 
 ``snn_verify(graph, target, data=..., labels=...)`` compiles the NIR file for the target (a target name
-or .toml; or takes an already compiled bundle, a .bundle file or a Bundle), runs it on a back end
+or .toml; or takes an already compiled bundle, a bundle file, .bundle or .npz, or a Bundle), runs it on a back end
 (bitsim by default) over the data and compares it with the float model, through the same stages as
 ``snn-deploy compile`` and ``snn-deploy verify``. ``data`` is anything ``verify`` takes: a data set
 split, a .npz or NIR data file, a tonic data set ("nmnist:test" with ``data_root``), seeded random
@@ -52,7 +52,8 @@ def verdict_of(nir_file: Path, *, target, data, samples: int | None, backend: st
         backends.get(backend)
     except ValueError as exc:
         raise DeployError(str(exc)) from None
-    if isinstance(target, Bundle) or str(target).endswith(".bundle"):
+    # A file is a bundle, whatever its suffix (compile writes what -o names: .bundle, .npz), unless a target's .toml.
+    if isinstance(target, Bundle) or (Path(target).is_file() and Path(target).suffix != ".toml"):
         if steps_per_tau is not None or split_weights:
             raise DeployError("steps_per_tau and split_weights are compile options; the bundle is compiled already")
         bundle = target if isinstance(target, Bundle) else bundle_io.load(target)

@@ -474,6 +474,24 @@ def _events_stimulus(source: EventSource, samples: int | None, bundle, options: 
                     selection=_selection(f"{source.name} ({_digest(inputs.events)})", stop - first, first))
 
 
+# The share of a recording's events past the run, or merged into spikes already there, above which its time mapping is
+# likely wrong (a --time-scale off by powers of ten crops nearly all of them, or piles them into a few steps).
+LOST_EVENTS_NOTE_FRACTION = 0.5
+
+
+def time_mapping_note(report: DataReport | None) -> str | None:
+    """For time-stamped data whose mapping onto steps loses most events (cropped or merged), a line saying so and
+    naming --time-scale; else None. A note, not a refusal: a run may mean to see only a recording's start."""
+    if report is None or report.time_scale is None or report.events == 0:
+        return None
+    for lost, how in ((report.cropped_events, "fall after the run's last input step"),
+                      (report.merged_events, "merge into a spike already on their channel and step")):
+        if lost > LOST_EVENTS_NOTE_FRACTION * report.events:
+            return (f"note: {lost / report.events:.0%} of the data's {report.events} events {how}: check --time-scale "
+                    f"({report.time_scale:g}{'' if report.time_scale_given else ', the default for a graph in seconds'})")
+    return None
+
+
 def joined_reports(reports: list[DataReport]) -> DataReport:
     """The reports of consecutive parts of one selection as the report of all of it: the counts added."""
     counted = ("events", "cropped_events", "merged_events", "empty_samples")
@@ -971,6 +989,9 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
     size = bundle.network.input.size
     frame_sensor, downsample = sensor, None
     if options.downsample is not None:
+        if getattr(dataset, "transform", None) is not None:  # a tonic Downsample there would shrink it twice
+            raise DeployError(f"--downsample reduces {name}'s sensor, and the data set has a transform of its own "
+                              f"({type(dataset.transform).__name__}): reduce it in one place")
         width, height = options.downsample
         if width > sensor[0] or height > sensor[1] or width < 1 or height < 1:
             raise DeployError(f"--downsample {width}x{height} must shrink {name}'s sensor "
@@ -989,12 +1010,18 @@ def tonic_source(dataset, name: str, order, bundle, options: DataOptions, kind: 
                                         end_time=(input_steps + 0.5) * window)
     order = list(order)
 
+    files = getattr(dataset, "data", None)  # tonic's folder data sets list a file per sample
+
     def read(index: int):
         try:
             with np.errstate(invalid="raise"):  # tonic casts times to integers: NaN or inf would become garbage
                 return dataset[order[index]]
         except FloatingPointError:
             raise DeployError(f"{name}: sample {index} has a NaN or infinite spike time") from None
+        except (OSError, ValueError, EOFError) as exc:  # a truncated or foreign file, as tonic's reader meets it
+            where = f" ({files[order[index]]})" if files is not None and len(files) == len(dataset) else ""
+            raise DeployError(f"{name}: sample {index}{where} is not readable ({exc.__class__.__name__}: "
+                              f"{exc})") from None
 
     def batches(first: int, stop: int):
         for start in range(first, stop, SAMPLES_PER_BATCH):
