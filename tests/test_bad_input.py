@@ -396,7 +396,17 @@ CASES = [
     case("--downsample larger than the sensor", VERIFY_ON + "nmnist:test --data-root {root}/nmnist --time-scale 1 "
          "--downsample 64x64", "--downsample 64x64 must shrink nmnist:test's sensor 34x34x2"),
     case("--downsample not WxH", VERIFY_ON + "nmnist:test --downsample big", "'big' is not WIDTHxHEIGHT"),
-    case("tonic data set without --data-root", VERIFY_ON + "nmnist:test", "give it as --data-root DIR"),
+    exact_case("tonic data set without --data-root", VERIFY_ON + "nmnist:test",
+               "nmnist:test reads tonic's NMNIST from a folder: give it as --data-root DIR"),
+    # The message names the spec, not --data: compile reads it as --calibrate DATA.
+    exact_case("calibration on a tonic data set without --data-root", COMPILE + " --calibrate nmnist:train "
+               "-o {out}/x.bundle", "nmnist:train reads tonic's NMNIST from a folder: give it as --data-root DIR"),
+    exact_case("compile's data options without --calibrate", COMPILE + " --calibrate none --data-root {root}/nmnist "
+               "--time-scale 1e-3 -o {out}/x.bundle", "--data-root and --time-scale need --calibrate DATA"),
+    exact_case("--downsample without calibration data", COMPILE + " --downsample 4x4 -o {out}/x.bundle",
+               "--downsample needs --calibrate DATA"),
+    case("compile takes no --labels", COMPILE + " --calibrate {root}/spikes.npz --labels {root}/two_labels.npy "
+         "-o {out}/x.bundle", "unrecognized arguments: --labels"),
     case("tonic folder without the data set", VERIFY_ON + "nmnist:test --data-root {root}/no_nmnist",
          "no nmnist:test in"),
     case("tonic split unknown", VERIFY_ON + "shd:valid --data-root {root}/shd_nan", "shd has splits train, test"),

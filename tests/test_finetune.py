@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 
 import nir
 import numpy as np
@@ -290,6 +292,21 @@ def test_finetune_prints_each_epoch_and_what_it_kept(graph_file, tmp_path, capsy
     for epoch in range(3):
         assert f"epoch {epoch}: loss " in out
     assert "kept epoch" in out and f"trained: {', '.join(GRAPH_NODES)}" in out
+
+
+def test_finetune_prints_a_compile_line_that_runs_with_its_data_options(graph_file, tmp_path, capsys):
+    """Time-stamped events need --time-scale to be read: the printed compile line carries it, and runs as printed."""
+    rng = np.random.default_rng(5)
+    events = 400
+    np.savez(tmp_path / "events.npz", sample=np.sort(rng.integers(0, 24, events)), channel=rng.integers(0, 20, events),
+             time=rng.uniform(0, 0.02, events), time_unit="s")
+    tuned = tmp_path / "t.nir"
+    assert main(["finetune", str(graph_file), "--data", str(tmp_path / "events.npz"), "--time-scale", "1",
+                 *TUNING[2:], "-o", str(tuned), *CLI_SEMANTICS]) == 0
+    out = capsys.readouterr().out
+    line = re.search(r"compile it as it was measured \((.*?)\), then", out).group(1)
+    assert line == f"--calibrate {tmp_path / 'events.npz'} --calibrate-samples 24 --time-scale 1.0 --dt 0.0001"
+    assert main(["compile", str(tuned), *shlex.split(line), "-o", str(tmp_path / "t.bundle"), "-q"]) == 0
 
 
 def _refused(args, tmp_path, capsys) -> str:

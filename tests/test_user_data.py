@@ -3,6 +3,7 @@ on-disk layouts (N-MNIST, SHD, DVSGesture, written here), each checked against t
 identical input spikes. Events after the run are cropped and counted, and so are empty samples; a run's
 spikes are written as NIR data that nir.read_data reads and --replay accepts."""
 
+import dataclasses
 import json
 import re
 
@@ -208,6 +209,33 @@ def test_nmnist_folder_loads_through_tonic_as_its_npz(tmp_path, archive):
     direct = load_stimulus("nmnist:test", None, bundle, options=DataOptions(data_root=tmp_path / "data" / "NMNIST",
                                                                           time_scale=1e-3))
     np.testing.assert_array_equal(direct.inputs.events, stimulus.inputs.events)
+
+
+def test_compile_calibrates_on_a_tonic_folder_as_on_its_spikes(tmp_path, capsys):
+    """compile --calibrate nmnist:test reads the folder as verify would (--data-root, --time-scale, --downsample):
+    the same integers as calibrating on the spikes read, and the record names the split and how it was read."""
+    rng = np.random.default_rng(3)
+    write_nmnist(tmp_path / "data", [(label, random_events(rng, 300, 34, 34, 2, 60_000)) for label in (3, 0, 7, 3)])
+    path, bundle = compiled(tmp_path, 8 * 8 * 2, 10, "step", 1.0)
+    options = DataOptions(data_root=tmp_path / "data", time_scale=1e-3, downsample=(8, 8))
+    out = tmp_path / "g.bundle"
+    assert main(["compile", str(path), "--dt", "1", "--time-unit", "step", "--multi-spike", "--reset", "zero",
+                 "--decoding", "spike_count", "--duration", str(INPUT_STEPS), "--spike", "pulse", "--integration",
+                 "euler", "--calibrate", "nmnist:test", "--data-root", str(tmp_path / "data"), "--time-scale", "1e-3",
+                 "--downsample", "8x8", "--calibrate-samples", "4", "-o", str(out), "-q"]) == 0
+    from_cli = bundle_io.load(out)
+    record = from_cli.report.calibration
+    assert record.samples == 4 and record.layers
+    assert record.data.startswith("nmnist:test (sha256 ") and record.data.endswith(
+        f" samples 0-3 --data-root {tmp_path / 'data'} --time-scale 0.001 --downsample 8x8")
+    spikes = load_stimulus("nmnist:test", 4, bundle, options=options).inputs
+    net = load_graph(path, discrete_time_semantics("step", INPUT_STEPS))
+    same = compile_network(net, description.load("loihi2"), dt=1.0, calibrate=spikes, calibrate_samples=4)
+    assert same.report.calibration.inputs_sha256 == record.inputs_sha256
+    parts = [(*bundle.network.populations, *bundle.network.connections) for bundle in (from_cli, same)]
+    for ours, theirs in zip(*parts, strict=True):
+        for field in dataclasses.fields(ours):
+            np.testing.assert_array_equal(getattr(ours, field.name), getattr(theirs, field.name), err_msg=field.name)
 
 
 @pytest.mark.parametrize("archive", [True, False], ids=["downloaded", "unpacked"])

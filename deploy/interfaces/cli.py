@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import enum
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -37,7 +38,7 @@ from ..reporting.text import (format_delays, format_placement, format_quantizati
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
 from ..stages.finetune import DEFAULT_TUNING_SAMPLES
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, require_labels, select_data
+from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, reading_arguments, require_labels, select_data
 
 
 class ExitCode(enum.IntEnum):
@@ -144,7 +145,8 @@ def _semantic_overrides(args) -> dict:
 
 
 def _data_options(args) -> DataOptions:
-    return DataOptions(labels=args.labels, data_root=args.data_root, time_scale=args.time_scale,
+    # compile has no --labels: calibration compares with the float model's decisions, never with labels.
+    return DataOptions(labels=getattr(args, "labels", None), data_root=args.data_root, time_scale=args.time_scale,
                        downsample=args.downsample)
 
 
@@ -273,7 +275,8 @@ def cmd_compile(args, outputs: OutputSet) -> int:
                                max_chips=args.max_chips, dt=args.dt, split_weights=args.split_weights,
                                stock=args.stock, threshold_spread=args.threshold_spread,
                                calibrate=None if args.calibrate == NO_CALIBRATION else args.calibrate,
-                               calibrate_samples=args.calibrate_samples, round_delays=args.round_delays)
+                               calibrate_samples=args.calibrate_samples, calibrate_options=_data_options(args),
+                               round_delays=args.round_delays)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
     note = implied_dt_note(net, compiled.timing.dt)
@@ -459,8 +462,8 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
     report = tuned.report
     _say(args, *format_tuning(report),
          f"wrote {out}; compile it as it was measured (" + " ".join(
-             ([f"--calibrate {args.data} --calibrate-samples {report.samples}"] if args.calibrate
-              else ["--calibrate none"]) + (["--split-weights"] if args.split_weights else [])
+             ([f"--calibrate {shlex.quote(str(args.data))} --calibrate-samples {report.samples}",
+               *reading_arguments(_data_options(args))] if args.calibrate else ["--calibrate none"]) + (["--split-weights"] if args.split_weights else [])
              + ([f"--dt {args.dt:g}"] if args.dt is not None else []))
          + f"), then verify the bundle against the original: snn-deploy verify {args.graph} BUNDLE --data ...")
     return ExitCode.PASSED
@@ -550,6 +553,12 @@ def _add_input_options(p: argparse.ArgumentParser, samples_default: str = f"rand
     g = p.add_argument_group("the user's data")
     g.add_argument("--labels", metavar="FILE", help="one integer class per sample, for data without labels: a .npy, "
                    "or a .npz holding one array or an array 'labels'")
+    _add_reading_options(g)
+
+
+def _add_reading_options(g) -> None:
+    """How the user's data are read onto the input (all of DataOptions but --labels): every command that reads
+    data, compile's --calibrate DATA included."""
     g.add_argument("--data-root", metavar="DIR", help="the folder of a tonic data set: what tonic was given as "
                    "save_to (holding e.g. NMNIST/), or the data set's own folder, downloaded or unpacked by hand")
     g.add_argument("--time-scale", type=float, metavar="S",
@@ -623,14 +632,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(1: one process per distinct threshold, exact; default 2)")
     p.add_argument("--calibrate", metavar="DATA", default=AUTO_CALIBRATION,
                    help="choose each layer's block exponents, weight rounding and bias correction on these data "
-                        "(any --data source of run/verify, e.g. yinyang:train or random:rate=0.05,seed=1), against the "
-                        "float model; kept only if it decides them at least as often like the float model. Below "
-                        "verify's default agreement tolerance there, compile also measures --split-weights on the same "
-                        "samples and prints what it would give (the bundle stays as asked). Default "
+                        "(any --data source of run/verify, read as --data-root, --time-scale and --downsample say, "
+                        "e.g. yinyang:train or random:rate=0.05,seed=1), against the float model; kept only if it "
+                        "decides them at least as often like the float model. Below verify's default agreement "
+                        "tolerance there, compile also measures --split-weights on the same samples and prints what it "
+                        "would give (the bundle stays as asked). Default "
                         f"{AUTO_CALIBRATION}: the training split of the data set the graph names (a zoo model's "
                         f"export), else none; '{NO_CALIBRATION}': no calibration")
     p.add_argument("--calibrate-samples", type=int, metavar="N",
                    help=f"calibrate on the first N samples (default {DEFAULT_CALIBRATION_SAMPLES})")
+    # No --labels: calibration measures decisions against the float model's, not against labels.
+    _add_reading_options(p.add_argument_group("the user's data, for --calibrate DATA"))
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     _add_semantic_options(p, "semantics NIR leaves open (override the graph's metadata)")
 

@@ -16,12 +16,14 @@ from ...targets.bundle import (Bundle, CalibrationReport, CompileReport, DelayRe
 from ...targets.description import Target
 from ..artifacts.network import FloatNetwork
 from ..artifacts.semantics import SIMULATOR_INTEGRATIONS
+from ..artifacts.stimulus import DataOptions
 from ..artifacts.tolerances import Tolerances
 from ..errors import DeployError
 from .discretize import discretize, latency_steps, run_steps, snapped_dt, unsnapped_dt
 from .load import feed_forward_depths
 from .place import place, placement_report
 from .quantize import max_delay_steps, quantize
+from .stimulus import given_options, reading_arguments
 from .stock import PADDING_STEPS, stock_network
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
@@ -139,11 +141,14 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
                     snap_decay: bool = True, max_chips: int = 1, dt: float | None = None,
                     split_weights: bool = False, stock: bool = False,
                     threshold_spread: float | None = None, calibrate: str | None = AUTO_CALIBRATION,
-                    calibrate_samples: int | None = None, round_delays: bool = False) -> Bundle:
+                    calibrate_samples: int | None = None, calibrate_options: DataOptions = DataOptions(),
+                    round_delays: bool = False) -> Bundle:
     """``stock``: a bundle of Loihi 2's stock processes only (``stages.stock``), its neurons sharing thresholds
     within ``threshold_spread`` (default ``stock.DEFAULT_THRESHOLD_SPREAD``). ``calibrate``: a data spec (any
     ``stimulus.load_stimulus`` takes) whose first ``calibrate_samples`` samples (default
-    ``calibrate.DEFAULT_CALIBRATION_SAMPLES``) choose the integers (``stages.calibrate``); ``AUTO_CALIBRATION``:
+    ``calibrate.DEFAULT_CALIBRATION_SAMPLES``), read as ``calibrate_options`` say (a tonic data set's ``data_root``,
+    time-stamped events' ``time_scale``, ``downsample``; no ``labels``), choose the integers (``stages.calibrate``);
+    ``AUTO_CALIBRATION``:
     the training split of the data set the graph names (``default_calibration``), none if it names none.
     ``round_delays``: Delay nodes rounded to whole steps of dt, the error in the report
     (``discretize.delay_steps``)."""
@@ -154,12 +159,18 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     if threshold_spread is not None and not stock:
         raise DeployError("--threshold-spread applies to --stock bundles only")
     spread = (stock_stage.DEFAULT_THRESHOLD_SPREAD if threshold_spread is None else threshold_spread) if stock else None
+    given = given_options(calibrate_options)
+    # Before the default is chosen: they say how to read the user's data, never a shipped set's.
+    if given and (calibrate is None or isinstance(calibrate, str) and calibrate == AUTO_CALIBRATION):
+        raise DeployError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --calibrate DATA")
     if calibrate == AUTO_CALIBRATION:
         calibrate = None if stock else default_calibration(net)
     if calibrate is not None and stock:
         raise DeployError("--calibrate applies to bundles of programmable neurons, not --stock ones")
     if calibrate is None and calibrate_samples is not None:
         raise DeployError("--calibrate-samples needs --calibrate DATA")
+    if calibrate_options.labels is not None:  # never read: calibration compares with the float model's decisions
+        raise DeployError("calibration compares decisions with the float model's, not with labels: give no labels")
     if calibrate_samples is not None and calibrate_samples < 1:
         raise DeployError(f"--calibrate-samples must be at least 1, got {calibrate_samples}")
     if spread is not None and not spread >= 1:
@@ -207,11 +218,13 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     from .stimulus import load_stimulus
 
     stimulus = load_stimulus(calibrate, DEFAULT_CALIBRATION_SAMPLES if calibrate_samples is None else calibrate_samples,
-                             bundle)
-    calibrated = _calibrated(bundle, discrete, target, max_chips, stimulus)
+                             bundle, options=calibrate_options)
+    # The selection's digest pins the spikes; the options say how a recording became them (e.g. its time scale).
+    name = " ".join([stimulus.selection or stimulus.name, *reading_arguments(calibrate_options)])
+    calibrated = _calibrated(bundle, discrete, target, max_chips, stimulus, name)
     if split_weights or kept_agreement(calibrated.report.calibration) >= Tolerances().min_agreement:
         return calibrated
-    return _with_recommendation(calibrated, discrete, target, max_chips, stimulus)
+    return _with_recommendation(calibrated, discrete, target, max_chips, stimulus, name)
 
 
 def kept_agreement(record: CalibrationReport) -> float:
@@ -219,11 +232,12 @@ def kept_agreement(record: CalibrationReport) -> float:
     return record.decision_agreement_after if record.applied else record.decision_agreement_before
 
 
-def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus) -> Bundle:
-    """``bundle`` calibrated on ``stimulus`` (``stimulus.Stimulus``), placed again, with the calibration's record."""
+def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus, name: str) -> Bundle:
+    """``bundle`` calibrated on ``stimulus`` (``stimulus.Stimulus``, named ``name`` in the record), placed again,
+    with the calibration's record."""
     from .calibrate import calibrate
 
-    calibrated, record = calibrate(bundle, discrete, stimulus.inputs, stimulus.selection or stimulus.name)
+    calibrated, record = calibrate(bundle, discrete, stimulus.inputs, name)
     placement = place(calibrated.network, target, max_chips=max_chips)
     report = dataclasses.replace(bundle.report, placement=placement_report(placement, target), calibration=record)
     return dataclasses.replace(calibrated, placement=placement, report=report)
@@ -234,7 +248,7 @@ def _calibrated(bundle: Bundle, discrete, target: Target, max_chips: int, stimul
 SPLIT_WEIGHTS_OPTION = "--split-weights"
 
 
-def _with_recommendation(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus) -> Bundle:
+def _with_recommendation(bundle: Bundle, discrete, target: Target, max_chips: int, stimulus, name: str) -> Bundle:
     """``bundle`` (calibrated on ``stimulus``, below tolerance there), its report with a ``Recommendation`` of
     --split-weights if the same network quantized with split weights and calibrated the same way decides
     ``stimulus`` more often like the float model (and fits the chips); else ``bundle`` as it is."""
@@ -246,7 +260,7 @@ def _with_recommendation(bundle: Bundle, discrete, target: Target, max_chips: in
     report = dataclasses.replace(bundle.report, quantization=quantized.report, split_weights=True,
                                  placement=placement_report(placement, target), calibration=None)
     split = _calibrated(dataclasses.replace(bundle, network=quantized.network, placement=placement, report=report),
-                        discrete, target, max_chips, stimulus)
+                        discrete, target, max_chips, stimulus, name)
     record = bundle.report.calibration
     without, with_split = kept_agreement(record), kept_agreement(split.report.calibration)
     if with_split <= without:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shlex
 import zipfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -289,10 +290,23 @@ def _sample_count(samples: int | None, available: int, what: str) -> int:
     return samples
 
 
+def given_options(options: DataOptions) -> list[str]:
+    """The command-line names of the ``options`` given (not None)."""
+    return [option for option, value in (("--labels", options.labels), ("--data-root", options.data_root),
+                                         ("--time-scale", options.time_scale), ("--downsample", options.downsample))
+            if value is not None]
+
+
+def reading_arguments(options: DataOptions) -> list[str]:
+    """``options`` but the labels, as the command line gives them (compile's --calibrate takes these), quoted for a
+    shell."""
+    downsample = None if options.downsample is None else "x".join(map(str, options.downsample))
+    values = {"--data-root": options.data_root, "--time-scale": options.time_scale, "--downsample": downsample}
+    return [f"{option} {shlex.quote(str(value))}" for option, value in values.items() if value is not None]
+
+
 def _no_data_options(options: DataOptions, what: str) -> None:
-    given = [option for option, value in (("--labels", options.labels), ("--data-root", options.data_root),
-                                          ("--time-scale", options.time_scale), ("--downsample", options.downsample))
-             if value is not None]
+    given = given_options(options)
     if given:
         raise DeployError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the user's data "
                           f"(files, arrays, tonic data sets), not to {what}")
@@ -944,7 +958,7 @@ def tonic_folder_source(name: str, split: str, bundle, options: DataOptions) -> 
     if split not in splits:
         raise DeployError(f"{name} has splits {', '.join(splits)}, not {split!r}")
     if options.data_root is None:
-        raise DeployError(f"--data {name}:{split} reads tonic's {class_name} from a folder: give it as --data-root DIR")
+        raise DeployError(f"{name}:{split} reads tonic's {class_name} from a folder: give it as --data-root DIR")
     root = Path(options.data_root)
     # DIR is what tonic was given as save_to (holding DIR/<class>/), or a folder holding the files themselves.
     folder = root / class_name if (root / class_name).is_dir() else root
