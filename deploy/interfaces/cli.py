@@ -463,7 +463,8 @@ def cmd_finetune(args, outputs: OutputSet) -> int:
     _say(args, *format_tuning(report),
          f"wrote {out}; compile it as it was measured (" + " ".join(
              ([f"--calibrate {shlex.quote(str(args.data))} --calibrate-samples {report.samples}",
-               *reading_arguments(_data_options(args))] if args.calibrate else ["--calibrate none"]) + (["--split-weights"] if args.split_weights else [])
+               *reading_arguments(_data_options(args))] if args.calibrate else ["--calibrate none"])
+             + (["--split-weights"] if args.split_weights else [])
              + ([f"--dt {args.dt:g}"] if args.dt is not None else []))
          + f"), then verify the bundle against the original: snn-deploy verify {args.graph} BUNDLE --data ...")
     return ExitCode.PASSED
