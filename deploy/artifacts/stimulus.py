@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +26,11 @@ class DataOptions:
     data_root: str | Path | None = None
     time_scale: float | None = None
     downsample: tuple[int, int] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The options given (not None), by their command-line names: each field's, dashed (``--data-root``)."""
+        return {f"--{field.name.replace('_', '-')}": getattr(self, field.name) for field in fields(self)
+                if getattr(self, field.name) is not None}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Every command writes its outputs through one ``OutputSet``: all of them appear, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import enum
 import os
 import shlex
@@ -38,7 +39,8 @@ from ..reporting.text import (format_delays, format_placement, format_quantizati
 from ..stages.calibrate import DEFAULT_CALIBRATION_SAMPLES
 from ..stages.compile import AUTO_CALIBRATION
 from ..stages.finetune import DEFAULT_TUNING_SAMPLES
-from ..stages.stimulus import DEFAULT_RANDOM_SAMPLES, load_stimulus, reading_arguments, require_labels, select_data
+from ..stages.stimulus import (DEFAULT_RANDOM_SAMPLES, load_stimulus, reading_arguments, require_labels,
+                                select_data, time_mapping_note)
 
 
 class ExitCode(enum.IntEnum):
@@ -145,16 +147,13 @@ def _semantic_overrides(args) -> dict:
 
 
 def _data_options(args) -> DataOptions:
-    # compile has no --labels: calibration compares with the float model's decisions, never with labels.
-    return DataOptions(labels=getattr(args, "labels", None), data_root=args.data_root, time_scale=args.time_scale,
-                       downsample=args.downsample)
+    # Each option's dest is its DataOptions field; compile has no --labels (calibration compares with the float
+    # model's decisions, never with labels).
+    return DataOptions(**{field.name: getattr(args, field.name, None) for field in dataclasses.fields(DataOptions)})
 
 
-def _note_time_mapping(args, report) -> None:
-    """A data mapping that loses most events, said on stderr even with --quiet (``time_mapping_note``)."""
-    from ..stages.stimulus import time_mapping_note
-
-    note = time_mapping_note(report)
+def _note(args, note: str | None) -> None:
+    """A likely mistake the command went on with (a stage's note, None: none), said on stderr even with --quiet."""
     if note:
         print(f"snn-deploy {args.command}: {note}", file=sys.stderr)
 
@@ -279,9 +278,7 @@ def cmd_compile(args, outputs: OutputSet) -> int:
                                round_delays=args.round_delays)
     outputs.stage(out, lambda tmp: bundle_io.save(compiled, tmp))
     outputs.commit()
-    note = implied_dt_note(net, compiled.timing.dt)
-    if note:  # a likely mistake, said even with --quiet
-        print(f"snn-deploy compile: {note}", file=sys.stderr)
+    _note(args, implied_dt_note(net, compiled.timing.dt))
     sem = net.semantics
     _say(args,
          f"compiled {args.graph} for {target.name}: {len(net.layers)} layers, "
@@ -358,7 +355,7 @@ def cmd_run(args, outputs: OutputSet) -> int:
     else:
         outputs.stage(out, lambda tmp: record_io.save(result, tmp))
     outputs.commit()
-    _note_time_mapping(args, stimulus.report)
+    _note(args, time_mapping_note(stimulus.report))
     events = ", ".join(f"{name}: {c.get('current_wraps', 0)} current wraps, {c.get('voltage_saturations', 0)} "
                        f"voltage saturations" for name, c in result.counters.items())
     _say(args, *_data_lines(stimulus.report, inputs.num_samples), f"ran {inputs.num_samples} samples x {result.num_steps} steps on {args.backend} ({events}); "
@@ -428,7 +425,7 @@ def cmd_verify(args, outputs: OutputSet) -> int:
         from ..reporting.html import write_report
         outputs.stage(report_out, lambda tmp: write_report(tmp, comparison, verdict, net, bundle))
     outputs.commit()
-    _note_time_mapping(args, report)
+    _note(args, time_mapping_note(report))
     _say(args, *_data_lines(report, stimulus.num_samples), *format_summary(verdict), *([f"  tolerances from {applied}"] if applied else []),
          *[f"  wrote {path}" for path in (json_out, report_out) if path])
     return ExitCode.PASSED if verdict.passed else ExitCode.TOLERANCE_EXCEEDED

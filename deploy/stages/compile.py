@@ -23,7 +23,7 @@ from .discretize import discretize, latency_steps, run_steps, snapped_dt, unsnap
 from .load import feed_forward_depths
 from .place import place, placement_report
 from .quantize import max_delay_steps, quantize
-from .stimulus import given_options, reading_arguments
+from .stimulus import reading_arguments
 from .stock import PADDING_STEPS, stock_network
 
 # About 128 steps per tau: a spike lands within 1/128 tau of its exact time, a Yin-Yang sample
@@ -159,7 +159,7 @@ def compile_network(net: FloatNetwork, target: Target, steps_per_tau: float = DE
     if threshold_spread is not None and not stock:
         raise DeployError("--threshold-spread applies to --stock bundles only")
     spread = (stock_stage.DEFAULT_THRESHOLD_SPREAD if threshold_spread is None else threshold_spread) if stock else None
-    given = given_options(calibrate_options)
+    given = list(calibrate_options.given())
     # Before the default is chosen: they say how to read the user's data, never a shipped set's.
     if given and (calibrate is None or isinstance(calibrate, str) and calibrate == AUTO_CALIBRATION):
         raise DeployError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --calibrate DATA")

@@ -290,23 +290,16 @@ def _sample_count(samples: int | None, available: int, what: str) -> int:
     return samples
 
 
-def given_options(options: DataOptions) -> list[str]:
-    """The command-line names of the ``options`` given (not None)."""
-    return [option for option, value in (("--labels", options.labels), ("--data-root", options.data_root),
-                                         ("--time-scale", options.time_scale), ("--downsample", options.downsample))
-            if value is not None]
-
-
 def reading_arguments(options: DataOptions) -> list[str]:
     """``options`` but the labels, as the command line gives them (compile's --calibrate takes these), quoted for a
     shell."""
-    downsample = None if options.downsample is None else "x".join(map(str, options.downsample))
-    values = {"--data-root": options.data_root, "--time-scale": options.time_scale, "--downsample": downsample}
-    return [f"{option} {shlex.quote(str(value))}" for option, value in values.items() if value is not None]
+    given = replace(options, labels=None,
+                    downsample=None if options.downsample is None else "x".join(map(str, options.downsample))).given()
+    return [f"{option} {shlex.quote(str(value))}" for option, value in given.items()]
 
 
 def _no_data_options(options: DataOptions, what: str) -> None:
-    given = given_options(options)
+    given = list(options.given())
     if given:
         raise DeployError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to the user's data "
                           f"(files, arrays, tonic data sets), not to {what}")
@@ -424,25 +417,25 @@ def event_source(data, bundle, options: DataOptions) -> EventSource:
                       "(samples, steps, channels) raster, a SpikeEvents, NIR data or a tonic data set")
 
 
-# The options that apply to some of the user's data only: per option, the source's field saying it used the
-# option, and why it does not apply where it did not (an option is refused there, never ignored).
+# The options that apply to some of the user's data only: per DataOptions field, the source's field saying it used
+# the option, and why it does not apply where it did not (an option is refused there, never ignored).
 SOURCE_OPTIONS = {
-    "--time-scale": ("time_scale", "time_scale_given",
-                     lambda source, size: f"--time-scale maps recording time to steps; {source.name} needs no time "
-                                          f"scale: {source.time_mapping}"),
-    "--downsample": ("downsample", "downsample",
-                     lambda source, size: f"--downsample reduces a tonic data set's sensor; {source.name} has no "
-                                          f"sensor: its channels are the network's {size} inputs"),
-    "--data-root": ("data_root", "data_root",
-                    lambda source, size: f"--data-root names the folder of a tonic data set (nmnist:test, ...); "
-                                         f"{source.name} is read from where it is"),
+    "time_scale": ("time_scale_given",
+                   lambda source, size: f"--time-scale maps recording time to steps; {source.name} needs no time "
+                                        f"scale: {source.time_mapping}"),
+    "downsample": ("downsample",
+                   lambda source, size: f"--downsample reduces a tonic data set's sensor; {source.name} has no "
+                                        f"sensor: its channels are the network's {size} inputs"),
+    "data_root": ("data_root",
+                  lambda source, size: f"--data-root names the folder of a tonic data set (nmnist:test, ...); "
+                                       f"{source.name} is read from where it is"),
 }
 
 
 def _selected(source: EventSource, samples: int | None, bundle, options: DataOptions) -> tuple[int, bool]:
     """The checks of a source that need none of its samples: the samples selected, and whether they are labelled."""
     size = bundle.network.input.size
-    for option, used, refusal in SOURCE_OPTIONS.values():
+    for option, (used, refusal) in SOURCE_OPTIONS.items():
         if getattr(options, option) is not None and not getattr(source, used):
             raise DeployError(refusal(source, size))
     if source.channels is not None and source.channels != size:
