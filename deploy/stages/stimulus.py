@@ -358,8 +358,9 @@ class EventSource:
     arrays of one entry per event or group of events, ``sample`` the index in the data (not from ``start``),
     ``bin`` the 0-based step (the first step is 0; a time-stamped event was binned by ``time_mapping``),
     ``counts`` how many events each entry stands for (None: one each). ``channels``: the channels the data say
-    they have (None: unstated); ``steps`` likewise their steps; ``data_root`` the folder read (a tonic data set's). ``labels``: one per sample of the data, or a
-    function giving those of samples [start, stop) (where they are read with the samples)."""
+    they have (None: unstated); ``steps`` likewise their steps; ``data_root`` the folder read (a tonic data set's).
+    ``labels``: one per sample of the data, or a function giving those of samples [start, stop) (where they are
+    read with the samples)."""
 
     name: str
     description: str
